@@ -1,0 +1,19 @@
+"""Errors a user can act on. The CLI prints them as one line and exits non-zero."""
+
+
+class FsmiError(Exception):
+    """A problem with the user's input or environment, explained in one line."""
+
+    exit_code = 2
+
+
+class BadInputError(FsmiError):
+    """An image, mask, manifest or argument that cannot be used as given."""
+
+
+class IntegrityError(FsmiError):
+    """Files on disk no longer match the sha256 recorded for them."""
+
+
+class MissingWeightsError(FsmiError):
+    """A model's weights are not on this machine; the message says what to put where."""
