@@ -1,0 +1,118 @@
+"""SmartEdit driver (runs in the user's SmartEdit environment, cwd = the checkout of TencentARC/SmartEdit).
+
+Entry point: the official test script ``test/DS_SmartEdit_test.py``. We import it as a module (its
+``main`` walks the ReasonEdit folders, so it is not called) and repeat ``main``'s loading steps for
+one model: ``SmartEdit_model.from_pretrained(model_name_or_path)``, the LLaMA tokenizer, the CLIP
+vision tower, the new tokens, the SD Q-Former, the LoRA (``PeftModel_for_LLM``), the BIM module, then
+``StableDiffusionInstructPix2PixPipeline_modulated`` with the ``UNet2DConditionModel_ZeroConv`` UNet
+(8 input channels) and the ``unet-<steps>`` checkpoint. Per case: ``generate_LLaVA_image`` ->
+``inference_BIM_module`` -> the pipeline, as in the script (100 steps, text guidance 7.5, image 1.5,
+input resized to ``resize_resolution`` = 256). Both models stay loaded (the script frees the first
+one before loading the pipeline; a run needs both), so it needs more GPU memory than the script.
+Mask: ignored (SmartEdit takes the instruction only). The output is resize_resolution square; our
+side resizes it to the scene's size.
+"""
+
+import importlib.util
+import os
+import random
+import shutil
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+
+
+def _load_test_module(checkout, temperature):
+    spec = importlib.util.spec_from_file_location("smartedit_test", os.path.join(checkout, "test", "DS_SmartEdit_test.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.args = SimpleNamespace(temperature=temperature)  # the script reads a global ``args``
+    return module
+
+
+def load(config):
+    checkout = config["checkout"]
+    os.chdir(checkout)  # the script reads ./data/ConversationTemplateEditing_use.txt
+    sys.path[:0] = [checkout, os.path.join(checkout, "test")]
+    total_dir, steps = config["total_dir"], int(config.get("steps", 15000))
+    version = config.get("sd_qformer_version", "v1.1-7b")
+    llava_path = config["llava_model_path"]
+    shard = "pytorch_model-00002-of-00002.bin" if version == "v1.1-7b" else "pytorch_model-00003-of-00003.bin"
+    required = [config["model_name_or_path"], llava_path, os.path.join(llava_path, shard),
+                os.path.join(total_dir, f"LLM-{steps}"), os.path.join(total_dir, f"unet-{steps}", "adapter_model.bin"),
+                os.path.join(total_dir, f"modulate-{steps}", "adapter_model.bin"),
+                os.path.join(total_dir, "embeddings_qformer", f"checkpoint-{steps}_embeddings_qformer.bin"),
+                config["sd_ip2p_path"], config["sd_model_path"]]
+    for path in required:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"SmartEdit needs {path} (see baselines/README.md, SmartEdit)")
+    import torch
+    import torch.nn as nn
+    import transformers
+
+    test = _load_test_module(checkout, float(config.get("temperature", 0.7)))
+    model = test.SmartEdit_model.from_pretrained(config["model_name_or_path"], cache_dir=None)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(
+        config["model_name_or_path"], model_max_length=512, padding_side="right", use_fast=False)
+    tokenizer.pad_token = tokenizer.unk_token
+    model.init_visual_features_extractor(LLaVA_model_path=llava_path, sd_qformer_version=version)
+    model.setup_tokens_for_conversation(tokenizer, num_new_tokens=32, tune_new_embeddings=True,
+                                        editing_template=test.editing_template, editing_max_length=512)
+    model.init_sd_qformer(num_hidden_layers=6)
+    from DS_PeftForLoRA import PeftModel_for_LLM
+
+    llm_dir = os.path.join(total_dir, f"LLM-{steps}")
+    shutil.copy(os.path.join(total_dir, "adapter_config.json"), os.path.join(llm_dir, "adapter_config.json"))
+    model.model = PeftModel_for_LLM.from_pretrained(model.model, llm_dir, adapter_name="default")
+    model.load_pretrained_LLaMA_for_inference(pretrained_LLaMA=os.path.join(llm_dir, "adapter_model.bin"))
+    model.load_pretrained_for_inference(
+        pretrain_model=os.path.join(total_dir, "embeddings_qformer", f"checkpoint-{steps}_embeddings_qformer.bin"),
+        LLaVA_00002_weights=os.path.join(llava_path, shard))
+    model.init_BIM_module()
+    model.load_BIM_module_for_inference(modulate_path=os.path.join(total_dir, f"modulate-{steps}", "adapter_model.bin"))
+    model.to(dtype=torch.float32, device="cuda")
+    model.eval()
+
+    pipe = test.StableDiffusionInstructPix2PixPipeline_modulated.from_pretrained(
+        config["sd_ip2p_path"], torch_dtype=torch.float16, safety_checker=None).to("cuda")
+    pipe.unet = test.UNet2DConditionModel_ZeroConv.from_pretrained(
+        config["sd_model_path"], subfolder="unet", low_cpu_mem_usage=False, ignore_mismatched_sizes=True)
+    conv_in = pipe.unet.conv_in
+    pipe.unet.conv_in = nn.Conv2d(8, conv_in.out_channels, conv_in.kernel_size, conv_in.stride, conv_in.padding)
+    checkpoint = torch.load(os.path.join(total_dir, f"unet-{steps}", "adapter_model.bin"), map_location="cpu")
+    pipe.unet.load_state_dict({key[len("unet."):]: value for key, value in checkpoint.items() if "unet." in key},
+                              strict=True)
+    pipe.unet.to(dtype=torch.float16, device="cuda").eval()
+    pipe.set_progress_bar_config(disable=True)
+    return {"test": test, "model": model, "tokenizer": tokenizer, "pipe": pipe,
+            "resolution": int(config.get("resize_resolution", 256)),
+            "steps": int(config.get("num_inference_steps", 100)),
+            "text_scale": float(config.get("guidance_scale", 7.5)),
+            "image_scale": float(config.get("image_guidance_scale", 1.5))}
+
+
+def edit(state, request, scene, mask, subject):
+    import torch
+    from PIL import Image
+
+    seed = int(request["seed"])
+    random.seed(seed)  # the script picks a conversation template at random
+    torch.manual_seed(seed)  # and samples the LLM's tokens
+    model, resolution = state["model"], state["resolution"]
+    image = Image.fromarray(scene, mode="RGB")
+    with torch.inference_mode():
+        vit_input = image.resize((224, 224), resample=Image.Resampling.BICUBIC)
+        vit_input = model.vision_tower.image_processor.preprocess(vit_input, return_tensors="pt")["pixel_values"]
+        clip_features = model.vision_tower(vit_input.to(dtype=torch.float32, device="cuda"))
+        llm_input = model.mm_projector(clip_features)
+        embeddings = state["test"].generate_LLaVA_image(llm_input, request["instruction"], state["tokenizer"], model)
+        modulated_image, modulated_sd = model.inference_BIM_module(
+            clip_features, embeddings.to(torch.float32), latent_w=resolution // 8, latent_h=resolution // 8)
+        embeddings = embeddings + 0.5 * modulated_sd.to(torch.float16)
+        output = state["pipe"](
+            prompt_embeds=embeddings, image=image.resize((resolution, resolution), resample=Image.Resampling.BICUBIC),
+            num_inference_steps=state["steps"], guidance_scale=state["text_scale"],
+            image_guidance_scale=state["image_scale"], modulated_image_feature=modulated_image.to(torch.float16),
+            generator=torch.Generator("cuda").manual_seed(seed)).images[0]
+    return np.asarray(output.convert("RGB"), dtype=np.uint8)

@@ -1,0 +1,21 @@
+"""SmartEdit (Huang et al., 2024) through its official test script's model, in the user's environment.
+
+Config: python, checkout (TencentARC/SmartEdit), total_dir (the SmartEdit-7B/13B checkpoint folder),
+steps (15000), model_name_or_path (Vicuna), llava_model_path (LLaVA), sd_ip2p_path (local
+timbrooks/instruct-pix2pix folder), sd_model_path (local stable-diffusion-v1-5 folder),
+sd_qformer_version ("v1.1-7b"), resize_resolution (256), num_inference_steps (100), guidance_scale
+(7.5), image_guidance_scale (1.5), temperature (0.7), case_timeout_s, startup_timeout_s.
+Mask: ignored (instruction only). Needs a CUDA GPU. See baselines/drivers/smartedit_driver.py.
+"""
+
+from __future__ import annotations
+
+from baselines.worker_protocol import WorkerMethod
+
+
+class SmartEdit(WorkerMethod):
+    name = "smartedit"
+    driver_file = "smartedit_driver.py"
+    checkout_marker = "test/DS_SmartEdit_test.py"
+    weight_keys = ("total_dir", "model_name_or_path", "llava_model_path", "sd_ip2p_path", "sd_model_path")
+    setup_hint = "see baselines/README.md, SmartEdit"

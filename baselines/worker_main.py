@@ -1,0 +1,126 @@
+"""Worker runtime: runs inside the user's own python for a method, next to its official code.
+
+It imports only the standard library, numpy and PIL (both present in every official environment),
+then one *driver* file given by path. A driver is a plain module with two functions:
+
+    load(config: dict) -> state                 # load the model once (config from our side)
+    edit(state, request: dict, scene, mask, subject) -> RGB uint8 array (H, W, 3)
+        # scene: RGB uint8 (H, W, 3); mask: bool (H, W), True = region to edit;
+        # subject: RGB uint8 or None; request: case_id, mask_type, kind, op, instruction, label, seed
+
+Protocol (all files in the exchange folder; every file is written to a temporary name and renamed,
+so a reader never sees half a file):
+- start-up: ``ready.json`` {pid, python} once ``load`` returned, or ``startup_error.json``
+  {error, missing_file} if it raised (FileNotFoundError -> missing_file true), then exit 3;
+- request n (1, 2, ...): our side writes ``request_<n>/scene.png``, ``mask.png`` (0/255),
+  ``subject.png`` (optional), then ``request_<n>.json``;
+- reply n: ``reply_<n>/output.png`` then ``reply_<n>.json`` {ok: true, output} or
+  {ok: false, error} when the driver raised (the worker keeps serving);
+- ``shutdown.json`` -> exit 0. The worker also exits when its parent process is gone.
+
+Usage: python worker_main.py --driver DRIVER.py --exchange DIR --config CONFIG.json
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+from PIL import Image
+
+POLL_SECONDS = 0.01
+
+
+def write_json_atomic(path, payload):
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle)
+    os.replace(temporary, path)
+
+
+def load_driver(path):
+    spec = importlib.util.spec_from_file_location("fsmi_worker_driver", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def read_rgb(path):
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_mask(path):
+    return np.asarray(Image.open(path).convert("L")) > 127
+
+
+def save_rgb_atomic(path, image):
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"driver returned an array of dtype {image.dtype} and shape {image.shape}; "
+                         "expected RGB uint8 (H, W, 3)")
+    temporary = path + ".tmp.png"
+    Image.fromarray(image, mode="RGB").save(temporary, format="PNG")
+    os.replace(temporary, path)
+
+
+def error_text(limit=4000):
+    return traceback.format_exc()[-limit:]
+
+
+def serve(driver, state, exchange):
+    parent = os.getppid()
+    number = 1
+    while True:
+        request_path = os.path.join(exchange, f"request_{number}.json")
+        if os.path.exists(os.path.join(exchange, "shutdown.json")):
+            return 0
+        if not os.path.exists(request_path):
+            if os.getppid() != parent:  # our side died: do not linger holding a GPU
+                return 0
+            time.sleep(POLL_SECONDS)
+            continue
+        with open(request_path, encoding="utf-8") as handle:
+            request = json.load(handle)
+        reply_folder = os.path.join(exchange, f"reply_{number}")
+        os.makedirs(reply_folder, exist_ok=True)
+        try:
+            inputs = request["inputs"]
+            scene = read_rgb(os.path.join(exchange, inputs["scene"]))
+            mask = read_mask(os.path.join(exchange, inputs["mask"]))
+            subject = read_rgb(os.path.join(exchange, inputs["subject"])) if inputs.get("subject") else None
+            output = driver.edit(state, request, scene, mask, subject)
+            output_name = f"reply_{number}/output.png"
+            save_rgb_atomic(os.path.join(exchange, output_name), output)
+            reply = {"ok": True, "output": output_name}
+        except Exception:
+            reply = {"ok": False, "error": error_text()}
+        write_json_atomic(os.path.join(exchange, f"reply_{number}.json"), reply)
+        number += 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--driver", required=True)
+    parser.add_argument("--exchange", required=True)
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args(argv)
+    with open(args.config, encoding="utf-8") as handle:
+        config = json.load(handle)
+    try:
+        driver = load_driver(args.driver)
+        state = driver.load(config)
+    except Exception as error:
+        missing = isinstance(error, FileNotFoundError)
+        write_json_atomic(os.path.join(args.exchange, "startup_error.json"),
+                          {"error": error_text(), "missing_file": missing, "message": str(error)})
+        return 3
+    write_json_atomic(os.path.join(args.exchange, "ready.json"), {"pid": os.getpid(), "python": sys.version})
+    return serve(driver, state, args.exchange)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Our side of the subprocess protocol for methods whose official code needs its own environment.
+
+AnyDoor, LAR-Gen, SmartEdit and InstructAny2Pix pin dependencies that clash with each other and with
+ours, so each runs in the user's own python (config key ``python``) from the user's checkout of the
+official code (``checkout``, the worker's working directory). One long-lived worker per run loads the
+model once; cases go to it as files in a private temporary folder (the file protocol is described in
+baselines/worker_main.py). Each case has a time limit (``case_timeout_s``, default 600 s) and start-up
+has its own (``startup_timeout_s``, default 600 s).
+
+Failure handling: a driver exception fails that case only (the worker keeps serving); a worker that
+dies fails the case with the tail of its stderr in the message; a worker that does not answer in time
+is killed and the case fails. In both cases the next case starts a fresh worker. POSIX only (the
+worker runs in its own process group so that everything it started is killed with it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fsmi_bench.errors import BadInputError, FsmiError, MissingWeightsError
+from fsmi_bench.io import atomic_write_bytes, atomic_write_text, encode_png, load_rgb
+from fsmi_bench.methods import EditRequest, Method
+
+WORKER_MAIN = Path(__file__).with_name("worker_main.py")
+DRIVERS_DIR = Path(__file__).with_name("drivers")
+STDERR_TAIL_CHARS = 2000
+
+
+class WorkerFailure(RuntimeError):
+    """One case failed inside the worker (driver error, crash or timeout); the run goes on."""
+
+
+class WorkerTimeout(WorkerFailure):
+    """The worker did not answer in time and was killed."""
+
+
+class WorkerStartError(FsmiError):
+    """The worker could not start (bad python, import error in the official code, load failure)."""
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """How to start a worker. Timeouts in seconds; ``config`` is passed to the driver's ``load``."""
+
+    python: str
+    driver: str
+    config: dict = field(default_factory=dict)
+    cwd: str | None = None
+    env: dict = field(default_factory=dict)  # extra environment variables
+    startup_timeout_s: float = 600.0
+    case_timeout_s: float = 600.0
+    name: str = "worker"
+
+
+class WorkerClient:
+    """Starts the worker lazily, sends one case at a time, restarts it after a crash or a timeout.
+
+    ``starts`` counts worker starts (1 for a healthy run).
+    """
+
+    def __init__(self, spec: WorkerSpec):
+        self.spec = spec
+        self.starts = 0
+        self._root = Path(tempfile.mkdtemp(prefix=f"fsmi-{spec.name}-"))
+        self._process: subprocess.Popen | None = None
+        self._exchange: Path | None = None
+        self._log: Path | None = None
+        self._number = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        """Start a fresh worker and wait until its model is loaded."""
+        self._kill()
+        self.starts += 1
+        self._exchange = self._root / f"start_{self.starts}"
+        self._exchange.mkdir()
+        self._log = self._root / f"start_{self.starts}.log"
+        self._number = 0
+        config_path = self._exchange / "config.json"
+        atomic_write_text(config_path, json.dumps(self.spec.config))
+        command = [self.spec.python, "-u", str(WORKER_MAIN), "--driver", str(self.spec.driver),
+                   "--exchange", str(self._exchange), "--config", str(config_path)]
+        environment = {**os.environ, **{key: str(value) for key, value in self.spec.env.items()}}
+        with open(self._log, "wb") as log:
+            try:
+                self._process = subprocess.Popen(command, cwd=self.spec.cwd, env=environment, stdin=subprocess.DEVNULL,
+                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            except OSError as error:
+                raise WorkerStartError(f"{self.spec.name}: cannot run {self.spec.python!r} "
+                                       f"(config key 'python'): {error.strerror or error}") from None
+        deadline = time.monotonic() + self.spec.startup_timeout_s
+        ready, failed = self._exchange / "ready.json", self._exchange / "startup_error.json"
+        delay = 0.005
+        while not ready.exists():
+            if failed.exists():
+                details = json.loads(failed.read_text(encoding="utf-8"))
+                self._kill()
+                error_class = MissingWeightsError if details.get("missing_file") else WorkerStartError
+                raise error_class(f"{self.spec.name}: the worker could not load the model: {details.get('message')}"
+                                  f" | {self._one_line(details.get('error', ''))}")
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self._process = None
+                raise WorkerStartError(f"{self.spec.name}: the worker exited with code {code} during start-up; "
+                                       f"stderr tail: {self.stderr_tail()}")
+            if time.monotonic() > deadline:
+                self._kill()
+                raise WorkerStartError(f"{self.spec.name}: the worker did not become ready within "
+                                       f"{self.spec.startup_timeout_s:g} s (config key 'startup_timeout_s'); "
+                                       f"stderr tail: {self.stderr_tail()}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def close(self) -> None:
+        """Ask the worker to exit, kill it if it does not, and remove the exchange folder."""
+        if self.running:
+            atomic_write_text(self._exchange / "shutdown.json", "{}")
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self._kill()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    # -- one case ------------------------------------------------------------------------------
+    def edit(self, request: EditRequest) -> np.ndarray:
+        """Send one case; returns the worker's RGB uint8 output (of whatever size it produced)."""
+        if not self.running:
+            self.start()
+        self._number += 1
+        number, exchange = self._number, self._exchange
+        folder = exchange / f"request_{number}"
+        inputs = {"scene": f"request_{number}/scene.png", "mask": f"request_{number}/mask.png", "subject": None}
+        atomic_write_bytes(folder / "scene.png", encode_png(np.ascontiguousarray(request.scene, dtype=np.uint8)))
+        atomic_write_bytes(folder / "mask.png", encode_png(np.asarray(request.mask, dtype=bool)))
+        if request.subject is not None:
+            inputs["subject"] = f"request_{number}/subject.png"
+            atomic_write_bytes(folder / "subject.png", encode_png(np.ascontiguousarray(request.subject, dtype=np.uint8)))
+        payload = {"id": number, "case_id": request.case_id, "mask_type": request.mask_type, "kind": request.kind,
+                   "op": request.op, "instruction": request.instruction, "label": request.label,
+                   "seed": int(request.seed), "inputs": inputs}
+        atomic_write_text(exchange / f"request_{number}.json", json.dumps(payload))
+        reply = self._wait_for_reply(number, request)
+        try:
+            if not reply.get("ok"):
+                raise WorkerFailure(f"{self.spec.name} failed on {request.case_id}/{request.mask_type}: "
+                                    f"{self._one_line(reply.get('error', ''))}")
+            return load_rgb(exchange / reply["output"])
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(exchange / f"reply_{number}", ignore_errors=True)
+
+    def _wait_for_reply(self, number: int, request: EditRequest) -> dict:
+        reply_path = self._exchange / f"reply_{number}.json"
+        deadline = time.monotonic() + self.spec.case_timeout_s
+        delay = 0.002
+        while not reply_path.exists():
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self._process = None
+                raise WorkerFailure(f"{self.spec.name} died (exit code {code}) on {request.case_id}/"
+                                    f"{request.mask_type}; it restarts for the next case; stderr tail: "
+                                    f"{self.stderr_tail()}")
+            if time.monotonic() > deadline:
+                self._kill()
+                raise WorkerTimeout(f"{self.spec.name} gave no answer on {request.case_id}/{request.mask_type} "
+                                    f"within {self.spec.case_timeout_s:g} s (config key 'case_timeout_s'); "
+                                    f"killed, it restarts for the next case")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return json.loads(reply_path.read_text(encoding="utf-8"))
+
+    # -- helpers -------------------------------------------------------------------------------
+    def stderr_tail(self, limit: int = STDERR_TAIL_CHARS) -> str:
+        if self._log is None or not self._log.exists():
+            return ""
+        with open(self._log, "rb") as handle:
+            handle.seek(max(0, self._log.stat().st_size - limit))
+            return self._one_line(handle.read().decode("utf-8", errors="replace"))
+
+    @staticmethod
+    def _one_line(text: str) -> str:
+        # failures.jsonl rows and CLI messages are one line each
+        return " | ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+    def _kill(self) -> None:
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)  # the worker's own session: it and its children
+            except ProcessLookupError:
+                pass
+            self._process.wait()
+        self._process = None
+
+
+class WorkerMethod(Method):
+    """A method run by a driver in the user's environment through ``WorkerClient``.
+
+    Config keys: ``python`` (the environment's interpreter), ``checkout`` (the official code; the
+    worker's working directory), ``startup_timeout_s``, ``case_timeout_s``, ``driver`` (a driver file
+    of your own instead of ours), and the method's own keys (passed to the driver). Outputs are
+    resized back to the scene's size (bicubic) when the official code returns another size.
+    """
+
+    driver_file = ""  # file name in baselines/drivers/
+    checkout_marker = ""  # a file every checkout of the official code has, relative to it
+    weight_keys: tuple[str, ...] = ()  # config keys naming local weight files or folders (must exist)
+    setup_hint = "see baselines/README.md"
+
+    def __init__(self, config: dict | None = None, device: str = "cpu"):
+        super().__init__(config, device)
+        self.client: WorkerClient | None = None
+
+    def _required_path(self, key: str, what: str, error_class=BadInputError) -> Path:
+        value = self.config.get(key)
+        if not value:
+            raise error_class(f"{self.name}: set config key {key!r} to {what} ({self.setup_hint})")
+        path = Path(str(value)).expanduser()
+        if not path.exists():
+            raise error_class(f"{self.name}: {key} = {path} does not exist; set config key {key!r} to {what} "
+                              f"({self.setup_hint})")
+        return path
+
+    def worker_spec(self) -> WorkerSpec:
+        python = self._required_path("python", "the python executable of the environment with the official code")
+        checkout = self._required_path("checkout", "your checkout of the official code")
+        if self.checkout_marker and not (checkout / self.checkout_marker).exists():
+            raise BadInputError(f"{self.name}: {checkout} does not look like the official checkout "
+                                f"({self.checkout_marker} is missing); check config key 'checkout'")
+        for key in self.weight_keys:
+            self._required_path(key, "the local weights", MissingWeightsError)
+        driver = Path(self.config["driver"]) if self.config.get("driver") else DRIVERS_DIR / self.driver_file
+        reserved = {"python", "checkout", "driver", "startup_timeout_s", "case_timeout_s", "env"}
+        driver_config = {key: value for key, value in self.config.items() if key not in reserved}
+        driver_config.update(checkout=str(checkout.resolve()), device=self.device)
+        return WorkerSpec(python=str(python), driver=str(driver.resolve()), config=driver_config,
+                          cwd=str(checkout.resolve()), env=dict(self.config.get("env", {})),
+                          startup_timeout_s=float(self.config.get("startup_timeout_s", 600)),
+                          case_timeout_s=float(self.config.get("case_timeout_s", 600)), name=self.name)
+
+    def setup(self) -> None:
+        if self.client is None:
+            self.client = WorkerClient(self.worker_spec())
+        if not self.client.running:
+            self.client.start()
+
+    def edit(self, request: EditRequest) -> np.ndarray:
+        if self.client is None:
+            self.client = WorkerClient(self.worker_spec())
+        output = self.client.edit(request)
+        height, width = request.scene.shape[:2]
+        if output.shape[:2] != (height, width):
+            from PIL import Image
+
+            output = np.asarray(Image.fromarray(output).resize((width, height), Image.Resampling.BICUBIC))
+        return output
+
+    def weights(self) -> dict[str, str]:
+        return {key: str(Path(str(self.config[key])).expanduser()) for key in self.weight_keys if self.config.get(key)}
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
