@@ -1,0 +1,142 @@
+"""From the long results frame to cells: one per (method, source, kind, mask group, metric).
+
+How a cell is computed (the same for every table, plot, leaderboard and ``fsmi compare``):
+1. keep the rows of the cell's mask group (e.g. the 8 free-shape types) and, for tag groups, tag value;
+2. a case's value is the mean over that case's *valid* rows (status "ok", finite value) in the group,
+   so each case weighs the same however many mask types it has;
+3. the cell's mean is the mean over cases, n is the number of cases with a valid value, and the
+   interval is a seeded bootstrap over cases (``stats.bootstrap_mean_ci``).
+Rows that are not valid are never averaged as zeros; they are counted in ``reason``.
+Reported (paper) rows become cells of their own (source "reported") with no interval and no n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fsmi_bench.report.results_table import FREE_SHAPE_MASK_TYPES, MASK_TYPES, REPORTED
+from fsmi_bench.report.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_mean_ci
+
+CELL_KEY = ["method", "source", "kind", "group", "metric"]
+CELL_COLUMNS = CELL_KEY + ["mean", "ci_low", "ci_high", "n", "n_cases", "reason", "higher_is_better",
+                           "benchmark_version", "protocol", "metric_spec"]
+MEASURED = "measured"
+TAGS = ("op", "scenario", "complexity")
+
+
+@dataclass(frozen=True)
+class MaskGroup:
+    """A set of rows pooled into one cell: mask types, optionally restricted to one tag value."""
+
+    name: str
+    label: str
+    mask_types: tuple[str, ...]
+    tag: str = ""
+    tag_value: str = ""
+
+
+ALL = MaskGroup("all", "All Masks", MASK_TYPES)
+FULL = MaskGroup("full", "Full Mask", ("full",))
+FREE_SHAPE = MaskGroup("free_shape", "Free-Shape Mask", FREE_SHAPE_MASK_TYPES)
+POOLED_GROUPS = (ALL, FULL, FREE_SHAPE)
+PER_MASK_TYPE_GROUPS = tuple(MaskGroup(mask_type, mask_type, (mask_type,)) for mask_type in FREE_SHAPE_MASK_TYPES)
+
+
+def tag_groups(frame: pd.DataFrame) -> tuple[MaskGroup, ...]:
+    """One group per value of each tag present in the measured rows, over all mask types."""
+    measured = frame[frame["status"] != REPORTED]
+    groups = []
+    for tag in TAGS:
+        for value in sorted(set(measured[tag]) - {"", "none"}):
+            groups.append(MaskGroup(f"{tag}={value}", f"{tag} = {value}", MASK_TYPES, tag, value))
+    return tuple(groups)
+
+
+def default_groups(frame: pd.DataFrame) -> tuple[MaskGroup, ...]:
+    """Pooled groups, then each free-shape type (``full`` is already a pooled group), then tags."""
+    return POOLED_GROUPS + PER_MASK_TYPE_GROUPS + tag_groups(frame)
+
+
+def _reason_text(counts: list[tuple[str, str, int]]) -> str:
+    """``status: reason (k rows)`` for the invalid rows of a cell, most frequent first, at most 3."""
+    texts = sorted(((f"{status}: {reason}" if reason else status), count) for status, reason, count in counts)
+    texts.sort(key=lambda item: -item[1])
+    parts = [f"{text} ({count} rows)" for text, count in texts]
+    return "; ".join(parts[:3]) + ("; ..." if len(parts) > 3 else "")
+
+
+def _joined(values) -> str:
+    return " | ".join(value for value in dict.fromkeys(values) if value != "")
+
+
+def _measured_cells(measured: pd.DataFrame, group: MaskGroup, resamples: int, seed: int) -> list[dict]:
+    rows = measured[measured["mask_type"].isin(group.mask_types)]
+    if group.tag:
+        rows = rows[rows[group.tag] == group.tag_value]
+    if rows.empty:
+        return []
+    cell_key = ["method", "kind", "metric"]
+    is_valid = (rows["status"] == "ok") & np.isfinite(rows["value"])
+    valid, invalid = rows[is_valid], rows[~is_valid]
+    # One groupby per quantity, then a plain loop over cells: per-cell DataFrame slicing is what
+    # would make a full report slow.
+    per_case = {key: series.to_numpy() for key, series in
+                valid.groupby(cell_key + ["case_id"], sort=True)["value"].mean().groupby(level=[0, 1, 2])}
+    summary = rows.groupby(cell_key, sort=True).agg(
+        n_cases=("case_id", "nunique"), higher_is_better=("higher_is_better", "first"),
+        benchmark_version=("benchmark_version", _joined), protocol=("protocol", _joined),
+        all_specs=("metric_spec", _joined))
+    valid_specs = valid.groupby(cell_key, sort=True)["metric_spec"].agg(_joined).to_dict()
+    reasons: dict[tuple, list] = {}
+    for (method, kind, metric, status, reason), count in invalid.groupby(
+            cell_key + ["status", "reason"], sort=True).size().items():
+        reasons.setdefault((method, kind, metric), []).append((status, reason, int(count)))
+    cells = []
+    for key, info in zip(summary.index, summary.to_dict("records")):
+        interval = bootstrap_mean_ci(per_case.get(key, np.empty(0)), resamples, seed)
+        method, kind, metric = key
+        cells.append({
+            "method": method, "source": MEASURED, "kind": kind, "group": group.name, "metric": metric,
+            "mean": interval.mean, "ci_low": interval.ci_low, "ci_high": interval.ci_high,
+            "n": float(interval.n), "n_cases": float(info["n_cases"]), "reason": _reason_text(reasons.get(key, [])),
+            "higher_is_better": bool(info["higher_is_better"]), "benchmark_version": info["benchmark_version"],
+            "protocol": info["protocol"], "metric_spec": valid_specs.get(key, info["all_specs"]),
+        })
+    return cells
+
+
+def _reported_cells(reported: pd.DataFrame, group_names: set[str]) -> list[dict]:
+    cells = []
+    for row in reported.itertuples(index=False):
+        if row.mask_type not in group_names:
+            continue
+        cells.append({
+            "method": row.method, "source": REPORTED, "kind": row.kind, "group": row.mask_type,
+            "metric": row.metric, "mean": float(row.value), "ci_low": float("nan"), "ci_high": float("nan"),
+            "n": float("nan"), "n_cases": float("nan"), "reason": row.reason,
+            "higher_is_better": bool(row.higher_is_better), "benchmark_version": row.benchmark_version,
+            "protocol": row.protocol, "metric_spec": row.metric_spec,
+        })
+    return cells
+
+
+def aggregate_cells(frame: pd.DataFrame, groups: tuple[MaskGroup, ...] | None = None,
+                    resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    """All cells of ``frame`` for ``groups`` (default: ``default_groups``), columns ``CELL_COLUMNS``.
+
+    Sorted by (kind, group order, method, source, metric) so that output is stable.
+    """
+    groups = default_groups(frame) if groups is None else groups
+    measured = frame[frame["status"] != REPORTED]
+    cells = []
+    for group in groups:
+        cells.extend(_measured_cells(measured, group, resamples, seed))
+    cells.extend(_reported_cells(frame[frame["status"] == REPORTED], {group.name for group in groups}))
+    result = pd.DataFrame(cells, columns=CELL_COLUMNS)
+    order = {group.name: index for index, group in enumerate(groups)}
+    result["_order"] = result["group"].map(order)
+    result = result.sort_values(["kind", "_order", "source", "method", "metric"], kind="stable")
+    return result.drop(columns="_order").reset_index(drop=True)

@@ -1,0 +1,166 @@
+"""Reading and checking the long results tables written by ``fsmi score`` (see the shared contract).
+
+One row per (method, case_id, mask_type, metric). Rows with ``status == "reported"`` are the paper's
+published numbers (``fsmi_bench.reported``): their ``mask_type`` is a mask *group* ("full",
+"free_shape" or "all"), their ``case_id`` is empty, and they carry no per-case values.
+
+Files may be parquet or CSV; CSV files may start with ``#`` provenance lines (leaderboards and
+``paper_reported.csv`` do), which are skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fsmi_bench.errors import BadInputError
+
+FREE_SHAPE_MASK_TYPES = (
+    "circle", "circle_open", "rectangle", "rectangle_open",
+    "triangle", "triangle_open", "irregular", "irregular_open",
+)
+MASK_TYPES = ("full",) + FREE_SHAPE_MASK_TYPES
+
+STRING_COLUMNS = (
+    "method", "case_id", "kind", "op", "scenario", "complexity", "mask_type", "metric", "status",
+    "reason", "metric_spec", "protocol", "benchmark_version", "manifest_sha256", "run_provenance",
+)
+REQUIRED_COLUMNS = STRING_COLUMNS + ("value", "higher_is_better")
+STATUSES = ("ok", "missing_output", "failed_case", "missing_weights", "bad_output", "reported")
+REPORTED = "reported"
+PARQUET_MAGIC = b"PAR1"
+
+
+def read_commented_csv(path: str | os.PathLike) -> tuple[list[str], str]:
+    """Split a CSV file into its leading ``#`` header lines (without the ``# ``) and the CSV body."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path} is not a results table (not UTF-8 text nor parquet)") from None
+    header, body_start = [], 0
+    lines = text.splitlines(keepends=True)
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        header.append(line[1:].strip())
+        body_start += 1
+    return header, "".join(lines[body_start:])
+
+
+def _parse_bool(value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(value)
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise BadInputError(f"results file not found: {path}")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic == PARQUET_MAGIC:
+        try:
+            return pd.read_parquet(path)
+        except Exception as error:  # pyarrow raises several unrelated types for a damaged file
+            raise BadInputError(f"cannot read parquet results {path}: {type(error).__name__}: {error}") from None
+    if path.suffix == ".parquet":
+        raise BadInputError(f"{path} is not a parquet file (corrupt or truncated)")
+    _, body = read_commented_csv(path)
+    if not body.strip():
+        raise BadInputError(f"{path} is empty, not a results table")
+    try:
+        return pd.read_csv(io.StringIO(body), dtype={name: str for name in STRING_COLUMNS},
+                           keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
+    except (pd.errors.ParserError, ValueError) as error:
+        raise BadInputError(f"{path} is not a results table: {str(error).splitlines()[0]}") from None
+
+
+def normalise_results(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Check the columns and types of one results frame; ``source`` names it in error messages."""
+    missing = [name for name in REQUIRED_COLUMNS if name not in frame.columns]
+    if missing:
+        raise BadInputError(f"{source} is not a results table: missing columns {', '.join(missing)}")
+    frame = frame.copy()
+    for name in STRING_COLUMNS:
+        frame[name] = frame[name].fillna("").astype(str)
+    try:
+        frame["value"] = pd.to_numeric(frame["value"], errors="raise").astype("float64")
+    except (ValueError, TypeError):
+        raise BadInputError(f"{source}: column 'value' holds non-numbers") from None
+    try:
+        frame["higher_is_better"] = frame["higher_is_better"].map(_parse_bool).astype(bool)
+    except ValueError as error:
+        raise BadInputError(f"{source}: column 'higher_is_better' holds {error}, not a boolean") from None
+    unknown = sorted(set(frame["status"]) - set(STATUSES))
+    if unknown:
+        raise BadInputError(f"{source}: unknown status values {unknown} (known: {', '.join(STATUSES)})")
+    ok_without_value = frame[(frame["status"] == "ok") & ~np.isfinite(frame["value"])]
+    if len(ok_without_value):
+        row = ok_without_value.iloc[0]
+        raise BadInputError(f"{source}: row {row['method']}/{row['case_id']}/{row['mask_type']}/{row['metric']} "
+                            "has status ok but no finite value")
+    return frame
+
+
+def check_consistent(frame: pd.DataFrame, origin: pd.Series | None = None) -> None:
+    """Measured rows of one report must share one benchmark version and one protocol.
+
+    Mixing versions or protocols would average numbers that do not measure the same thing.
+    Reported (paper) rows are exempt: they are shown apart and never pooled with measured ones.
+    """
+    measured = frame[frame["status"] != REPORTED]
+    for column, what in (("benchmark_version", "benchmark versions"), ("protocol", "protocols")):
+        values = sorted(set(measured[column]))
+        if len(values) > 1:
+            where = ""
+            if origin is not None:
+                by_value = {value: sorted(set(origin[measured.index[measured[column] == value]]))
+                            for value in values}
+                where = " (" + "; ".join(f"{value}: {', '.join(files)}" for value, files in by_value.items()) + ")"
+            raise BadInputError(f"results mix {what} {values}{where}; report one {column.replace('_', ' ')} "
+                                "at a time")
+    key = ["method", "kind", "case_id", "mask_type", "metric", "status"]
+    duplicated = frame[frame.duplicated(key, keep=False)]
+    if len(duplicated):
+        row = duplicated.iloc[0]
+        files = ""
+        if origin is not None:
+            files = " in " + ", ".join(sorted(set(origin[duplicated.index])))
+        raise BadInputError(f"duplicate results row {row['method']}/{row['case_id'] or '-'}/{row['mask_type']}/"
+                            f"{row['metric']}{files}; was the same table given twice?")
+
+
+def load_results(paths, extra: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Load, check and concatenate results tables (parquet or CSV).
+
+    ``extra`` (for instance the paper's reported rows) is appended before the consistency check.
+    Raises ``BadInputError`` for a missing, corrupt or non-table file, for mixed benchmark versions or
+    protocols among measured rows, and for duplicated rows.
+    """
+    frames, origins = [], []
+    for path in paths:
+        path = Path(path)
+        frame = normalise_results(_read_frame(path), str(path))
+        frames.append(frame)
+        origins.extend([str(path)] * len(frame))
+    if extra is not None:
+        frames.append(normalise_results(extra, "built-in rows"))
+        origins.extend(["built-in paper rows"] * len(extra))
+    if not frames:
+        raise BadInputError("no results tables given")
+    frame = pd.concat(frames, ignore_index=True)
+    if frame.empty:
+        raise BadInputError("the results tables hold no rows")
+    origin = pd.Series(origins, index=frame.index)
+    check_consistent(frame, origin)
+    return frame

@@ -1,0 +1,288 @@
+"""Report tables: the paper's layouts, built once from the cells and written as Markdown, LaTeX or CSV.
+
+``build_tables`` turns cells (``aggregate.aggregate_cells``) into ``Table`` records; ``render_tables``
+writes every format from those same records, so the formats never disagree.
+
+Conventions, stated in every table's notes:
+- a cell is ``mean [95 % bootstrap interval] n=cases``; values keep 4 decimals, as the paper prints;
+- bold = best measured value of its column within its block (Full Mask, Free-Shape Mask, ...), by the
+  metric's ``higher_is_better``; only when at least two measured values compete; ties are all bold;
+- rows labelled "(reported)" are the paper's printed numbers: no interval, no n, never bold and never
+  counted when choosing the bold cell, because they were measured on the authors' unreleased data;
+- "—" marks a cell without a valid value; a numbered note gives the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from fsmi_bench.errors import BadInputError
+from fsmi_bench.report.aggregate import (FREE_SHAPE, FULL, MEASURED, PER_MASK_TYPE_GROUPS, POOLED_GROUPS,
+                                         MaskGroup)
+from fsmi_bench.report.results_table import REPORTED
+
+FORMATS = ("markdown", "latex", "csv")
+MISSING = "—"
+MEASURE_LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "clip_t": "CLIP-T", "clip_i": "CLIP-I",
+                  "dinov2": "DINOv2"}
+
+MULTI_SECTIONS = (
+    ("Foreground", ("fg_psnr", "fg_clip_t", "fg_clip_i", "fg_dinov2")),
+    ("Whole Image", ("whole_psnr", "whole_lpips", "whole_clip_i", "whole_dinov2")),
+)
+SINGLE_SECTIONS = (
+    ("Background", ("bg_psnr", "bg_ssim", "bg_lpips")),
+    ("Foreground", ("fg_clip_t",)),
+)
+SECTIONS_BY_KIND = {"multi": MULTI_SECTIONS, "single": SINGLE_SECTIONS}
+REPORTED_NOTE = ("Rows marked (reported) are the numbers printed in the FlexEdit paper (Yuan et al., 2024, "
+                 "Tables 1 and 2), measured on the authors' unreleased FSMI-Edit data with hand-drawn masks: "
+                 "they carry no interval, are not comparable case by case, and are never bolded. In its Table 1 "
+                 "the whole-image CLIP-I (about 0.23) and DINOv2 (about 0.83) columns look swapped; they are "
+                 "kept as printed. The paper does not say which masks its Table 2 used; it is shown under All Masks.")
+
+
+def measure_label(metric: str) -> str:
+    measure = metric.split("_", 1)[1] if "_" in metric else metric
+    return MEASURE_LABELS.get(measure, measure)
+
+
+@dataclass(frozen=True)
+class CellView:
+    """One rendered cell. ``mean`` is NaN when the cell has no valid value; ``note`` is a note number or 0."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: float
+    bold: bool
+    note: int
+    reported: bool
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    method: str
+    source: str
+    cells: tuple[CellView, ...]
+
+
+@dataclass(frozen=True)
+class Block:
+    label: str
+    group: str
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of one kind: column sections of metrics, row blocks of mask groups, numbered notes."""
+
+    title: str
+    kind: str
+    sections: tuple[tuple[str, tuple[str, ...]], ...]
+    blocks: tuple[Block, ...]
+    notes: tuple[str, ...]
+    higher_is_better: tuple[bool, ...]  # one per metric, in column order
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(metric for _, metrics in self.sections for metric in metrics)
+
+
+def format_spec(spec: str) -> str:
+    """A metric spec (JSON) as ``key=value; ...`` so that it reads (and line-breaks) in a footnote."""
+    try:
+        parsed = json.loads(spec)
+    except (json.JSONDecodeError, TypeError):
+        return spec
+    if not isinstance(parsed, dict):
+        return spec
+    return "; ".join(f"{key}={parsed[key]}" for key in sorted(parsed))
+
+
+def _best(values: list[float], higher_is_better: bool) -> float | None:
+    finite = [value for value in values if not math.isnan(value)]
+    if len(finite) < 2:
+        return None
+    return max(finite) if higher_is_better else min(finite)
+
+
+def _row_order(cells: pd.DataFrame, reported_order: list[tuple[str, str]], kind: str) -> list[tuple[str, str]]:
+    """Measured methods by name, then reported ones in the paper's order for this kind."""
+    measured = sorted(set(cells.loc[cells["source"] == MEASURED, "method"]))
+    present = set(cells.loc[cells["source"] == REPORTED, "method"])
+    reported = [method for row_kind, method in reported_order if row_kind == kind and method in present]
+    return [(method, MEASURED) for method in measured] + [(method, REPORTED) for method in reported]
+
+
+def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd.DataFrame,
+                 reported_order: list[tuple[str, str]], method_notes: str) -> Table | None:
+    sections = SECTIONS_BY_KIND[kind]
+    metrics = [metric for _, names in sections for metric in names]
+    group_names = [group.name for group in groups]
+    mine = cells[(cells["kind"] == kind) & cells["group"].isin(group_names) & cells["metric"].isin(metrics)]
+    if mine.empty:
+        return None
+    indexed = {tuple(key): row for key, row in zip(
+        mine[["method", "source", "group", "metric"]].itertuples(index=False, name=None), mine.to_dict("records"))}
+    notes: list[str] = [method_notes]
+    higher = {metric: bool(mine.loc[mine["metric"] == metric, "higher_is_better"].iloc[0])
+              for metric in metrics if (mine["metric"] == metric).any()}
+    blocks = []
+    for group in groups:
+        present = mine[mine["group"] == group.name]
+        if present.empty:
+            continue
+        order = _row_order(present, reported_order, kind)
+        best = {}
+        for metric in metrics:
+            values = [indexed[(method, source, group.name, metric)]["mean"]
+                      for method, source in order
+                      if source == MEASURED and (method, source, group.name, metric) in indexed]
+            best[metric] = _best(values, higher.get(metric, True))
+        rows = []
+        for method, source in order:
+            views = []
+            for metric in metrics:
+                cell = indexed.get((method, source, group.name, metric))
+                note = 0
+                if cell is None:
+                    mean = low = high = n = float("nan")
+                    if source == MEASURED:
+                        notes.append(f"{method}, {group.label}, {metric}: not in the results")
+                        note = len(notes)
+                else:
+                    mean, low, high, n = cell["mean"], cell["ci_low"], cell["ci_high"], cell["n"]
+                    partial = source == MEASURED and cell["n"] < cell["n_cases"]
+                    if (math.isnan(mean) or partial) and cell["reason"]:
+                        prefix = "no valid value" if math.isnan(mean) else \
+                            f"{int(cell['n_cases'] - cell['n'])} of {int(cell['n_cases'])} cases without a value"
+                        notes.append(f"{method}, {group.label}, {metric}: {prefix}: {cell['reason']}")
+                        note = len(notes)
+                bold = source == MEASURED and best[metric] is not None and not math.isnan(mean) \
+                    and mean == best[metric]
+                views.append(CellView(mean, low, high, n, bold, note, source == REPORTED))
+            label = f"{method} (reported)" if source == REPORTED else method
+            rows.append(Row(label, method, source, tuple(views)))
+        blocks.append(Block(group.label, group.name, tuple(rows)))
+    if (mine["source"] == REPORTED).any():
+        notes.append(REPORTED_NOTE)
+    metrics_by_spec: dict[str, list[str]] = {}
+    for metric in metrics:
+        measured_specs = mine.loc[(mine["metric"] == metric) & (mine["source"] == MEASURED), "metric_spec"]
+        unique = [spec for spec in dict.fromkeys(measured_specs) if spec]
+        if unique:
+            metrics_by_spec.setdefault(" | ".join(format_spec(spec) for spec in unique), []).append(metric)
+    for spec, spec_metrics in metrics_by_spec.items():
+        notes.append(f"Metric spec of {', '.join(spec_metrics)}: {spec}")
+    versions = sorted(set(mine.loc[mine["source"] == MEASURED, "benchmark_version"]) - {""})
+    protocols = sorted(set(mine.loc[mine["source"] == MEASURED, "protocol"]) - {""})
+    if versions or protocols:
+        notes.append(f"Benchmark version {', '.join(versions) or '?'}; protocol {', '.join(protocols) or '?'}.")
+    return Table(title, kind, sections, tuple(blocks), tuple(notes),
+                 tuple(higher.get(metric, True) for metric in metrics))
+
+
+def build_tables(cells: pd.DataFrame, reported_order: list[tuple[str, str]], resamples: int,
+                 seed: int) -> list[Table]:
+    """Table 1 (multi-image), Table 2 (single image), then breakdowns per mask type and per tag.
+
+    ``reported_order``: (kind, method) of the reported rows in the paper's order.
+    """
+    method_notes = (f"Cells: mean over cases [95 % bootstrap percentile interval, {resamples} resamples of "
+                    f"cases, seed {seed}] n = cases with a valid value; a case's value over several mask "
+                    "types is the mean over its mask types first. Bold: best measured value in its block.")
+    tag_groups = tuple(MaskGroup(name, name.replace("=", " = "), ()) for name in
+                       dict.fromkeys(group for group in cells["group"] if "=" in group))
+    layouts = [
+        ("Table 1: multi-image editing, full vs free-shape masks", "multi", (FULL, FREE_SHAPE)),
+        ("Table 2: single-image editing", "single", POOLED_GROUPS),
+        ("Multi-image editing by mask type", "multi", (FULL,) + PER_MASK_TYPE_GROUPS),
+        ("Single-image editing by mask type", "single", (FULL,) + PER_MASK_TYPE_GROUPS),
+        ("Multi-image editing by tag (all masks)", "multi", tag_groups),
+        ("Single-image editing by tag (all masks)", "single", tag_groups),
+    ]
+    tables = []
+    for title, kind, groups in layouts:
+        table = _build_table(title, kind, groups, cells, reported_order, method_notes)
+        if table is not None:
+            tables.append(table)
+    if not tables:
+        raise BadInputError("the results hold none of the metrics of Tables 1 and 2 "
+                            f"({', '.join(sorted({m for _, s in MULTI_SECTIONS + SINGLE_SECTIONS for m in s}))})")
+    return tables
+
+
+def _number(value: float) -> str:
+    return f"{value:.4f}"
+
+
+def markdown_cell(cell: CellView) -> str:
+    if math.isnan(cell.mean):
+        text = MISSING
+    elif cell.reported or math.isnan(cell.ci_low):
+        text = _number(cell.mean)
+    else:
+        text = f"{_number(cell.mean)} [{_number(cell.ci_low)}, {_number(cell.ci_high)}] n={int(cell.n)}"
+    if cell.bold:
+        text = f"**{text}**"
+    if cell.note:
+        text += f" ({cell.note})"
+    return text
+
+
+def render_markdown(tables: list[Table]) -> str:
+    parts = []
+    for table in tables:
+        labels = [f"{section} {measure_label(metric)}" for section, metrics in table.sections for metric in metrics]
+        header = ["Mask", "Method"] + [f"{label} {'↑' if higher else '↓'}"
+                                       for label, higher in zip(labels, table.higher_is_better)]
+        parts.append(f"### {table.title}\n")
+        parts.append("| " + " | ".join(header) + " |")
+        parts.append("|" + "|".join(["---"] * 2 + ["---:"] * len(table.metrics)) + "|")
+        for block in table.blocks:
+            for index, row in enumerate(block.rows):
+                first = block.label if index == 0 else ""
+                parts.append("| " + " | ".join([first, row.label] + [markdown_cell(cell) for cell in row.cells]) + " |")
+        parts.append("")
+        parts.extend(f"{number}. {note}" for number, note in enumerate(table.notes, start=1))
+        parts.append("")
+    return "\n".join(parts)
+
+
+CSV_COLUMNS = ["table", "block", "method", "source", "section", "metric", "mean", "ci_low", "ci_high", "n",
+               "bold", "note"]
+
+
+def render_csv(tables: list[Table]) -> str:
+    records = []
+    for table in tables:
+        for block in table.blocks:
+            for row in block.rows:
+                for (section, metric), cell in zip(
+                        [(section, metric) for section, metrics in table.sections for metric in metrics], row.cells):
+                    records.append({"table": table.title, "block": block.label, "method": row.method,
+                                    "source": row.source, "section": section, "metric": metric,
+                                    "mean": cell.mean, "ci_low": cell.ci_low, "ci_high": cell.ci_high,
+                                    "n": cell.n, "bold": cell.bold,
+                                    "note": table.notes[cell.note - 1] if cell.note else ""})
+    return pd.DataFrame(records, columns=CSV_COLUMNS).to_csv(index=False, lineterminator="\n")
+
+
+def render_tables(tables: list[Table], fmt: str) -> str:
+    """Every output format from the same ``Table`` records."""
+    if fmt == "markdown":
+        return render_markdown(tables)
+    if fmt == "csv":
+        return render_csv(tables)
+    if fmt == "latex":
+        from fsmi_bench.report.latex import render_latex
+
+        return render_latex(tables)
+    raise BadInputError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
