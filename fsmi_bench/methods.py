@@ -89,3 +89,22 @@ METHODS.register("copy-paste", "baselines.copy_paste:CopyPaste",
                  "remove, returns the scene for add/replace", needs=())
 METHODS.register("inpaint", "baselines.inpaint:Inpaint",
                  "classical inpainting (OpenCV Telea) of the mask area, whatever the operation", needs=())
+METHODS.register("instruct-pix2pix", "baselines.instruct_pix2pix:InstructPix2Pix",
+                 "InstructPix2Pix (diffusers); mask ignored, as in the paper", needs=("weights", "GPU"))
+METHODS.register("sd-inpaint", "baselines.sd_inpaint:SdInpaint",
+                 "Stable Diffusion inpainting (diffusers); mask = inpainting mask, prompt = label",
+                 needs=("weights", "GPU"))
+METHODS.register("paint-by-example", "baselines.paint_by_example:PaintByExample",
+                 "Paint-by-Example (diffusers); subject as exemplar, multi-image cases", needs=("weights", "GPU"))
+METHODS.register("anydoor", "baselines.anydoor:AnyDoor",
+                 "AnyDoor official code in its own environment; mask reduced to its bounding box",
+                 needs=("weights", "GPU", "checkout"))
+METHODS.register("largen", "baselines.largen:Largen",
+                 "LAR-Gen through scepter's LargenInference in its own environment",
+                 needs=("weights", "GPU", "checkout"))
+METHODS.register("smartedit", "baselines.smartedit:SmartEdit",
+                 "SmartEdit official test-script model in its own environment; mask ignored",
+                 needs=("weights", "GPU", "checkout"))
+METHODS.register("instructany2pix", "baselines.instructany2pix:InstructAny2Pix",
+                 "InstructAny2Pix official pipeline in its own environment; mask ignored",
+                 needs=("weights", "GPU", "checkout"))

@@ -1,0 +1,104 @@
+"""Provenance of a run: package versions, the git commit of the code, the sha256 of the weights used.
+
+Everything here is cheap to import (stdlib only); versions come from installed package metadata, so
+nothing heavy (torch, diffusers) is imported to learn its version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from fsmi_bench.io import atomic_write_text, sha256_bytes, sha256_file
+
+# Packages whose versions can change a method's output or a metric's value.
+TRACKED_PACKAGES = (
+    "fsmi", "numpy", "pillow", "opencv-python", "opencv-python-headless", "scikit-image", "scipy",
+    "torch", "torchvision", "diffusers", "transformers", "accelerate", "peft", "safetensors",
+    "open_clip_torch", "lpips", "timm",
+)
+
+
+def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
+    """Installed version of each package, name -> version; packages that are not installed are left out."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit(path: str | os.PathLike | None = None) -> str | None:
+    """The commit checked out at ``path`` (default: this package's folder), with "+dirty" when files
+    differ from it; None outside a git checkout or before the first commit."""
+    folder = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = head.stdout.strip()
+    return commit + ("+dirty" if status.returncode == 0 and status.stdout.strip() else "")
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("FSMI_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fsmi")
+    return Path(root) / "weights-sha256.json"
+
+
+def _file_sha256_cached(path: Path, cache: dict) -> str:
+    # Weight files are gigabytes: hashing them on every run would cost minutes, so the digest is
+    # cached under the file's resolved path, size and modification time (any change re-hashes).
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    if key not in cache:
+        cache[key] = sha256_file(path)
+    return cache[key]
+
+
+def weights_sha256(path: str | os.PathLike, cache: dict | None = None) -> str:
+    """sha256 of a weight file, or of a folder: the sha256 of its sorted "relative path  file sha256" lines
+    (hidden files and folders skipped), so the same files anywhere give the same digest."""
+    cache = {} if cache is None else cache
+    path = Path(path)
+    if path.is_file():
+        return _file_sha256_cached(path, cache)
+    if not path.is_dir():
+        raise FileNotFoundError(f"weights path {path} does not exist")
+    lines = []
+    for file in sorted(path.rglob("*")):
+        relative = file.relative_to(path)
+        if not file.is_file() or any(part.startswith(".") for part in relative.parts):
+            continue
+        lines.append(f"{relative.as_posix()}  {_file_sha256_cached(file, cache)}\n")
+    return sha256_bytes("".join(lines).encode("utf-8"))
+
+
+def weights_provenance(weights: dict[str, str]) -> dict[str, dict[str, str]]:
+    """``{name: {"path": absolute path, "sha256": digest}}`` for each weight path a method reports."""
+    cache_path = _cache_file()
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    size_before = len(cache)
+    result = {}
+    for name, path in sorted(weights.items()):
+        resolved = Path(path).expanduser().resolve()
+        result[name] = {"path": str(resolved), "sha256": weights_sha256(resolved, cache)}
+    if len(cache) != size_before:
+        try:
+            atomic_write_text(cache_path, json.dumps(cache, sort_keys=True))
+        except OSError:
+            pass  # a read-only cache only costs time on the next run
+    return result

@@ -1,0 +1,149 @@
+"""The run folder written by ``fsmi run`` and read by ``fsmi score``.
+
+Layout (see the shared contracts):
+- ``RUNDIR/outputs/<case_id>/<mask_type>.png``: RGB uint8, the scene's size;
+- an unsharded run writes ``RUNDIR/run.json`` and ``RUNDIR/failures.jsonl`` (rows {case_id, mask_type, error});
+- shard i of n (``--shard i/n`` or one process of ``accelerate launch``) writes into the same ``outputs/``
+  (shards split by case, so their files are disjoint) and its own ``run.shard-<i>-of-<n>.json`` and
+  ``failures.shard-<i>-of-<n>.jsonl``.
+
+``load_run`` merges whatever run files a folder holds into one ``RunInfo``. Stdlib only at import.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fsmi_bench.errors import BadInputError
+from fsmi_bench.io import read_jsonl
+
+OUTPUTS_DIR = "outputs"
+RUN_FILE = "run.json"
+FAILURES_FILE = "failures.jsonl"
+_SHARD_RUN_FILE = re.compile(r"^run\.shard-(\d+)-of-(\d+)\.json$")
+
+# The keys that make two runs "the same run": a folder may only hold outputs of one of them.
+IDENTITY_KEYS = ("method", "method_config", "seed", "manifest_sha256")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (0 <= index < count): the cases whose position in the benchmark's
+    sorted case list is ``index`` modulo ``count``."""
+
+    index: int
+    count: int
+
+    def __post_init__(self):
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise BadInputError(f"shard {self.index}/{self.count} is out of range: use i/n with 0 <= i < n")
+
+    @property
+    def label(self) -> str:
+        return f"{self.index}-of-{self.count}"
+
+    def takes(self, case_position: int) -> bool:
+        return case_position % self.count == self.index
+
+
+def parse_shard(text: str) -> Shard:
+    """``"i/n"`` -> ``Shard(i, n)``."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not match:
+        raise BadInputError(f"--shard {text!r}: expected i/n, for example 0/4")
+    return Shard(int(match.group(1)), int(match.group(2)))
+
+
+def run_file(root: Path, shard: Shard | None) -> Path:
+    return root / (RUN_FILE if shard is None else f"run.shard-{shard.label}.json")
+
+
+def failures_file(root: Path, shard: Shard | None) -> Path:
+    return root / (FAILURES_FILE if shard is None else f"failures.shard-{shard.label}.jsonl")
+
+
+def output_path(root: Path, case_id: str, mask_type: str) -> Path:
+    return root / OUTPUTS_DIR / case_id / f"{mask_type}.png"
+
+
+def run_identity(info: dict) -> dict:
+    """The part of run.json that must agree between resumed runs and between shards."""
+    return {key: info.get(key) for key in IDENTITY_KEYS}
+
+
+def run_files(root: Path) -> list[tuple[Shard | None, Path]]:
+    """Every run.json / run.shard-*.json in ``root``, the unsharded one first, shards in order."""
+    found: list[tuple[Shard | None, Path]] = []
+    if (root / RUN_FILE).is_file():
+        found.append((None, root / RUN_FILE))
+    shards = []
+    for path in root.glob("run.shard-*-of-*.json"):
+        match = _SHARD_RUN_FILE.match(path.name)
+        if match:
+            shards.append((Shard(int(match.group(1)), int(match.group(2))), path))
+    shards.sort(key=lambda item: (item[0].count, item[0].index))
+    return found + shards
+
+
+def read_run_file(path: Path) -> dict:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BadInputError(f"cannot read {path}: {error}") from None
+    if not isinstance(info, dict) or "method" not in info:
+        raise BadInputError(f"{path} is not a run file (no 'method' key)")
+    return info
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run folder, shards merged.
+
+    info: run.json's content (for a sharded run: the first shard's, with ``shards`` listing every shard
+    file's content and ``size_mapping.resized`` merged over all of them).
+    failures: (case_id, mask_type) -> error message, for outputs that do not exist.
+    """
+
+    root: Path
+    method: str
+    info: dict
+    failures: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def output_path(self, case_id: str, mask_type: str) -> Path:
+        return output_path(self.root, case_id, mask_type)
+
+
+def load_run(root: str | Path) -> RunInfo:
+    """Read a run folder written by ``fsmi run`` (one process, ``--shard`` parts or ``accelerate launch``)."""
+    root = Path(root)
+    found = run_files(root)
+    if not found:
+        raise BadInputError(f"{root} is not a run folder (no {RUN_FILE} or run.shard-*.json); "
+                            "make one with `fsmi run`")
+    infos = [(shard, read_run_file(path)) for shard, path in found]
+    first_path, first = found[0][1], infos[0][1]
+    for (shard, info), (_, path) in zip(infos[1:], found[1:]):
+        if run_identity(info) != run_identity(first):
+            raise BadInputError(f"{path} belongs to another run than {first_path} "
+                                f"(method, config, seed or benchmark differ); keep one run per folder")
+    merged = dict(first)
+    if len(infos) > 1 or infos[0][0] is not None:
+        merged["shards"] = [info for _, info in infos]
+        resized: dict = {}
+        for _, info in infos:
+            resized.update((info.get("size_mapping") or {}).get("resized", {}))
+        merged["size_mapping"] = {**(first.get("size_mapping") or {}), "resized": resized}
+    failures: dict[tuple[str, str], str] = {}
+    for shard, _ in infos:
+        path = failures_file(root, shard)
+        if not path.is_file():
+            continue
+        for row in read_jsonl(path):
+            key = (row["case_id"], row["mask_type"])
+            # A failure followed by a successful retry (by another shard layout) leaves an output behind.
+            if not output_path(root, *key).is_file():
+                failures[key] = row["error"]
+    return RunInfo(root=root, method=first["method"], info=merged, failures=failures)
