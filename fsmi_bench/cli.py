@@ -66,3 +66,7 @@ def _add_commands():
 
 
 _add_commands()
+
+
+if __name__ == "__main__":
+    main()

@@ -108,3 +108,5 @@ METHODS.register("smartedit", "baselines.smartedit:SmartEdit",
 METHODS.register("instructany2pix", "baselines.instructany2pix:InstructAny2Pix",
                  "InstructAny2Pix official pipeline in its own environment; mask ignored",
                  needs=("weights", "GPU", "checkout"))
+METHODS.register("flexedit", "flexedit_model.method:FlexEditMethod",
+                 "FlexEdit trained in the repository (fsmi train flexedit); --weights DIR", needs=("weights",))

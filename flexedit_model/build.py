@@ -1,0 +1,106 @@
+"""Build FlexEdit's networks and tokenizer from a named config (random or from the user's local weights)."""
+
+from __future__ import annotations
+
+from flexedit_model.config import FlexEditConfig, pretrained_path
+from flexedit_model.latent_codec import build_vae, latent_channels
+from flexedit_model.qformer import qformer_config
+from flexedit_model.tokenizer import add_flexedit_tokens, build_byte_tokenizer
+from flexedit_model.unet import scratch_unet_config, widen_conv_in
+from flexedit_model.vllm import image_token_ids, scratch_llava_config
+
+
+def build_tokenizer(config: FlexEditConfig):
+    if config.vllm["source"] == "scratch":
+        return build_byte_tokenizer(config.num_image_tokens)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(pretrained_path(config.vllm, "LLaVA", "config.json"))
+    add_flexedit_tokens(tokenizer, config.num_image_tokens)
+    return tokenizer
+
+
+def build_components(config: FlexEditConfig, seed: int = 0):
+    """(FlexEditModel, vae, tokenizer) for ``config``; random parts seeded with ``seed``.
+
+    Pretrained parts (``"source": "pretrained"``) are loaded from local folders, or a
+    MissingWeightsError says which folder is needed. Each is checked before anything is loaded.
+    """
+    import torch
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, LlavaForConditionalGeneration
+
+    from flexedit_model.model import FlexEditModel
+
+    for section, what in ((config.vllm, "LLaVA"), (config.image_encoder, "CLIP ViT-L/14 vision"),
+                          (config.unet, "the Stable Diffusion 1.5 UNet")):
+        if section.get("source") == "pretrained":
+            pretrained_path(section, what, "config.json")
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(config)
+    vae = build_vae(config.vae)
+    parts = {}
+    if config.vllm["source"] == "scratch":
+        vllm_config = scratch_llava_config(config.vllm, tokenizer)
+    else:
+        parts["vllm"] = LlavaForConditionalGeneration.from_pretrained(pretrained_path(config.vllm, "LLaVA", "config.json"))
+        parts["vllm"].resize_token_embeddings(len(tokenizer))
+        vllm_config = parts["vllm"].config
+    if config.image_encoder["source"] == "scratch":
+        section = config.image_encoder
+        encoder_config = CLIPVisionConfig(
+            hidden_size=section["hidden_size"], intermediate_size=section["intermediate_size"],
+            num_hidden_layers=section["num_hidden_layers"], num_attention_heads=section["num_attention_heads"],
+            image_size=section["image_size"], patch_size=section["patch_size"],
+            projection_dim=section["projection_dim"],
+        )
+    else:
+        parts["image_encoder"] = CLIPVisionModelWithProjection.from_pretrained(
+            pretrained_path(config.image_encoder, "CLIP ViT-L/14 vision", "config.json"))
+        encoder_config = parts["image_encoder"].config
+    if config.unet["source"] == "scratch":
+        unet_config = scratch_unet_config(config.unet, latent_channels(vae))
+    else:
+        parts["unet"] = UNet2DConditionModel.from_pretrained(
+            pretrained_path(config.unet, "the Stable Diffusion 1.5 UNet", "config.json"))
+        widen_conv_in(parts["unet"], 2 * latent_channels(vae))
+        unet_config = dict(parts["unet"].config)
+    model = FlexEditModel(
+        vllm_config=vllm_config.to_dict(),
+        qformer_config=qformer_config(config.qformer, vllm_config.text_config.hidden_size).to_dict(),
+        image_encoder_config=encoder_config.to_dict(), unet_config=unet_config,
+        image_token_ids=image_token_ids(tokenizer, config.num_image_tokens),
+        num_query_tokens=config.qformer["num_query_tokens"],
+        num_subject_tokens=config.adapter["num_subject_tokens"], adapter_heads=config.adapter["num_heads"],
+        use_ca=config.adapter["use_ca"], use_dca=config.adapter["use_dca"],
+        lora_rank=config.vllm["lora_rank"], lora_alpha=config.vllm["lora_alpha"], _pretrained_parts=parts,
+    )
+    return model, vae, tokenizer
+
+
+def build_scheduler(config: FlexEditConfig, kind: str = "ddim"):
+    """The noise schedule of ``config``: DDIM for sampling, DDPM (same betas) for training."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    section = config.scheduler
+    options = dict(num_train_timesteps=section["num_train_timesteps"], beta_schedule=section["beta_schedule"],
+                   beta_start=section["beta_start"], beta_end=section["beta_end"], clip_sample=False)
+    if kind == "ddpm":
+        return DDPMScheduler(**options)
+    return DDIMScheduler(**options, set_alpha_to_one=False, steps_offset=1)
+
+
+def build_pipeline(config: FlexEditConfig, seed: int = 0, components=None):
+    """A FlexEditPipeline for ``config`` (new random/pretrained parts, or the given (model, vae, tokenizer))."""
+    from flexedit_model.pipeline_flexedit import FlexEditPipeline
+
+    model, vae, tokenizer = components or build_components(config, seed)
+    # Sampling runs without dropout (the Q-Former has some), as after from_pretrained.
+    model.eval()
+    inference = config.inference
+    return FlexEditPipeline(
+        model=model, vae=vae, tokenizer=tokenizer, scheduler=build_scheduler(config),
+        resolution=config.resolution, max_response_tokens=config.vllm["max_response_tokens"],
+        num_inference_steps=inference["num_inference_steps"], text_guidance=inference["text_guidance"],
+        image_guidance=inference["image_guidance"], subject_scale=inference["subject_scale"],
+    )

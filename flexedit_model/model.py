@@ -1,0 +1,105 @@
+"""FlexEditModel: every trainable FlexEdit network in one diffusers ``ModelMixin``/``ConfigMixin``.
+
+    VLLM (LLaVA + LoRA) --<img_i> states--> Q-Former --e--> MEA (CA over scene CLIP features -> f1;
+    linear over subject CLIP embedding -> f2) --[f1; f2]--> UNet with DCA (8 input channels)
+
+The config stores the full architecture of each part (LLaVA, Q-Former, CLIP vision, UNet configs as
+dicts) and the ablation switches, so ``from_pretrained`` rebuilds exactly what was saved, never guessing
+from checkpoint keys. ``use_ca=False`` / ``use_dca=False`` build the model without those modules.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from flexedit_model.mask_enhanced_adapter import MaskEnhancedAdapter
+from flexedit_model.qformer import QFormerBridge
+from flexedit_model.unet import install_attention_processors
+from flexedit_model.vllm import VllmBatch, gather_image_token_states, inject_lora
+
+
+class FlexEditModel(ModelMixin, ConfigMixin):
+    @register_to_config
+    def __init__(self, vllm_config: dict, qformer_config: dict, image_encoder_config: dict, unet_config: dict,
+                 image_token_ids: list, num_query_tokens: int = 16, num_subject_tokens: int = 4,
+                 adapter_heads: int = 8, use_ca: bool = True, use_dca: bool = True, lora_rank: int = 0,
+                 lora_alpha: int = 0, _pretrained_parts: dict | None = None):
+        super().__init__()
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, LlavaConfig, \
+            LlavaForConditionalGeneration
+
+        parts = _pretrained_parts or {}
+        self.vllm = parts.get("vllm") or LlavaForConditionalGeneration(LlavaConfig.from_dict(vllm_config))
+        if lora_rank:
+            inject_lora(self.vllm, lora_rank, lora_alpha)
+        self.image_encoder = parts.get("image_encoder") or CLIPVisionModelWithProjection(
+            CLIPVisionConfig.from_dict(image_encoder_config))
+        self.unet = parts.get("unet") or UNet2DConditionModel(**unet_config)
+        condition_dim = self.unet.config.cross_attention_dim
+        self.qformer = QFormerBridge(qformer_config, num_query_tokens, condition_dim)
+        self.adapter = MaskEnhancedAdapter(
+            condition_dim, self.image_encoder.config.hidden_size, self.image_encoder.config.projection_dim,
+            num_subject_tokens=num_subject_tokens, num_heads=adapter_heads, use_ca=use_ca, use_dca=use_dca,
+        )
+        install_attention_processors(self.unet, num_subject_tokens, use_dca)
+        # The "no instruction" condition for classifier-free guidance and condition dropout (as the
+        # empty prompt's embedding in InstructPix2Pix), learned.
+        self.null_condition = nn.Parameter(torch.zeros(1, num_query_tokens, condition_dim))
+
+    # --- stage 1: VLLM -------------------------------------------------------------------------
+    def image_token_states(self, batch: VllmBatch, with_language_loss: bool = False):
+        """(states (B, N, H_llm) at the <img_i> positions, language loss or None)."""
+        output = self.vllm(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, pixel_values=batch.pixel_values,
+            labels=batch.labels if with_language_loss else None, output_hidden_states=True,
+        )
+        states = gather_image_token_states(output.hidden_states[-1], batch.input_ids,
+                                           list(self.config.image_token_ids))
+        return states, (output.loss if with_language_loss else None)
+
+    # --- stage 2: Q-Former and MEA -------------------------------------------------------------
+    def edit_condition(self, image_token_states: torch.Tensor, scene_clip_pixels: torch.Tensor,
+                       subject_clip_pixels: torch.Tensor | None, has_subject: torch.Tensor | None = None):
+        """The UNet's cross-attention input c = [f1; f2]: (B, Nq [+ Ns], D).
+
+        scene_clip_pixels, subject_clip_pixels: (B, 3, S, S) CLIP-normalised. ``has_subject`` (B,) bool
+        zeroes f2 for rows without a subject (their lambda is 0 anyway).
+        """
+        edit_embeddings = self.qformer(image_token_states)
+        scene_tokens = self.image_encoder(pixel_values=scene_clip_pixels).last_hidden_state
+        scene_features = self.adapter.scene_features(edit_embeddings, scene_tokens)
+        if not self.config.use_dca:
+            return scene_features
+        batch = scene_features.shape[0]
+        if subject_clip_pixels is None:
+            subject_features = scene_features.new_zeros(batch, self.config.num_subject_tokens,
+                                                        scene_features.shape[-1])
+        else:
+            subject_embeds = self.image_encoder(pixel_values=subject_clip_pixels).image_embeds
+            subject_features = self.adapter.subject_features(subject_embeds)
+            if has_subject is not None:
+                subject_features = subject_features * has_subject.view(batch, 1, 1).to(subject_features.dtype)
+        return torch.cat([scene_features, subject_features], dim=1)
+
+    def null_edit_condition(self, batch: int) -> torch.Tensor:
+        """The unconditional c for guidance: learned null f1, zero f2."""
+        null = self.null_condition.expand(batch, -1, -1)
+        if not self.config.use_dca:
+            return null
+        return torch.cat([null, null.new_zeros(batch, self.config.num_subject_tokens, null.shape[-1])], dim=1)
+
+    # --- stage 3: UNet ---------------------------------------------------------------------------
+    def predict_noise(self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, scene_latents: torch.Tensor,
+                      condition: torch.Tensor, subject_scale) -> torch.Tensor:
+        """epsilon(t, concat[z_t, E(x1)], c), Eq. 4. ``subject_scale`` is lambda: a float or a (B,) tensor."""
+        unet_input = torch.cat([noisy_latents, scene_latents], dim=1)
+        return self.unet(unet_input, timesteps, encoder_hidden_states=condition,
+                         cross_attention_kwargs={"subject_scale": subject_scale}).sample
+
+    def use_gradient_checkpointing(self) -> None:
+        self.unet.enable_gradient_checkpointing()
+        self.vllm.gradient_checkpointing_enable()

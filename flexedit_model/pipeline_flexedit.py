@@ -1,0 +1,154 @@
+"""FlexEditPipeline: edit one scene from a free-shape mask, an instruction and (optionally) a subject.
+
+Conventions: scene and subject are RGB uint8 (H, W, 3); mask is bool (H, W), True = the region the
+user marked; the result is RGB uint8 at the scene's size. The VLLM, Q-Former and MEA run once per edit;
+only the UNet runs once per denoising step. Guidance follows InstructPix2Pix: with text (edit
+condition) scale s_T and image (scene) scale s_I,
+    eps = eps(null, no scene) + s_I * (eps(null, scene) - eps(null, no scene))
+                              + s_T * (eps(c, scene) - eps(null, scene)).
+Saved with ``save_pretrained`` as a folder of safetensors files (model, vae, tokenizer, scheduler) that
+``FlexEditPipeline.from_pretrained(folder)`` loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+
+from flexedit_model import latent_codec
+from flexedit_model.vllm import VllmBatch, VllmPrompt, build_prompt, clip_pixels, collate_prompts
+
+
+@dataclass(frozen=True, eq=False)
+class FlexEditResult:
+    image: np.ndarray  # RGB uint8, the scene's size
+    answer: str  # the VLLM's text answer, e.g. "The mask means 'dog'"
+
+
+class FlexEditPipeline(DiffusionPipeline):
+    model_cpu_offload_seq = "model->vae"
+
+    def __init__(self, model, vae, tokenizer, scheduler, resolution: int = 512, max_response_tokens: int = 32,
+                 num_inference_steps: int = 50, text_guidance: float = 7.5, image_guidance: float = 1.5,
+                 subject_scale: float = 1.0):
+        super().__init__()
+        self.register_modules(model=model, vae=vae, tokenizer=tokenizer, scheduler=scheduler)
+        self.register_to_config(resolution=resolution, max_response_tokens=max_response_tokens,
+                                num_inference_steps=num_inference_steps, text_guidance=text_guidance,
+                                image_guidance=image_guidance, subject_scale=subject_scale)
+
+    @torch.no_grad()
+    def __call__(self, scene: np.ndarray, mask: np.ndarray, instruction: str, subject: np.ndarray | None = None,
+                 seed: int = 0, num_inference_steps: int | None = None, text_guidance: float | None = None,
+                 image_guidance: float | None = None, subject_scale: float | None = None,
+                 height: int | None = None, width: int | None = None) -> FlexEditResult:
+        """Edit ``scene``. lambda (``subject_scale``) is 0 when no subject is given (single-image edit)."""
+        # 1. Check the inputs and fill defaults from the pipeline's config.
+        config = self.config
+        steps = num_inference_steps or config.num_inference_steps
+        text_guidance = config.text_guidance if text_guidance is None else text_guidance
+        image_guidance = config.image_guidance if image_guidance is None else image_guidance
+        subject_scale = (config.subject_scale if subject_scale is None else subject_scale) if subject is not None else 0.0
+        _check_inputs(scene, mask, subject)
+        height, width = height or config.resolution, width or config.resolution
+        multiple = latent_codec.spatial_factor(self.vae) * 2 ** (len(self.model.unet.config.block_out_channels) - 1)
+        if height % multiple or width % multiple:
+            raise ValueError(f"height and width must be multiples of {multiple}, got {height} x {width}")
+        device, dtype = self.model.device, self.model.dtype
+        model = self.model
+
+        # 2. The VLLM reads the marked scene, the subject and the instruction, answers, and gives the
+        #    hidden states of its <img_i> tokens.
+        token_states, answer = self._vllm_states(scene, mask, instruction, subject)
+
+        # 3. Q-Former and MEA: c = [f1; f2], plus the null condition for guidance.
+        image_size = model.image_encoder.config.image_size
+        scene_clip = clip_pixels([scene], image_size).to(device, dtype)
+        subject_clip = clip_pixels([subject], image_size).to(device, dtype) if subject is not None else None
+        condition = model.edit_condition(token_states, scene_clip, subject_clip)
+        null = model.null_edit_condition(1)
+
+        # 4. The scene latent, concatenated to the noisy latent at every step.
+        scene_latents = latent_codec.encode(self.vae, _to_model_pixels(scene, height, width).to(device, dtype))
+
+        # 5. Timesteps and the seeded initial noise.
+        self.scheduler.set_timesteps(steps, device=device)
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        latents = torch.randn(scene_latents.shape, generator=generator, dtype=torch.float32).to(device, dtype)
+        latents = latents * self.scheduler.init_noise_sigma
+
+        # 6. Denoising loop with text and image guidance.
+        guided = text_guidance != 1.0 or image_guidance != 1.0
+        if guided:
+            conditions = torch.cat([condition, null, null])
+            scenes = torch.cat([scene_latents, scene_latents, torch.zeros_like(scene_latents)])
+            scales = torch.tensor([subject_scale, 0.0, 0.0], device=device, dtype=dtype)
+        else:
+            conditions, scenes = condition, scene_latents
+            scales = torch.tensor([subject_scale], device=device, dtype=dtype)
+        for timestep in self.progress_bar(self.scheduler.timesteps):
+            model_input = torch.cat([latents] * len(conditions))
+            model_input = self.scheduler.scale_model_input(model_input, timestep)
+            noise = model.predict_noise(model_input, timestep, scenes, conditions, scales)
+            if guided:
+                with_text, with_scene, without = noise.chunk(3)
+                noise = (without + image_guidance * (with_scene - without)
+                         + text_guidance * (with_text - with_scene))
+            latents = self.scheduler.step(noise, timestep, latents).prev_sample
+
+        # 7. Decode, map to uint8 RGB, back to the scene's size.
+        decoded = latent_codec.decode(self.vae, latents.to(dtype))
+        return FlexEditResult(_to_uint8(decoded, scene.shape[:2]), answer)
+
+    def _vllm_states(self, scene, mask, instruction, subject):
+        """Greedy answer (text part, up to ``max_response_tokens``), then the <img_i> tokens' states."""
+        model, tokenizer = self.model, self.tokenizer
+        image_tokens = list(model.config.image_token_ids)
+        prompt = build_prompt(tokenizer, model.vllm.config, len(image_tokens), scene, mask, instruction, subject, None)
+        batch = collate_prompts([prompt], tokenizer.pad_token_id,
+                                model.vllm.config.vision_config.image_size).to(model.device)
+        pixel_values = batch.pixel_values.to(model.dtype)
+        generated = model.vllm.generate(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, pixel_values=pixel_values,
+            max_new_tokens=self.config.max_response_tokens, do_sample=False,
+            eos_token_id=[image_tokens[0], tokenizer.eos_token_id], pad_token_id=tokenizer.pad_token_id,
+        )[0, batch.input_ids.shape[1]:].tolist()
+        # Keep the text the model wrote; the <img_i> tokens are then appended whole, as in training.
+        text_ids = [token for token in generated if token not in image_tokens and token != tokenizer.eos_token_id]
+        answer_ids = text_ids + image_tokens
+        answered = collate_prompts([VllmPrompt(prompt.prompt_ids, answer_ids, prompt.images)],
+                                   tokenizer.pad_token_id, model.vllm.config.vision_config.image_size)
+        answered = VllmBatch(answered.input_ids, answered.attention_mask, answered.labels,
+                             pixel_values).to(model.device)
+        states, _ = model.image_token_states(answered)
+        return states, tokenizer.decode(text_ids, skip_special_tokens=True).strip()
+
+
+def _check_inputs(scene, mask, subject) -> None:
+    if not (isinstance(scene, np.ndarray) and scene.dtype == np.uint8 and scene.ndim == 3 and scene.shape[2] == 3):
+        raise ValueError("scene must be an RGB uint8 array (H, W, 3)")
+    if not (isinstance(mask, np.ndarray) and mask.dtype == bool and mask.shape == scene.shape[:2]):
+        raise ValueError("mask must be a bool array of the scene's (H, W), True = region to edit")
+    if subject is not None and not (subject.dtype == np.uint8 and subject.ndim == 3 and subject.shape[2] == 3):
+        raise ValueError("subject must be an RGB uint8 array (h, w, 3)")
+
+
+def _to_model_pixels(image: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) -> float (1, 3, height, width) in [-1, 1], bicubic resize."""
+    pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    if pixels.shape[-2:] != (height, width):
+        pixels = torch.nn.functional.interpolate(pixels, size=(height, width), mode="bicubic",
+                                                 align_corners=False, antialias=True)
+    return pixels.clamp(-1, 1)
+
+
+def _to_uint8(decoded: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """(1, 3, h, w) in [-1, 1] -> RGB uint8 (H, W, 3) at ``size`` = (H, W)."""
+    pixels = decoded.float().clamp(-1, 1)
+    if pixels.shape[-2:] != tuple(size):
+        pixels = torch.nn.functional.interpolate(pixels, size=size, mode="bicubic", align_corners=False,
+                                                 antialias=True).clamp(-1, 1)
+    return ((pixels[0].permute(1, 2, 0).cpu().numpy() + 1.0) * 127.5).round().astype(np.uint8)

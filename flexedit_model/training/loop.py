@@ -1,0 +1,214 @@
+"""The training loop, under accelerate: one GPU to many (``accelerate launch``), mixed precision,
+gradient checkpointing, seeded, resumable after a kill.
+
+Output folder:
+  loss.csv, loss.png       loss curves (total, diffusion, language) and throughput per logged step
+  state-<step>/, latest.json   accelerate state (model, optimizer, step) of the last checkpoint
+  pipeline/                the FlexEditPipeline (safetensors) to run with ``fsmi run --method flexedit``
+  train.json               the config, data source and seed
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fsmi_bench.errors import BadInputError
+from fsmi_bench.io import atomic_write_text
+
+CSV_FIELDS = ("step", "loss", "diffusion_loss", "language_loss", "samples_per_second", "elapsed_s")
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    out: Path
+    first_step: int  # 0, or the step a resumed run started from
+    steps: int  # the step reached
+    pipeline_dir: Path
+    losses: tuple[float, ...]  # total loss of each step run in this call
+    samples_per_second: float
+
+
+def set_trainable(model, config) -> list[torch.nn.Parameter]:
+    """Freeze what the config keeps fixed; return the parameters to train.
+
+    VLLM: ``"train": "lora"`` trains the LoRA weights and the token embeddings / LM head (the new
+    <img_i> tokens need embeddings); ``"full"`` trains it all (configs trained from scratch). The
+    CLIP image encoder is trained only when it starts from random weights.
+    """
+    model.requires_grad_(True)
+    if config.vllm["train"] == "lora":
+        for name, parameter in model.vllm.named_parameters():
+            parameter.requires_grad_("lora_" in name or "embed_tokens" in name or "lm_head" in name)
+    if config.image_encoder["source"] != "scratch":
+        model.image_encoder.requires_grad_(False)
+    return [parameter for parameter in model.parameters() if parameter.requires_grad]
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 7_919 + rank) % (2**63)
+
+
+def _latest_state(out: Path) -> tuple[Path, int] | None:
+    pointer = out / "latest.json"
+    if not pointer.is_file():
+        return None
+    info = json.loads(pointer.read_text())
+    return out / info["state"], int(info["step"])
+
+
+def _read_log(out: Path, up_to_step: int) -> list[dict]:
+    path = out / "loss.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [row for row in csv.DictReader(handle) if int(row["step"]) <= up_to_step]
+
+
+def _write_log(out: Path, rows: list[dict]) -> None:
+    lines = [",".join(CSV_FIELDS)] + [",".join(str(row[key]) for key in CSV_FIELDS) for row in rows]
+    atomic_write_text(out / "loss.csv", "\n".join(lines) + "\n")
+
+
+def plot_losses(out: Path, rows: list[dict]) -> None:
+    """loss.png: total, diffusion and language loss against the step (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=100)
+    steps = [int(row["step"]) for row in rows]
+    for key in ("loss", "diffusion_loss", "language_loss"):
+        axis.plot(steps, [float(row[key]) for row in rows], label=key)
+    axis.set_xlabel("step")
+    axis.set_yscale("log")
+    axis.legend()
+    figure.tight_layout()
+    temporary = out / ".loss.tmp.png"
+    figure.savefig(temporary, metadata={"Software": None})
+    plt.close(figure)
+    temporary.replace(out / "loss.png")
+
+
+def train_flexedit(config, data: str, out: str | Path, steps: int | None = None, resume: bool = False,
+                   content=None, progress: bool = True, time_limit_s: float | None = None) -> TrainSummary:
+    """Train FlexEdit with ``config`` on the training split of source ``data`` into ``out``.
+
+    steps: the step to reach (default: the config's ``training.steps``, else 1000). ``resume``: go on
+    from the last checkpoint in ``out``. ``content``: a SourceContent to use instead of loading ``data``
+    (already split). ``time_limit_s``: stop (checkpoint and export) once this much time has passed
+    (single-process runs: ranks could disagree on the clock). Raises BadInputError when ``out`` holds a run and ``resume`` is not set.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from flexedit_model.build import build_components, build_pipeline, build_scheduler
+    from flexedit_model.training.data import TrainingExamples, load_training_content
+    from flexedit_model.training.losses import collate_examples, flexedit_loss
+
+    out = Path(out)
+    training = config.training
+    total_steps = int(steps or training.get("steps", 1000))
+    latest = _latest_state(out)
+    if latest is not None and not resume:
+        raise BadInputError(f"{out} already holds a training run; pass --resume to go on, or use another --out")
+    accelerator = Accelerator(mixed_precision=training["mixed_precision"], project_dir=str(out))
+    seed = int(training["seed"])
+    model, vae, tokenizer = build_components(config, seed)
+    parameters = set_trainable(model, config)
+    if training["gradient_checkpointing"]:
+        model.use_gradient_checkpointing()
+    model.train()
+    optimizer = torch.optim.AdamW(parameters, lr=training["learning_rate"], weight_decay=0.0)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    vae.to(accelerator.device).requires_grad_(False)
+    noise_scheduler = build_scheduler(config, "ddpm")
+    if content is None:
+        content = load_training_content(data, "train")
+    examples = TrainingExamples(content, config.resolution, seed, training["mask_task_fraction"],
+                                training["multi_fraction"])
+    first_step = 0
+    if latest is not None:
+        accelerator.load_state(str(latest[0]))
+        first_step = latest[1]
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "train.json", json.dumps(
+            {"config": config.to_dict(), "data": data, "seed": seed, "num_processes": accelerator.num_processes},
+            indent=2, sort_keys=True))
+    log_rows = _read_log(out, first_step)
+    batch_size = int(training["batch_size"])
+    world, rank = accelerator.num_processes, accelerator.process_index
+    unwrapped = accelerator.unwrap_model(model)
+    losses, started, samples = [], time.perf_counter(), 0
+    bar = tqdm(range(first_step, total_steps), disable=not (progress and accelerator.is_main_process),
+               desc="train flexedit", initial=first_step, total=total_steps)
+    for step in bar:
+        # Example indices are a function of the step, so a resumed run sees what the killed one would have.
+        start = (step * world + rank) * batch_size
+        batch = collate_examples([examples[start + offset] for offset in range(batch_size)], tokenizer,
+                                 unwrapped).to(accelerator.device)
+        generator = torch.Generator().manual_seed(_step_seed(seed, step, rank))
+        with accelerator.autocast():
+            parts = flexedit_loss(unwrapped, vae, noise_scheduler, batch, generator, training["condition_dropout"],
+                                  training["language_loss_weight"], config.inference["subject_scale"])
+        accelerator.backward(parts.total)
+        accelerator.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(parts.total.detach()))
+        samples += batch_size * world
+        elapsed = time.perf_counter() - started
+        out_of_time = time_limit_s is not None and elapsed >= time_limit_s
+        if (step + 1) % int(training["log_every"]) == 0 or step + 1 == total_steps or out_of_time:
+            log_rows.append({"step": step + 1, "loss": f"{losses[-1]:.6f}",
+                             "diffusion_loss": f"{float(parts.diffusion):.6f}",
+                             "language_loss": f"{float(parts.language):.6f}",
+                             "samples_per_second": f"{samples / max(elapsed, 1e-9):.3f}",
+                             "elapsed_s": f"{elapsed:.2f}"})
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if (step + 1) % int(training["checkpoint_every"]) == 0 or step + 1 == total_steps or out_of_time:
+            _checkpoint(accelerator, out, step + 1, log_rows)
+        if out_of_time:
+            total_steps = step + 1
+            break
+    pipeline_dir = out / "pipeline"
+    if accelerator.is_main_process:
+        _export_pipeline(config, (unwrapped, vae, tokenizer), pipeline_dir, build_pipeline)
+        if log_rows:
+            plot_losses(out, log_rows)
+    accelerator.wait_for_everyone()
+    elapsed = time.perf_counter() - started
+    return TrainSummary(out, first_step, total_steps, pipeline_dir, tuple(losses),
+                        samples / elapsed if samples else 0.0)
+
+
+def _checkpoint(accelerator, out: Path, step: int, log_rows: list[dict]) -> None:
+    """Save the state under a new name, then point latest.json at it: a kill never leaves a half state."""
+    state = out / f"state-{step:08d}"
+    accelerator.save_state(str(state))
+    if accelerator.is_main_process:
+        previous = _latest_state(out)
+        _write_log(out, log_rows)
+        atomic_write_text(out / "latest.json", json.dumps({"state": state.name, "step": step}))
+        if previous is not None and previous[0] != state and previous[0].exists():
+            shutil.rmtree(previous[0])
+    accelerator.wait_for_everyone()
+
+
+def _export_pipeline(config, components, pipeline_dir: Path, build_pipeline) -> None:
+    model = components[0]
+    pipeline = build_pipeline(config, components=components)
+    temporary = pipeline_dir.with_name(pipeline_dir.name + ".tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    pipeline.save_pretrained(temporary)
+    shutil.rmtree(pipeline_dir, ignore_errors=True)
+    temporary.rename(pipeline_dir)
+    model.train()

@@ -1,0 +1,93 @@
+"""The FlexEdit training objective: L = L_diffusion + w * L_VLLM (Eq. 5; w = ``language_loss_weight``, 1 in the paper).
+
+L_diffusion is the epsilon-prediction MSE of Eq. 4 with the scene latent concatenated to the noisy
+target latent; L_VLLM is the language model's cross-entropy on its answer (Eq. 2). As in
+InstructPix2Pix, the edit condition and the scene latent are each dropped for a fraction of examples
+so that the pipeline's text and image guidance have unconditional predictions to work with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from flexedit_model import latent_codec
+from flexedit_model.vllm import VllmBatch, build_prompt, clip_pixels, collate_prompts
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingBatch:
+    vllm: VllmBatch
+    scene_pixels: torch.Tensor  # (B, 3, R, R) in [-1, 1]
+    target_pixels: torch.Tensor  # (B, 3, R, R) in [-1, 1]
+    scene_clip: torch.Tensor  # (B, 3, S, S) CLIP-normalised
+    subject_clip: torch.Tensor  # (B, 3, S, S); the scene stands in where there is no subject
+    has_subject: torch.Tensor  # (B,) bool
+
+    def to(self, device) -> "TrainingBatch":
+        return TrainingBatch(self.vllm.to(device), *(tensor.to(device) for tensor in (
+            self.scene_pixels, self.target_pixels, self.scene_clip, self.subject_clip, self.has_subject)))
+
+
+@dataclass(frozen=True)
+class LossParts:
+    total: torch.Tensor
+    diffusion: torch.Tensor
+    language: torch.Tensor
+
+
+def _pixels(images: list[np.ndarray]) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(np.array(image)).permute(2, 0, 1) for image in images]
+                       ).float() / 127.5 - 1.0
+
+
+def collate_examples(examples, tokenizer, model) -> TrainingBatch:
+    """Tensors for a list of ``TrainingExample`` (all of one resolution)."""
+    llava_config = model.vllm.config
+    count = len(model.config.image_token_ids)
+    prompts = [build_prompt(tokenizer, llava_config, count, example.scene, example.mask, example.instruction,
+                            example.subject, example.label) for example in examples]
+    vllm = collate_prompts(prompts, tokenizer.pad_token_id, llava_config.vision_config.image_size)
+    size = model.image_encoder.config.image_size
+    return TrainingBatch(
+        vllm=vllm,
+        scene_pixels=_pixels([example.scene for example in examples]),
+        target_pixels=_pixels([example.target for example in examples]),
+        scene_clip=clip_pixels([example.scene for example in examples], size),
+        subject_clip=clip_pixels([example.subject if example.subject is not None else example.scene
+                                  for example in examples], size),
+        has_subject=torch.tensor([example.subject is not None for example in examples]),
+    )
+
+
+def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: torch.Generator,
+                  condition_dropout: float = 0.05, language_loss_weight: float = 1.0,
+                  subject_scale: float = 1.0) -> LossParts:
+    """One forward pass of every network and the combined loss. Noise, timesteps and dropout come from
+    ``generator`` (a CPU generator), so a step is reproducible."""
+    device = batch.scene_pixels.device
+    size = batch.scene_pixels.shape[0]
+    dtype = next(model.unet.parameters()).dtype
+    states, language_loss = model.image_token_states(batch.vllm, with_language_loss=True)
+    condition = model.edit_condition(states, batch.scene_clip.to(dtype), batch.subject_clip.to(dtype),
+                                     batch.has_subject)
+    with torch.no_grad():
+        target_latents = latent_codec.encode(vae, batch.target_pixels.to(vae.dtype)).to(dtype)
+        scene_latents = latent_codec.encode(vae, batch.scene_pixels.to(vae.dtype)).to(dtype)
+    noise = torch.randn(target_latents.shape, generator=generator).to(device, dtype)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (size,), generator=generator).to(device)
+    noisy = noise_scheduler.add_noise(target_latents, noise, timesteps)
+    # InstructPix2Pix's dropout: p drop the condition only, p the scene only, p both.
+    draw = torch.rand(size, generator=generator).to(device)
+    drop_condition = draw < 2 * condition_dropout
+    drop_scene = (draw >= condition_dropout) & (draw < 3 * condition_dropout)
+    condition = torch.where(drop_condition.view(-1, 1, 1), model.null_edit_condition(size).to(condition.dtype),
+                            condition)
+    scene_latents = scene_latents * (~drop_scene).view(-1, 1, 1, 1).to(dtype)
+    scale = subject_scale * (batch.has_subject & ~drop_condition).to(dtype)
+    predicted = model.predict_noise(noisy, timesteps, scene_latents, condition, scale)
+    diffusion = torch.nn.functional.mse_loss(predicted.float(), noise.float())
+    return LossParts(diffusion + language_loss_weight * language_loss.float(), diffusion.detach(),
+                     language_loss.detach().float())

@@ -1,0 +1,42 @@
+"""``fsmi train``: train models in the repository (FlexEdit). Imports only click at module level."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group("train")
+def train_group():
+    """Train a model in the repository."""
+
+
+@train_group.command("flexedit")
+@click.option("--config", "config_name", default="small", show_default=True,
+              help="tiny, small, paper, or the path of a JSON config shaped like flexedit_model/configs/tiny.json.")
+@click.option("--data", default="mini", show_default=True,
+              help="Source to train on (its training split): mini, coco:PATH, hf:PATH.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--steps", type=int, default=None, help="Train until this step (default: 1000).")
+@click.option("--resume", is_flag=True, help="Go on from the last checkpoint in --out.")
+def train_flexedit_command(config_name, data, out, steps, resume):
+    """Train FlexEdit; writes loss curves, checkpoints and a pipeline to run with `fsmi run`.
+
+    \b
+    Example:
+      fsmi train flexedit --config small --data mini --out runs/flexedit-small --steps 2000
+      accelerate launch $(which fsmi) train flexedit --config paper --out runs/paper   # many GPUs
+      fsmi run --method flexedit --weights runs/flexedit-small/pipeline --bench bench --out runs/fx
+    """
+    from fsmi_bench.errors import BadInputError
+
+    if steps is not None and steps < 1:
+        raise BadInputError("--steps must be at least 1")
+    from flexedit_model.config import load_config
+    from flexedit_model.training.loop import train_flexedit
+
+    summary = train_flexedit(load_config(config_name), data, out, steps=steps, resume=resume)
+    click.echo(f"trained to step {summary.steps} ({summary.samples_per_second:.1f} samples/s); "
+               f"pipeline: {summary.pipeline_dir}")
+
+
+COMMANDS = [train_group]

@@ -1,0 +1,121 @@
+"""FlexEdit networks at tiny size: shapes through every stage, ablation switches, lambda, conv_in widening."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from flexedit_helpers import one_thread, toy_edit  # noqa: F401  (fixture)
+from flexedit_model.attention import DecoupledCrossAttnProcessor
+from flexedit_model.build import build_components
+from flexedit_model.config import load_config
+from flexedit_model.vllm import build_prompt, clip_pixels, collate_prompts
+from fsmi_bench.errors import MissingWeightsError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    config = load_config("tiny")
+    model, vae, tokenizer = build_components(config, seed=0)
+    return config, model.eval(), vae, tokenizer
+
+
+def _batch(model, tokenizer, with_subject=True):
+    scene, mask, subject = toy_edit()
+    prompts = [build_prompt(tokenizer, model.vllm.config, len(model.config.image_token_ids), scene, mask,
+                            "add the dog", subject if with_subject else None, "dog")]
+    return collate_prompts(prompts, tokenizer.pad_token_id, model.vllm.config.vision_config.image_size), scene, subject
+
+
+def test_shapes_through_every_stage(tiny):
+    config, model, vae, tokenizer = tiny
+    batch, scene, subject = _batch(model, tokenizer)
+    with torch.no_grad():
+        states, language_loss = model.image_token_states(batch, with_language_loss=True)
+        assert states.shape == (1, config.num_image_tokens, config.vllm["hidden_size"])
+        assert torch.isfinite(language_loss)
+        edit_embeddings = model.qformer(states)
+        width = config.unet["cross_attention_dim"]
+        assert edit_embeddings.shape == (1, config.qformer["num_query_tokens"], width)
+        scene_clip = clip_pixels([scene], config.image_encoder["image_size"])
+        subject_clip = clip_pixels([subject], config.image_encoder["image_size"])
+        condition = model.edit_condition(states, scene_clip, subject_clip)
+        tokens = config.qformer["num_query_tokens"] + config.adapter["num_subject_tokens"]
+        assert condition.shape == (1, tokens, width)
+        assert model.null_edit_condition(2).shape == (2, tokens, width)
+        latents = torch.randn(1, 4, 8, 8)
+        noise = model.predict_noise(latents, torch.tensor([10]), torch.randn(1, 4, 8, 8), condition, 1.0)
+    assert noise.shape == latents.shape
+    assert model.unet.conv_in.in_channels == 8
+
+
+def test_image_tokens_are_special_and_unique(tiny):
+    _, model, _, tokenizer = tiny
+    ids = list(model.config.image_token_ids)
+    assert len(set(ids)) == len(ids) == 4
+    assert tokenizer.convert_ids_to_tokens(ids) == ["<img_0>", "<img_1>", "<img_2>", "<img_3>"]
+    assert any("lora_A" in name for name, _ in model.vllm.named_parameters())
+
+
+def test_ablation_switches_remove_their_modules(tiny):
+    config, full_model, _, _ = tiny
+    without_ca, _, _ = build_components(config.with_adapter(use_ca=False))
+    without_dca, _, _ = build_components(config.with_adapter(use_dca=False))
+    assert hasattr(full_model.adapter, "scene_attention") and not hasattr(without_ca.adapter, "scene_attention")
+    assert hasattr(full_model.adapter, "subject_projection")
+    assert not hasattr(without_dca.adapter, "subject_projection")
+    dca = [p for p in full_model.unet.attn_processors.values() if isinstance(p, DecoupledCrossAttnProcessor)]
+    cross_layers = [name for name in full_model.unet.attn_processors if name.endswith("attn2.processor")]
+    assert len(dca) == len(cross_layers) > 0
+    assert not any(isinstance(p, DecoupledCrossAttnProcessor) for p in without_dca.unet.attn_processors.values())
+    assert not any("subject" in name for name in without_dca.state_dict())
+    size = sum(p.numel() for p in full_model.parameters())
+    assert sum(p.numel() for p in without_ca.parameters()) < size
+    assert sum(p.numel() for p in without_dca.parameters()) < size
+
+
+def test_lambda_zero_makes_single_image_edit_independent_of_subject(tiny):
+    _, model, _, _ = tiny
+    torch.manual_seed(1)
+    scene_tokens = torch.randn(1, 4, 32)
+    latents, scene_latents, step = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), torch.tensor([500])
+    with_a = torch.cat([scene_tokens, torch.randn(1, 2, 32)], dim=1)
+    with_b = torch.cat([scene_tokens, torch.randn(1, 2, 32) * 3], dim=1)
+    with torch.no_grad():
+        zero_a = model.predict_noise(latents, step, scene_latents, with_a, 0.0)
+        zero_b = model.predict_noise(latents, step, scene_latents, with_b, torch.tensor([0.0]))
+        one_a = model.predict_noise(latents, step, scene_latents, with_a, 1.0)
+        one_b = model.predict_noise(latents, step, scene_latents, with_b, 1.0)
+    assert torch.equal(zero_a, zero_b)
+    assert not torch.allclose(one_a, one_b)
+
+
+def test_widened_conv_in_starts_as_the_pretrained_unet():
+    from diffusers import UNet2DConditionModel
+
+    from flexedit_model.unet import widen_conv_in
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1, cross_attention_dim=8,
+        attention_head_dim=4, norm_num_groups=8, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")).eval()
+    latents, text = torch.randn(1, 4, 8, 8), torch.randn(1, 3, 8)
+    with torch.no_grad():
+        before = unet(latents, 5, encoder_hidden_states=text).sample
+        widen_conv_in(unet, 8)
+        after = unet(torch.cat([latents, torch.randn(1, 4, 8, 8)], dim=1), 5, encoder_hidden_states=text).sample
+    assert unet.config.in_channels == 8
+    assert torch.allclose(before, after, atol=1e-6)
+
+
+def test_paper_config_without_weights_names_what_is_needed(monkeypatch):
+    for variable in ("FSMI_LLAVA_PATH", "FSMI_CLIP_PATH", "FSMI_SD15_PATH"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(MissingWeightsError, match="FSMI_LLAVA_PATH"):
+        build_components(load_config("paper"))
+    monkeypatch.setenv("FSMI_LLAVA_PATH", "/nonexistent/llava")
+    with pytest.raises(MissingWeightsError, match="/nonexistent/llava/config.json"):
+        build_components(load_config("paper"))
