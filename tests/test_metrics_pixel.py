@@ -1,0 +1,124 @@
+"""PSNR and SSIM against scikit-image and torchmetrics, and the region modes."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from fsmi_bench.metrics import pixel
+from fsmi_bench.metrics.regions import bounding_box, metric_region, region_view, resize_region, zero_fill
+
+
+def _images(seed=0, height=40, width=56):
+    rng = np.random.default_rng(seed)
+    reference = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    noise = rng.integers(-30, 31, (height, width, 3))
+    output = np.clip(reference.astype(int) + noise, 0, 255).astype(np.uint8)
+    region = np.zeros((height, width), dtype=bool)
+    region[10:25, 12:40] = True
+    region[25:30, 20:24] = True
+    return output, reference, region
+
+
+def test_psnr_whole_matches_scikit_image_and_torchmetrics():
+    from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
+
+    output, reference, region = _images()
+    ours = pixel.psnr(output, reference, region, "whole")
+    expected = peak_signal_noise_ratio(reference / 255.0, output / 255.0, data_range=1.0)
+    torch_value = tm_psnr(torch.from_numpy(output / 255.0), torch.from_numpy(reference / 255.0), data_range=1.0)
+    assert ours == pytest.approx(expected, abs=1e-5)
+    assert ours == pytest.approx(float(torch_value), abs=1e-5)
+
+
+def test_psnr_region_modes_match_their_definitions():
+    output, reference, region = _images(1)
+    box = bounding_box(region)
+    crop = (slice(box.top, box.bottom), slice(box.left, box.right))
+    bbox = pixel.psnr(output, reference, region, "bbox_crop")
+    assert bbox == pytest.approx(peak_signal_noise_ratio(reference[crop] / 255.0, output[crop] / 255.0,
+                                                         data_range=1.0), abs=1e-5)
+    zero = pixel.psnr(output, reference, region, "zero_fill")
+    assert zero == pytest.approx(peak_signal_noise_ratio(zero_fill(reference, region) / 255.0,
+                                                         zero_fill(output, region) / 255.0, data_range=1.0), abs=1e-5)
+    masked = pixel.psnr(output, reference, region, "masked")
+    mse = np.mean(((output[region] / 255.0) - (reference[region] / 255.0)) ** 2)
+    assert masked == pytest.approx(10 * math.log10(1 / mse), abs=1e-9)
+    # Zero-filled pixels agree perfectly, which is why zero_fill inflates PSNR.
+    assert zero > masked
+
+
+def test_masked_psnr_ignores_pixels_outside_the_region():
+    output, reference, region = _images(2)
+    changed = output.copy()
+    changed[~region] = 255 - changed[~region]
+    assert pixel.psnr(changed, reference, region, "masked") == pixel.psnr(output, reference, region, "masked")
+    assert pixel.psnr(reference, reference, region, "masked") == pixel.PSNR_MAX_DB  # identical: capped
+
+
+def test_psnr_is_capped_but_not_below_the_cap():
+    reference = np.zeros((16, 16, 3), np.uint8)
+    nearly = reference.copy()
+    nearly[0, 0, 0] = 1  # one unit off in one value: about 75 dB, under the cap
+    value = pixel.psnr(nearly, reference, np.ones((16, 16), bool), "whole")
+    assert value == pytest.approx(10 * math.log10(1 / ((1 / 255) ** 2 / (16 * 16 * 3))), abs=1e-9)
+    assert value < pixel.PSNR_MAX_DB
+
+
+def test_ssim_matches_scikit_image_and_torchmetrics():
+    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
+
+    output, reference, region = _images(3)
+    ours = pixel.ssim(output, reference, region, "whole")
+    expected = structural_similarity(reference / 255.0, output / 255.0, data_range=1.0, channel_axis=2)
+    assert ours == pytest.approx(expected, abs=1e-5)
+    # torchmetrics' uniform 7x7 window SSIM uses the population covariance and averages its map over
+    # the padded border too; its map's interior, with the population covariance, must agree with ours,
+    # for the whole image and for the masked mode alike.
+    as_tensor = lambda image: torch.from_numpy(image / 255.0).permute(2, 0, 1)[None]
+    _, full_map = tm_ssim(as_tensor(output), as_tensor(reference), gaussian_kernel=False, kernel_size=7,
+                          data_range=1.0, return_full_image=True)
+    ssim_map = full_map[0].permute(1, 2, 0).numpy()
+    inner = region.copy()
+    inner[:3] = inner[-3:] = False
+    inner[:, :3] = inner[:, -3:] = False
+    population = pixel.ssim_masked(output, reference, None, use_sample_covariance=False)
+    assert population == pytest.approx(float(ssim_map[3:-3, 3:-3].mean()), abs=1e-5)
+    masked = pixel.ssim_masked(output, reference, region, use_sample_covariance=False)
+    assert masked == pytest.approx(float(ssim_map[inner].mean()), abs=1e-5)
+
+
+def test_masked_ssim_is_the_map_mean_over_region_pixels():
+    output, reference, region = _images(4)
+    everything = np.ones_like(region)
+    assert pixel.ssim(output, reference, everything, "masked") == pytest.approx(
+        pixel.ssim(output, reference, region, "whole"), abs=1e-9)
+    _, ssim_map = structural_similarity(reference / 255.0, output / 255.0, data_range=1.0, channel_axis=2,
+                                        full=True)
+    inner = region.copy()
+    inner[:3] = inner[-3:] = False
+    inner[:, :3] = inner[:, -3:] = False
+    assert pixel.ssim(output, reference, region, "masked") == pytest.approx(ssim_map[inner].mean(), abs=1e-9)
+
+
+def test_empty_region_and_tiny_crop_give_nan():
+    output, reference, region = _images(5)
+    empty = np.zeros_like(region)
+    assert math.isnan(pixel.psnr(output, reference, empty, "masked"))
+    assert region_view(output, reference, empty, "bbox_crop") is None
+    tiny = np.zeros_like(region)
+    tiny[3:6, 3:6] = True
+    assert math.isnan(pixel.ssim(output, reference, tiny, "bbox_crop"))
+
+
+def test_region_helpers():
+    region = np.zeros((10, 12), dtype=bool)
+    region[2:5, 3:9] = True
+    assert metric_region(region, "bg").sum() == 120 - 18
+    assert metric_region(region, "whole").all()
+    box = bounding_box(region)
+    assert (box.top, box.left, box.bottom, box.right) == (2, 3, 5, 9)
+    resized = resize_region(region, 24)
+    assert resized.dtype == bool and resized.shape == (24, 24) and resized.any()
