@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -121,6 +122,17 @@ def _row_order(cells: pd.DataFrame, reported_order: list[tuple[str, str]], kind:
     return [(method, MEASURED) for method in measured] + [(method, REPORTED) for method in reported]
 
 
+_ROW_COUNT = re.compile(r" \(\d+ rows?\)")
+
+
+def _note_number(notes: list[str], text: str) -> int:
+    """The number of the note saying ``text``, added if new: cells that miss a value for the same
+    reason (a missing weight, say) share one note instead of repeating it cell by cell."""
+    if text not in notes:
+        notes.append(text)
+    return notes.index(text) + 1
+
+
 def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd.DataFrame,
                  reported_order: list[tuple[str, str]], method_notes: str) -> Table | None:
     sections = SECTIONS_BY_KIND[kind]
@@ -155,16 +167,14 @@ def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd
                 if cell is None:
                     mean = low = high = n = float("nan")
                     if source == MEASURED:
-                        notes.append(f"{method}, {group.label}, {metric}: not in the results")
-                        note = len(notes)
+                        note = _note_number(notes, "not in the results")
                 else:
                     mean, low, high, n = cell["mean"], cell["ci_low"], cell["ci_high"], cell["n"]
                     partial = source == MEASURED and cell["n"] < cell["n_cases"]
                     if (math.isnan(mean) or partial) and cell["reason"]:
                         prefix = "no valid value" if math.isnan(mean) else \
                             f"{int(cell['n_cases'] - cell['n'])} of {int(cell['n_cases'])} cases without a value"
-                        notes.append(f"{method}, {group.label}, {metric}: {prefix}: {cell['reason']}")
-                        note = len(notes)
+                        note = _note_number(notes, f"{prefix}: {_ROW_COUNT.sub('', cell['reason'])}")
                 bold = source == MEASURED and best[metric] is not None and not math.isnan(mean) \
                     and mean == best[metric]
                 views.append(CellView(mean, low, high, n, bold, note, source == REPORTED))

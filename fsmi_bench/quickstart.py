@@ -1,0 +1,91 @@
+"""``fsmi quickstart``: the whole chain on the embedded data, with the methods that need no weights.
+
+build -> run (identity, copy-paste, inpaint) -> score -> report. Every stage is the same plain
+function its own command calls, and every stage resumes: a second call reuses the benchmark, skips
+finished outputs, and re-scores only what is new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+WEIGHTLESS_METHODS = ("identity", "copy-paste", "inpaint")
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    out: Path
+    methods: tuple[str, ...] = WEIGHTLESS_METHODS
+    protocol: str = "paper"
+    metrics: tuple[str, ...] | None = None  # None: every metric of the protocol
+    single: int = 80
+    multi: int = 125
+    seed: int = 0
+    size: int = 512
+    leaderboard: Path | None = None  # also write this leaderboard table
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class QuickstartResult:
+    bench: Path
+    results: tuple[Path, ...]
+    report: Path
+    report_text: str
+
+
+def _say(message: str) -> None:
+    import click
+
+    click.echo(message, err=True)
+
+
+def _existing_benchmark(bench: Path, config: QuickstartConfig) -> bool:
+    """True when ``bench`` holds a build with the asked-for size and case counts (files verified)."""
+    from collections import Counter
+
+    from fsmi_bench.manifest import load_benchmark
+
+    if not (bench / "manifest.jsonl").is_file():
+        return False
+    benchmark = load_benchmark(bench, verify=True)
+    kinds = Counter(row.kind for row in benchmark.rows if row.mask_type == "full")
+    sizes = {max(row.width, row.height) for row in benchmark.rows}
+    return kinds == Counter({"single": config.single, "multi": config.multi}) - Counter() and sizes == {config.size}
+
+
+def quickstart(config: QuickstartConfig) -> QuickstartResult:
+    from fsmi_bench.build import BuildConfig, build_benchmark
+    from fsmi_bench.errors import BadInputError
+    from fsmi_bench.report.run_report import ReportConfig, run_report
+    from fsmi_bench.run_engine import RunConfig, run_method
+    from fsmi_bench.scoring import ScoreConfig, score_run
+
+    out = Path(config.out)
+    bench = out / "bench"
+    if _existing_benchmark(bench, config):
+        _say(f"[1/4] benchmark: reusing {bench}")
+    else:
+        if bench.exists() and any(bench.iterdir()):
+            raise BadInputError(f"{bench} holds another build; remove it or choose another --out")
+        _say(f"[1/4] benchmark: building {config.single} single + {config.multi} multi-image cases in {bench}")
+        build_benchmark(BuildConfig(out=bench, single=config.single, multi=config.multi, seed=config.seed,
+                                    size=config.size), progress=config.progress)
+    results = []
+    for number, method in enumerate(config.methods, start=1):
+        run_dir = out / "runs" / method
+        _say(f"[2/4] run {number}/{len(config.methods)}: {method} -> {run_dir}")
+        run_method(RunConfig(method=method, bench=bench, out=run_dir, seed=config.seed, progress=config.progress))
+        result_path = out / "results" / f"{method}.parquet"
+        _say(f"[3/4] score {method} ({config.protocol} protocol) -> {result_path}")
+        score_run(ScoreConfig(bench=bench, run=run_dir, protocol=config.protocol, metrics=config.metrics,
+                              out=result_path, progress=config.progress))
+        results.append(result_path)
+    report_path = out / "report.md"
+    _say(f"[4/4] report -> {report_path} (plots in {out / 'plots'})")
+    report = run_report(ReportConfig(results=tuple(map(str, results)), fmt="markdown", out=str(report_path),
+                                     plots_dir=str(out / "plots"),
+                                     leaderboard=str(config.leaderboard) if config.leaderboard else None,
+                                     command=f"fsmi quickstart --out {out}"))
+    return QuickstartResult(bench=bench, results=tuple(results), report=report_path, report_text=report.text)
