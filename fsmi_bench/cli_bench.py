@@ -107,12 +107,16 @@ def quickstart_command(out, methods, protocol, metrics, single, multi, size, lea
       fsmi quickstart --out /tmp/q --single 8 --multi 12 --size 256
       fsmi quickstart --metrics bg_psnr,bg_ssim,fg_psnr,whole_psnr
     """
+    import shlex
+    import sys
+
     from fsmi_bench.quickstart import QuickstartConfig, quickstart
 
     result = quickstart(QuickstartConfig(
         out=out, methods=tuple(m.strip() for m in methods.split(",") if m.strip()), protocol=protocol,
         metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None,
-        single=single, multi=multi, size=size, leaderboard=leaderboard))
+        single=single, multi=multi, size=size, leaderboard=leaderboard,
+        command=shlex.join(["fsmi", *sys.argv[1:]])))
     click.echo(result.report_text)
     click.echo(f"\nreport: {result.report}; results: {', '.join(map(str, result.results))}", err=True)
 

@@ -25,6 +25,7 @@ class QuickstartConfig:
     size: int = 512
     leaderboard: Path | None = None  # also write this leaderboard table
     progress: bool = True
+    command: str = "fsmi_bench.quickstart.quickstart (Python)"  # recorded in the leaderboard's header
 
 
 @dataclass(frozen=True)
@@ -87,5 +88,5 @@ def quickstart(config: QuickstartConfig) -> QuickstartResult:
     report = run_report(ReportConfig(results=tuple(map(str, results)), fmt="markdown", out=str(report_path),
                                      plots_dir=str(out / "plots"),
                                      leaderboard=str(config.leaderboard) if config.leaderboard else None,
-                                     command=f"fsmi quickstart --out {out}"))
+                                     command=config.command))
     return QuickstartResult(bench=bench, results=tuple(results), report=report_path, report_text=report.text)

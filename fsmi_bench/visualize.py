@@ -18,7 +18,11 @@ CAPTION_HEIGHT = 18
 BACKGROUND = (255, 255, 255)
 
 
-def overlay(scene: np.ndarray, mask: np.ndarray, color=(255, 64, 64)) -> np.ndarray:
+MASK_COLOR = (40, 230, 40)  # green stands out on most photos, the red ARC2017 tote included
+REGION_COLOR = (64, 160, 255)
+
+
+def overlay(scene: np.ndarray, mask: np.ndarray, color=MASK_COLOR) -> np.ndarray:
     """The mask drawn over the scene: a translucent fill and a solid outline."""
     from fsmi_bench.masks.draw import overlay_masks_on_scene
 
@@ -97,23 +101,24 @@ def write_previews(root: Path, rows, columns: int = 8) -> list[Path]:
     return written
 
 
-def case_strip(root: Path, case_rows, with_masks: bool = True) -> np.ndarray:
-    """One case side by side: scene, subject, each mask over the scene, GT, edit region."""
+def case_strip(root: Path, case_rows, with_masks: bool = True, per_row: int = 7) -> np.ndarray:
+    """One case side by side: scene, subject, GT and edit region, then each mask over the scene
+    (rows of at most ``per_row`` tiles)."""
     first = case_rows[0]
     scene = load_rgb(root / first.scene)
     tiles = [captioned(fit_tile(scene), f"{first.case_id} scene")]
     if first.subject:
         tiles.append(captioned(fit_tile(load_rgb(root / first.subject)), "subject"))
+    tiles.append(captioned(fit_tile(load_rgb(root / first.gt)), "GT"))
+    region = load_mask(root / first.region)
+    tiles.append(captioned(fit_tile(overlay(scene, region, color=REGION_COLOR)), "edit region"))
     if with_masks:
         for row in case_rows:
             tiles.append(captioned(fit_tile(overlay(scene, load_mask(root / row.mask))),
                                    f"{row.mask_type} IoU {row.mask_iou:.2f}"))
-    tiles.append(captioned(fit_tile(load_rgb(root / first.gt)), "GT"))
-    region = load_mask(root / first.region)
-    tiles.append(captioned(fit_tile(overlay(scene, region, color=(64, 160, 255))), "edit region"))
-    strip = grid([tiles])
+    strip = grid([tiles[i:i + per_row] for i in range(0, len(tiles), per_row)])
     title = f"{first.kind} / {first.op} / {first.scenario} / {first.complexity}: {first.instruction}"
-    return captioned(strip, title)[:, :]
+    return captioned(strip, title)
 
 
 def show_case(bench_dir: str | Path, case_id: str, out: str | Path) -> Path:

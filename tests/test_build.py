@@ -151,7 +151,8 @@ def test_show_writes_a_case_sheet(small_bench, tmp_path):
     code, output = run_cli("show", small_bench, "multi_0002", "--out", tmp_path / "case.png")
     assert code == 0, output
     sheet = load_rgb(tmp_path / "case.png")
-    assert sheet.shape[1] > 12 * 150  # scene, subject, 9 masks, GT, region
+    # scene, subject, GT, region and 9 masks: 13 tiles in rows of 7
+    assert sheet.shape[1] > 7 * 150 and sheet.shape[0] > 2 * 150
 
 
 def test_generate_masks_reproduces_build_and_reseeds(small_bench, tmp_path):

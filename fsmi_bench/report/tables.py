@@ -122,6 +122,12 @@ def _row_order(cells: pd.DataFrame, reported_order: list[tuple[str, str]], kind:
     return [(method, MEASURED) for method in measured] + [(method, REPORTED) for method in reported]
 
 
+def _higher_by_name(metric: str) -> bool:
+    """Direction of a metric absent from the results (its header arrow must still be right):
+    LPIPS is a distance, every other metric of the protocol a similarity."""
+    return not metric.endswith("_lpips")
+
+
 _ROW_COUNT = re.compile(r" \(\d+ rows?\)")
 
 
@@ -157,7 +163,7 @@ def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd
             values = [indexed[(method, source, group.name, metric)]["mean"]
                       for method, source in order
                       if source == MEASURED and (method, source, group.name, metric) in indexed]
-            best[metric] = _best(values, higher.get(metric, True))
+            best[metric] = _best(values, higher.get(metric, _higher_by_name(metric)))
         rows = []
         for method, source in order:
             views = []
@@ -196,7 +202,7 @@ def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd
     if versions or protocols:
         notes.append(f"Benchmark version {', '.join(versions) or '?'}; protocol {', '.join(protocols) or '?'}.")
     return Table(title, kind, sections, tuple(blocks), tuple(notes),
-                 tuple(higher.get(metric, True) for metric in metrics))
+                 tuple(higher.get(metric, _higher_by_name(metric)) for metric in metrics))
 
 
 def build_tables(cells: pd.DataFrame, reported_order: list[tuple[str, str]], resamples: int,
