@@ -1,19 +1,26 @@
-"""GPU check of FlexEdit: train ``small`` from scratch on the ``mini`` training split and measure it.
+"""Check that FlexEdit learns: train a config from scratch on a source's training split and measure it.
 
-Reports (JSON to stdout and OUT/report.json): training samples/s, the loss curve (OUT/train/loss.csv,
-loss.png), mask understanding on held-out objects before and after training (IoU of the full mask the
-model draws, given a random-walk mask, against the true mask; compared with the copy-paste reading of
-the mask: its bounding box, and with the free-shape mask itself), and `fsmi score` figures (metrics that
-need no weights) for flexedit and copy-paste on a small benchmark built from held-out... the default
-`mini` build. Run by benchmarks/gpu_flexedit.sh.
+Reports (OUT/report.json, rewritten after every stage so that a run stopped by its time guard still
+leaves what it measured; OUT/figures.md, the same as a table):
+- training samples/s and the loss curve (OUT/loss.csv, OUT/loss.png, and a few points in the report);
+- mask understanding on held-out objects (never trained on) before and after training: each example is a
+  photo with a ``random_walk`` mask drawn inside one object; the model is asked to draw the object's
+  full mask (white on black) and the IoU of what it draws against the true mask is averaged. Compared
+  with the copy-paste reading of the same mask (its bounding box, what ``copy-paste`` pastes into) and
+  with the free-shape mask itself;
+- ``fsmi score`` figures (the metrics that need no weights) for flexedit and copy-paste on a small
+  benchmark build (``--score-cases``, 0 to skip).
+
+Run by benchmarks/gpu_flexedit.sh on one GPU (config ``small``); on CPU, for the learning signal:
+    .venv/bin/python benchmarks/gpu_flexedit.py --config cpu-check --train-seconds 600 --out runs/cpu-check
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
-import subprocess
-import sys
+import shutil
 import time
 from pathlib import Path
 
@@ -22,9 +29,11 @@ import torch
 
 
 def box_of(mask: np.ndarray) -> np.ndarray:
+    """The bounding box of a bool mask as a bool mask (copy-paste's reading of a free-shape mask)."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     box = np.zeros_like(mask)
-    box[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] = True
+    if rows.size:
+        box[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] = True
     return box
 
 
@@ -33,28 +42,88 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def mask_understanding(pipeline, examples, steps: int) -> float:
-    """Mean IoU of the drawn full mask against the true one, over held-out mask-task examples."""
+def mask_understanding(pipeline, examples, steps: int) -> dict:
+    """Mean IoU (and the mean drawn-mask coverage) of the drawn full masks over mask-task examples."""
     from flexedit_model.training.data import mask_from_image
 
-    scores = []
+    scores, coverage = [], []
     for example in examples:
-        drawn = pipeline(example.scene, example.mask, example.instruction, seed=0, num_inference_steps=steps)
-        scores.append(iou(mask_from_image(drawn.image), example.region))
-    return float(np.mean(scores))
+        drawn = mask_from_image(pipeline(example.scene, example.mask, example.instruction, seed=0,
+                                         num_inference_steps=steps).image)
+        scores.append(iou(drawn, example.region))
+        coverage.append(float(drawn.mean()))
+    return {"iou": round(float(np.mean(scores)), 4), "drawn_coverage": round(float(np.mean(coverage)), 4)}
+
+
+def loss_points(loss_csv: Path, count: int = 8) -> list[dict]:
+    """``count`` evenly spaced rows of the loss curve (step, total, diffusion, language loss)."""
+    with open(loss_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    picks = sorted({round(index) for index in np.linspace(0, len(rows) - 1, min(count, len(rows)))})
+    return [{key: float(rows[index][key]) for key in ("step", "loss", "diffusion_loss", "language_loss")}
+            for index in picks]
+
+
+class Report:
+    """The report, written (atomically) to OUT/report.json and OUT/figures.md after every stage."""
+
+    def __init__(self, out: Path, **fields):
+        self.out, self.fields = out, dict(fields)
+
+    def update(self, **fields) -> None:
+        from fsmi_bench.io import atomic_write_text
+
+        self.fields.update(fields)
+        atomic_write_text(self.out / "report.json", json.dumps(self.fields, indent=2) + "\n")
+        lines = ["| figure | value |", "|---|---|"] + [
+            f"| {key} | {json.dumps(value) if isinstance(value, (dict, list)) else value} |"
+            for key, value in self.fields.items() if key != "heldout_objects"]
+        atomic_write_text(self.out / "figures.md", "\n".join(lines) + "\n")
+
+
+def score_means(bench: Path, out: Path, pipeline_dir: Path, device: str, mask_types) -> dict:
+    """Mean of each weight-free ``fsmi score`` metric for flexedit and copy-paste over ``bench``."""
+    from fsmi_bench.methods import METHODS
+    from fsmi_bench.metrics.specs import WEIGHTLESS_METRICS
+    from fsmi_bench.run_engine import RunConfig, run_method
+    from fsmi_bench.scoring import ScoreConfig, score_run
+
+    if "flexedit" not in METHODS:
+        METHODS.register("flexedit", "flexedit_model.method:FlexEditMethod", "FlexEdit", needs=("weights",))
+    means = {}
+    for method, options in (("flexedit", {"weights": str(pipeline_dir)}), ("copy-paste", {})):
+        run_dir = out / f"run-{method}"
+        run_method(RunConfig(method=method, bench=bench, out=run_dir, device=device, mask_types=mask_types,
+                             method_config=options, progress=False))
+        frame, _ = score_run(ScoreConfig(bench=bench, run=run_dir, metrics=WEIGHTLESS_METRICS,
+                                         out=out / f"scores-{method}.parquet", use_cache=False))
+        ok = frame[frame["status"] == "ok"]
+        means[method] = {metric: round(float(value), 3) for metric, value in ok.groupby("metric")["value"].mean().items()}
+        means[method]["rows_ok"] = int(len(ok))
+        means[method]["rows_not_ok"] = int(len(frame) - len(ok))
+    return means
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default="gpu_flexedit_out")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="gpu_flexedit_out", help="report, figures and loss curve go here")
+    parser.add_argument("--work", default=None, help="checkpoints and benchmark runs (default: OUT/work)")
     parser.add_argument("--config", default="small")
-    parser.add_argument("--train-seconds", type=float, default=300.0)
-    parser.add_argument("--max-steps", type=int, default=20000)
+    parser.add_argument("--data", default="mini")
+    parser.add_argument("--train-seconds", type=float, default=240.0)
+    parser.add_argument("--max-steps", type=int, default=100_000)
     parser.add_argument("--eval-examples", type=int, default=24)
     parser.add_argument("--eval-steps", type=int, default=20)
+    parser.add_argument("--score-cases", type=int, default=8, help="single and multi cases each; 0 skips scoring")
+    parser.add_argument("--score-mask-types", default="full,circle,irregular")
+    parser.add_argument("--keep-mb", type=float, default=20.0, help="copy the pipeline to OUT if under this size")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work) if args.work else out / "work"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     from flexedit_model.build import build_pipeline
@@ -64,63 +133,58 @@ def main() -> None:
     from flexedit_model.training.loop import train_flexedit
 
     config = load_config(args.config)
-    heldout = load_training_content("mini", "heldout")
+    heldout = load_training_content(args.data, "heldout")
+    # The evaluation's own seed stream: these masks are never drawn in training.
     held_examples = TrainingExamples(heldout, config.resolution, seed=12345, mask_task_fraction=1.0)
     evaluation = [held_examples[index] for index in range(args.eval_examples)]
-    report = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "config": args.config,
-              "heldout_objects": sorted(obj.object_id for obj in heldout.objects)}
-    report["iou_free_shape_mask"] = float(np.mean([iou(e.mask, e.region) for e in evaluation]))
-    report["iou_copy_paste_box"] = float(np.mean([iou(box_of(e.mask), e.region) for e in evaluation]))
+    report = Report(out, device=torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+                    config=args.config, data=args.data, resolution=config.resolution,
+                    eval_examples=len(evaluation), eval_steps=args.eval_steps,
+                    heldout_objects=sorted(obj.object_id for obj in heldout.objects))
+    report.update(iou_free_shape_mask=round(float(np.mean([iou(e.mask, e.region) for e in evaluation])), 4),
+                  iou_copy_paste_box=round(float(np.mean([iou(box_of(e.mask), e.region) for e in evaluation])), 4))
 
     untrained = build_pipeline(config, seed=int(config.training["seed"])).to(device)
     untrained.set_progress_bar_config(disable=True)
-    report["iou_untrained"] = mask_understanding(untrained, evaluation, args.eval_steps)
+    started = time.perf_counter()
+    report.update(untrained=mask_understanding(untrained, evaluation, args.eval_steps),
+                  eval_wall_s=round(time.perf_counter() - started, 1))
     del untrained
 
     started = time.perf_counter()
-    summary = train_flexedit(config, "mini", out / "train", steps=args.max_steps, progress=False,
+    summary = train_flexedit(config, args.data, work / "train", steps=args.max_steps, progress=False,
                              time_limit_s=args.train_seconds)
-    report["train_wall_s"] = round(time.perf_counter() - started, 1)
-    report["train_steps"] = summary.steps
-    report["train_samples_per_second"] = round(summary.samples_per_second, 2)
-    report["loss_first_last"] = [summary.losses[0], summary.losses[-1]]
+    for name in ("loss.csv", "loss.png"):
+        if (work / "train" / name).is_file():
+            shutil.copyfile(work / "train" / name, out / name)
+    pipeline_mb = sum(p.stat().st_size for p in summary.pipeline_dir.rglob("*") if p.is_file()) / 1e6
+    report.update(train_wall_s=round(time.perf_counter() - started, 1), train_steps=summary.steps,
+                  train_batch_size=int(config.training["batch_size"]),
+                  train_samples_per_second=round(summary.samples_per_second, 2),
+                  loss_curve=loss_points(work / "train" / "loss.csv"), pipeline_mb=round(pipeline_mb, 1))
+    if pipeline_mb < args.keep_mb:
+        shutil.copytree(summary.pipeline_dir, out / "pipeline", dirs_exist_ok=True)
 
     trained = FlexEditPipeline.from_pretrained(summary.pipeline_dir).to(device)
     trained.set_progress_bar_config(disable=True)
-    report["iou_trained"] = mask_understanding(trained, evaluation, args.eval_steps)
+    report.update(trained=mask_understanding(trained, evaluation, args.eval_steps))
     del trained
-    report["pipeline_mb"] = round(sum(p.stat().st_size for p in summary.pipeline_dir.rglob("*") if p.is_file()) / 1e6, 1)
+    fields = report.fields
+    report.update(trained_beats_untrained_and_copy_paste=bool(
+        fields["trained"]["iou"] > fields["untrained"]["iou"]
+        and fields["trained"]["iou"] > fields["iou_copy_paste_box"]))
 
-    # fsmi score figures on a small build (no-weight metrics), flexedit vs copy-paste.
-    from fsmi_bench.build import BuildConfig, build_benchmark
-    from fsmi_bench.methods import METHODS
-    from fsmi_bench.run_engine import RunConfig, run_method
+    if args.score_cases > 0:
+        from fsmi_bench.build import BuildConfig, build_benchmark
 
-    if "flexedit" not in METHODS:
-        METHODS.register("flexedit", "flexedit_model.method:FlexEditMethod", "FlexEdit", needs=("weights",))
-    bench = build_benchmark(BuildConfig(out=out / "bench", single=8, multi=8, size=max(64, config.resolution),
-                                        previews=False, overwrite=True), progress=False)
-    scores = {}
-    for method, options in (("flexedit", {"weights": str(summary.pipeline_dir)}), ("copy-paste", {})):
-        run_dir = out / f"run-{method}"
-        run_method(RunConfig(method=method, bench=bench, out=run_dir, device=device, method_config=options,
-                             progress=False))
-        table = out / f"scores-{method}.parquet"
-        subprocess.run([sys.executable, "-c", "from fsmi_bench.cli import main; main()", "score", "--bench", str(bench), "--run",
-                        str(run_dir), "--metrics", "bg_psnr,bg_ssim,fg_psnr,whole_psnr", "--out", str(table)],
-                       check=False)
-        if table.is_file():
-            import pandas
-
-            frame = pandas.read_parquet(table)
-            frame = frame[frame["status"] == "ok"]
-            scores[method] = {metric: round(float(value), 4) for metric, value in
-                              frame.groupby("metric")["value"].mean().items()}
-    report["fsmi_score_means"] = scores
-    report["trained_beats_untrained_and_copy_paste"] = bool(
-        report["iou_trained"] > report["iou_untrained"] and report["iou_trained"] > report["iou_copy_paste_box"])
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+        started = time.perf_counter()
+        bench = build_benchmark(BuildConfig(out=work / "bench", source=args.data, single=args.score_cases,
+                                            multi=args.score_cases, size=max(64, config.resolution),
+                                            previews=False, overwrite=True), progress=False)
+        mask_types = tuple(name for name in args.score_mask_types.split(",") if name)
+        report.update(fsmi_score_means=score_means(bench, work, summary.pipeline_dir, device, mask_types),
+                      fsmi_score_mask_types=list(mask_types), score_wall_s=round(time.perf_counter() - started, 1))
+    print(json.dumps(report.fields, indent=2))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ class ConditionAttnProcessor(AttnProcessor2_0):
     when DCA is switched off, so one ``cross_attention_kwargs`` serves every layer without warnings."""
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
-                 subject_scale=None):
+                 subject_scale=None, subject_active=None):
         return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
 
 
@@ -34,8 +34,9 @@ class DecoupledCrossAttnProcessor(nn.Module):
         self.to_v_subject = nn.Linear(cross_attention_dim, hidden_size, bias=False)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
-                 subject_scale=None):
-        """``encoder_hidden_states``: (B, Nq + Ns, D), f1 then f2. ``subject_scale``: float or (B,) tensor."""
+                 subject_scale=None, subject_active=None):
+        """``encoder_hidden_states``: (B, Nq + Ns, D), f1 then f2. ``subject_scale``: float or (B,) tensor.
+        ``subject_active``: whether any lambda is non-zero, if known (saves a sync per layer)."""
         residual = hidden_states
         input_ndim = hidden_states.ndim
         if input_ndim == 4:
@@ -62,7 +63,9 @@ class DecoupledCrossAttnProcessor(nn.Module):
         scale = _per_example(subject_scale, batch, output)
         # Skipping the branch when every lambda is 0 saves time and keeps single-image edits exactly
         # independent of whatever sits in the subject slots.
-        if scale is not None and bool(torch.any(scale != 0)):
+        if subject_active is None:
+            subject_active = scale is not None and bool(torch.any(scale != 0))
+        if scale is not None and subject_active:
             subject_output = functional.scaled_dot_product_attention(
                 query, heads(self.to_k_subject(subject_tokens)), heads(self.to_v_subject(subject_tokens))
             )

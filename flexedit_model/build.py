@@ -103,4 +103,5 @@ def build_pipeline(config: FlexEditConfig, seed: int = 0, components=None):
         resolution=config.resolution, max_response_tokens=config.vllm["max_response_tokens"],
         num_inference_steps=inference["num_inference_steps"], text_guidance=inference["text_guidance"],
         image_guidance=inference["image_guidance"], subject_scale=inference["subject_scale"],
+        generate_answer=bool(inference.get("generate_answer", False)),
     )

@@ -56,6 +56,8 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         output = self.vllm(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask, pixel_values=batch.pixel_values,
             labels=batch.labels if with_language_loss else None, output_hidden_states=True,
+            # Without a loss no logits are needed: keep one position instead of L x vocabulary.
+            logits_to_keep=0 if with_language_loss else 1,
         )
         states = gather_image_token_states(output.hidden_states[-1], batch.input_ids,
                                            list(self.config.image_token_ids))
@@ -70,17 +72,19 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         zeroes f2 for rows without a subject (their lambda is 0 anyway).
         """
         edit_embeddings = self.qformer(image_token_states)
-        scene_tokens = self.image_encoder(pixel_values=scene_clip_pixels).last_hidden_state
-        scene_features = self.adapter.scene_features(edit_embeddings, scene_tokens)
+        batch = edit_embeddings.shape[0]
+        with_subject = self.config.use_dca and subject_clip_pixels is not None
+        # Scene and subject go through the CLIP encoder in one call (one pass, not two).
+        pixels = torch.cat([scene_clip_pixels, subject_clip_pixels]) if with_subject else scene_clip_pixels
+        encoded = self.image_encoder(pixel_values=pixels)
+        scene_features = self.adapter.scene_features(edit_embeddings, encoded.last_hidden_state[:batch])
         if not self.config.use_dca:
             return scene_features
-        batch = scene_features.shape[0]
-        if subject_clip_pixels is None:
+        if not with_subject:
             subject_features = scene_features.new_zeros(batch, self.config.num_subject_tokens,
                                                         scene_features.shape[-1])
         else:
-            subject_embeds = self.image_encoder(pixel_values=subject_clip_pixels).image_embeds
-            subject_features = self.adapter.subject_features(subject_embeds)
+            subject_features = self.adapter.subject_features(encoded.image_embeds[batch:])
             if has_subject is not None:
                 subject_features = subject_features * has_subject.view(batch, 1, 1).to(subject_features.dtype)
         return torch.cat([scene_features, subject_features], dim=1)
@@ -94,11 +98,16 @@ class FlexEditModel(ModelMixin, ConfigMixin):
 
     # --- stage 3: UNet ---------------------------------------------------------------------------
     def predict_noise(self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, scene_latents: torch.Tensor,
-                      condition: torch.Tensor, subject_scale) -> torch.Tensor:
-        """epsilon(t, concat[z_t, E(x1)], c), Eq. 4. ``subject_scale`` is lambda: a float or a (B,) tensor."""
+                      condition: torch.Tensor, subject_scale, subject_active: bool | None = None) -> torch.Tensor:
+        """epsilon(t, concat[z_t, E(x1)], c), Eq. 4. ``subject_scale`` is lambda: a float or a (B,) tensor.
+
+        ``subject_active``: whether any lambda is non-zero, when the caller knows it; otherwise each DCA
+        layer checks the tensor itself (a device-to-host sync per layer on GPU).
+        """
         unet_input = torch.cat([noisy_latents, scene_latents], dim=1)
         return self.unet(unet_input, timesteps, encoder_hidden_states=condition,
-                         cross_attention_kwargs={"subject_scale": subject_scale}).sample
+                         cross_attention_kwargs={"subject_scale": subject_scale,
+                                                 "subject_active": subject_active}).sample
 
     def use_gradient_checkpointing(self) -> None:
         self.unet.enable_gradient_checkpointing()

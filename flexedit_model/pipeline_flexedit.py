@@ -1,8 +1,9 @@
 """FlexEditPipeline: edit one scene from a free-shape mask, an instruction and (optionally) a subject.
 
 Conventions: scene and subject are RGB uint8 (H, W, 3); mask is bool (H, W), True = the region the
-user marked; the result is RGB uint8 at the scene's size. The VLLM, Q-Former and MEA run once per edit;
-only the UNet runs once per denoising step. Guidance follows InstructPix2Pix: with text (edit
+user marked; the result is RGB uint8 at the scene's size. The VLLM, Q-Former and MEA run once per edit
+(the VLLM as one forward pass over the prompt and the ``<img_i>`` tokens; its text answer is generated
+only with ``return_answer=True``); only the UNet runs once per denoising step. Guidance follows InstructPix2Pix: with text (edit
 condition) scale s_T and image (scene) scale s_I,
     eps = eps(null, no scene) + s_I * (eps(null, scene) - eps(null, no scene))
                               + s_T * (eps(c, scene) - eps(null, scene)).
@@ -19,13 +20,13 @@ import torch
 from diffusers import DiffusionPipeline
 
 from flexedit_model import latent_codec
-from flexedit_model.vllm import VllmBatch, VllmPrompt, build_prompt, clip_pixels, collate_prompts
+from flexedit_model.vllm import VllmBatch, build_prompt, clip_pixels, collate_prompts
 
 
 @dataclass(frozen=True, eq=False)
 class FlexEditResult:
     image: np.ndarray  # RGB uint8, the scene's size
-    answer: str  # the VLLM's text answer, e.g. "The mask means 'dog'"
+    answer: str | None  # the VLLM's text answer, e.g. "The mask means 'dog'"; None unless asked for
 
 
 class FlexEditPipeline(DiffusionPipeline):
@@ -33,25 +34,32 @@ class FlexEditPipeline(DiffusionPipeline):
 
     def __init__(self, model, vae, tokenizer, scheduler, resolution: int = 512, max_response_tokens: int = 32,
                  num_inference_steps: int = 50, text_guidance: float = 7.5, image_guidance: float = 1.5,
-                 subject_scale: float = 1.0):
+                 subject_scale: float = 1.0, generate_answer: bool = False):
         super().__init__()
         self.register_modules(model=model, vae=vae, tokenizer=tokenizer, scheduler=scheduler)
         self.register_to_config(resolution=resolution, max_response_tokens=max_response_tokens,
                                 num_inference_steps=num_inference_steps, text_guidance=text_guidance,
-                                image_guidance=image_guidance, subject_scale=subject_scale)
+                                image_guidance=image_guidance, subject_scale=subject_scale,
+                                generate_answer=generate_answer)
 
     @torch.no_grad()
     def __call__(self, scene: np.ndarray, mask: np.ndarray, instruction: str, subject: np.ndarray | None = None,
                  seed: int = 0, num_inference_steps: int | None = None, text_guidance: float | None = None,
                  image_guidance: float | None = None, subject_scale: float | None = None,
-                 height: int | None = None, width: int | None = None) -> FlexEditResult:
-        """Edit ``scene``. lambda (``subject_scale``) is 0 when no subject is given (single-image edit)."""
+                 height: int | None = None, width: int | None = None,
+                 return_answer: bool | None = None) -> FlexEditResult:
+        """Edit ``scene``. lambda (``subject_scale``) is 0 when no subject is given (single-image edit).
+
+        ``return_answer`` (default: the config's ``generate_answer``) also generates the VLLM's text
+        answer (up to ``max_response_tokens``, greedy); it does not change the image.
+        """
         # 1. Check the inputs and fill defaults from the pipeline's config.
         config = self.config
         steps = num_inference_steps or config.num_inference_steps
         text_guidance = config.text_guidance if text_guidance is None else text_guidance
         image_guidance = config.image_guidance if image_guidance is None else image_guidance
         subject_scale = (config.subject_scale if subject_scale is None else subject_scale) if subject is not None else 0.0
+        return_answer = config.generate_answer if return_answer is None else return_answer
         _check_inputs(scene, mask, subject)
         height, width = height or config.resolution, width or config.resolution
         multiple = latent_codec.spatial_factor(self.vae) * 2 ** (len(self.model.unet.config.block_out_channels) - 1)
@@ -60,9 +68,9 @@ class FlexEditPipeline(DiffusionPipeline):
         device, dtype = self.model.device, self.model.dtype
         model = self.model
 
-        # 2. The VLLM reads the marked scene, the subject and the instruction, answers, and gives the
-        #    hidden states of its <img_i> tokens.
-        token_states, answer = self._vllm_states(scene, mask, instruction, subject)
+        # 2. The VLLM reads the marked scene, the subject and the instruction followed by the <img_i>
+        #    tokens, and gives their hidden states (one forward pass); the text answer only if asked.
+        token_states, answer = self._vllm_states(scene, mask, instruction, subject, return_answer)
 
         # 3. Q-Former and MEA: c = [f1; f2], plus the null condition for guidance.
         image_size = model.image_encoder.config.image_size
@@ -89,10 +97,12 @@ class FlexEditPipeline(DiffusionPipeline):
         else:
             conditions, scenes = condition, scene_latents
             scales = torch.tensor([subject_scale], device=device, dtype=dtype)
+        # Known here, so the DCA layers need not read lambda back from the device at every step.
+        subject_active = subject_scale != 0
         for timestep in self.progress_bar(self.scheduler.timesteps):
             model_input = torch.cat([latents] * len(conditions))
             model_input = self.scheduler.scale_model_input(model_input, timestep)
-            noise = model.predict_noise(model_input, timestep, scenes, conditions, scales)
+            noise = model.predict_noise(model_input, timestep, scenes, conditions, scales, subject_active)
             if guided:
                 with_text, with_scene, without = noise.chunk(3)
                 noise = (without + image_guidance * (with_scene - without)
@@ -103,27 +113,28 @@ class FlexEditPipeline(DiffusionPipeline):
         decoded = latent_codec.decode(self.vae, latents.to(dtype))
         return FlexEditResult(_to_uint8(decoded, scene.shape[:2]), answer)
 
-    def _vllm_states(self, scene, mask, instruction, subject):
-        """Greedy answer (text part, up to ``max_response_tokens``), then the <img_i> tokens' states."""
+    def _vllm_states(self, scene, mask, instruction, subject, return_answer: bool):
+        """(states (1, N, H) of the <img_i> tokens, text answer or None).
+
+        The states come from one forward pass over the prompt followed by the <img_i> tokens, the
+        positions and context they have in training (see flexedit_model/vllm.py for the order).
+        """
         model, tokenizer = self.model, self.tokenizer
         image_tokens = list(model.config.image_token_ids)
         prompt = build_prompt(tokenizer, model.vllm.config, len(image_tokens), scene, mask, instruction, subject, None)
-        batch = collate_prompts([prompt], tokenizer.pad_token_id,
-                                model.vllm.config.vision_config.image_size).to(model.device)
-        pixel_values = batch.pixel_values.to(model.dtype)
+        batch = collate_prompts([prompt], tokenizer.pad_token_id, model.vllm.config.vision_config.image_size)
+        batch = VllmBatch(batch.input_ids, batch.attention_mask, batch.labels,
+                          batch.pixel_values.to(model.dtype)).to(model.device)
+        states, _ = model.image_token_states(batch)
+        if not return_answer:
+            return states, None
+        # The text follows the <img_i> tokens, as in training: generate it from the same context.
         generated = model.vllm.generate(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, pixel_values=pixel_values,
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, pixel_values=batch.pixel_values,
             max_new_tokens=self.config.max_response_tokens, do_sample=False,
-            eos_token_id=[image_tokens[0], tokenizer.eos_token_id], pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         )[0, batch.input_ids.shape[1]:].tolist()
-        # Keep the text the model wrote; the <img_i> tokens are then appended whole, as in training.
         text_ids = [token for token in generated if token not in image_tokens and token != tokenizer.eos_token_id]
-        answer_ids = text_ids + image_tokens
-        answered = collate_prompts([VllmPrompt(prompt.prompt_ids, answer_ids, prompt.images)],
-                                   tokenizer.pad_token_id, model.vllm.config.vision_config.image_size)
-        answered = VllmBatch(answered.input_ids, answered.attention_mask, answered.labels,
-                             pixel_values).to(model.device)
-        states, _ = model.image_token_states(answered)
         return states, tokenizer.decode(text_ids, skip_special_tokens=True).strip()
 
 

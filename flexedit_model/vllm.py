@@ -2,12 +2,21 @@
 
 What the VLLM sees (Sec. 3.1 of the paper: x1, x2, m and the instruction):
 - image 1: the scene with the user's mask painted over it (pixels inside the mask blended halfway to
-  red), so that the mask reaches the language model as a visual prompt;
+  red), so that the mask reaches the language model as a visual prompt, the way a user draws it;
 - image 2 (multi-image edits only): the subject;
 - the instruction.
-It answers ``The mask means '<label>'`` followed by ``<img_0> ... <img_{N-1}>``; the last-layer hidden
-states at those N positions go to the Q-Former. During training the answer is the teacher-forced
-target (its tokens give the language loss); at inference the text part is generated greedily.
+Its answer is ``<img_0> ... <img_{N-1}>`` followed by ``The mask means '<label>'``; the last-layer
+hidden states at the N ``<img_i>`` positions go to the Q-Former.
+
+Why the ``<img_i>`` tokens come first, right after the prompt (the paper writes the text first): the
+language model is causal, so the states at the ``<img_i>`` positions depend only on what precedes them.
+Placed first, those states are a function of (images, instruction) alone, identical in training
+(teacher-forced answer) and at inference, where they come out of ONE forward pass over the prompt and
+the N tokens, with no answer to generate first. Placed after the label, training would condition them
+on the ground-truth label while inference would condition them on a greedily generated one (exposure
+bias), and every edit would pay for generating the text. The label text after the tokens still gives
+the language loss of Eq. 2, which also shapes those states: the label is predicted from positions
+that attend to them. The text answer is generated only when asked for (``return_answer``).
 """
 
 from __future__ import annotations
@@ -97,12 +106,13 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
 
 def answer_text(label: str) -> str:
     """The text part of the VLLM's answer (Sec. 3.3): names what the mask means."""
-    return f"The mask means '{label}' "
+    return f"The mask means '{label}'"
 
 
 @dataclass(frozen=True)
 class VllmPrompt:
-    """Token ids of one prompt. ``prompt_ids`` ends where the answer starts; ``answer_ids`` may be empty."""
+    """Token ids of one prompt. ``prompt_ids`` ends where the answer starts; ``answer_ids`` starts with
+    the N ``<img_i>`` tokens (followed, in training, by the answer text and EOS)."""
 
     prompt_ids: list[int]
     answer_ids: list[int]
@@ -111,7 +121,8 @@ class VllmPrompt:
 
 def build_prompt(tokenizer, llava_config, num_image_tokens: int, scene: np.ndarray, mask: np.ndarray,
                  instruction: str, subject: np.ndarray | None, label: str | None) -> VllmPrompt:
-    """Tokens for "USER: <image> [<image>] instruction ASSISTANT:" plus, if ``label`` is given, the target answer."""
+    """Tokens for "USER: <image> [<image>] instruction ASSISTANT:", then ``<img_0> ... <img_{N-1}>``, then,
+    if ``label`` is given (training), the target text "The mask means '<label>'" and EOS."""
     placeholder = tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
     per_image = patches_per_image(llava_config)
 
@@ -123,9 +134,9 @@ def build_prompt(tokenizer, llava_config, num_image_tokens: int, scene: np.ndarr
     for _ in images:
         ids += [placeholder] * per_image + text("\n")
     ids += text(f"{instruction} ASSISTANT: ")
-    answer: list[int] = []
+    answer = image_token_ids(tokenizer, num_image_tokens)
     if label is not None:
-        answer = text(answer_text(label)) + image_token_ids(tokenizer, num_image_tokens) + [tokenizer.eos_token_id]
+        answer = answer + text(answer_text(label)) + [tokenizer.eos_token_id]
     return VllmPrompt(ids, answer, images)
 
 
@@ -135,7 +146,8 @@ def image_token_ids(tokenizer, num_image_tokens: int) -> list[int]:
 
 @dataclass(frozen=True)
 class VllmBatch:
-    """A right-padded batch. ``labels`` is -100 outside the answer (language loss on the answer only)."""
+    """A right-padded batch. ``labels`` is -100 outside the answer (language loss on the answer only);
+    at inference (answer = the ``<img_i>`` tokens only) nothing reads it."""
 
     input_ids: torch.Tensor  # (B, L) long
     attention_mask: torch.Tensor  # (B, L) long, 1 = real token

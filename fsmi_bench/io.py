@@ -96,7 +96,11 @@ def _open_image(path: str | os.PathLike):
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
     """Load an image as RGB uint8 (H, W, 3). Grayscale and palette images are converted."""
-    image = _open_image(path)
+    return pil_to_rgb(_open_image(path))
+
+
+def pil_to_rgb(image) -> np.ndarray:
+    """A PIL image as RGB uint8 (H, W, 3); 16-bit and float grayscale are scaled to 0..255."""
     if image.mode in ("I;16", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if array.max() > 255 else 255.0
@@ -107,7 +111,11 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
 
 def load_mask(path: str | os.PathLike) -> np.ndarray:
     """Load a mask image as bool (H, W): any non-zero pixel (of any channel) is True."""
-    image = _open_image(path)
+    return pil_to_mask(_open_image(path))
+
+
+def pil_to_mask(image) -> np.ndarray:
+    """A PIL image as a bool mask: any non-zero pixel (palette index or channel) is True."""
     array = np.asarray(image)
     if array.ndim == 3:
         array = array[..., :3].max(axis=2) if array.shape[2] >= 3 else array[..., 0]

@@ -51,6 +51,25 @@ def test_shapes_through_every_stage(tiny):
     assert model.unet.conv_in.in_channels == 8
 
 
+def test_inference_reads_the_image_tokens_in_their_training_context(tiny):
+    # Training teacher-forces "<img_0>..<img_N> The mask means '<label>'"; inference feeds the prompt and
+    # the <img_i> tokens only. The states the Q-Former sees must be the same in both.
+    _, model, _, tokenizer = tiny
+    scene, mask, subject = toy_edit()
+    count, llava = len(model.config.image_token_ids), model.vllm.config
+    size = llava.vision_config.image_size
+    trained = collate_prompts([build_prompt(tokenizer, llava, count, scene, mask, "add the dog", subject, "dog")],
+                              tokenizer.pad_token_id, size)
+    inferred = collate_prompts([build_prompt(tokenizer, llava, count, scene, mask, "add the dog", subject, None)],
+                               tokenizer.pad_token_id, size)
+    assert inferred.input_ids.shape[1] < trained.input_ids.shape[1]
+    assert inferred.input_ids[0, -count:].tolist() == list(model.config.image_token_ids)
+    with torch.no_grad():
+        from_training, _ = model.image_token_states(trained, with_language_loss=True)
+        from_inference, _ = model.image_token_states(inferred)
+    assert torch.allclose(from_training, from_inference, atol=1e-5)
+
+
 def test_image_tokens_are_special_and_unique(tiny):
     _, model, _, tokenizer = tiny
     ids = list(model.config.image_token_ids)

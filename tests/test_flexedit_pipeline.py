@@ -27,7 +27,15 @@ def test_output_is_rgb_uint8_at_the_scene_size_and_seeded(pipeline):
     assert first.image.dtype == np.uint8 and first.image.shape == scene.shape
     assert np.array_equal(first.image, again.image)
     assert not np.array_equal(first.image, other.image)
-    assert isinstance(first.answer, str)
+    assert first.answer is None  # the text answer is generated only when asked for
+
+
+def test_return_answer_adds_the_text_and_leaves_the_image_alone(pipeline):
+    scene, mask, subject = toy_edit()
+    plain = pipeline(scene, mask, "add the dog", subject=subject, seed=2)
+    answered = pipeline(scene, mask, "add the dog", subject=subject, seed=2, return_answer=True)
+    assert isinstance(answered.answer, str)
+    assert np.array_equal(plain.image, answered.image)
 
 
 def test_guidance_scales_change_the_result(pipeline):
@@ -52,7 +60,7 @@ def test_save_and_load_give_identical_outputs(pipeline, tmp_path):
     loaded = FlexEditPipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)
     for kwargs in ({"subject": subject}, {}):
-        expected = pipeline(scene, mask, "put the cat here", seed=9, **kwargs)
-        actual = loaded(scene, mask, "put the cat here", seed=9, **kwargs)
+        expected = pipeline(scene, mask, "put the cat here", seed=9, return_answer=True, **kwargs)
+        actual = loaded(scene, mask, "put the cat here", seed=9, return_answer=True, **kwargs)
         assert np.array_equal(expected.image, actual.image)
         assert expected.answer == actual.answer

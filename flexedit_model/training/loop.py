@@ -51,6 +51,35 @@ def set_trainable(model, config) -> list[torch.nn.Parameter]:
     return [parameter for parameter in model.parameters() if parameter.requires_grad]
 
 
+class StepBatches(torch.utils.data.Dataset):
+    """Item i: the CPU batch of step ``first_step + i`` for this rank. Example indices are a function of
+    the step, so a resumed run sees what the killed one would have, with or without loader workers."""
+
+    def __init__(self, examples, tokenizer, spec, batch_size: int, world: int, rank: int, first_step: int,
+                 total_steps: int):
+        self.examples, self.tokenizer, self.spec = examples, tokenizer, spec
+        self.batch_size, self.world, self.rank = batch_size, world, rank
+        self.first_step, self.total_steps = first_step, total_steps
+
+    def __len__(self) -> int:
+        return max(0, self.total_steps - self.first_step)
+
+    def __getitem__(self, index: int):
+        from flexedit_model.training.losses import collate_examples
+
+        start = ((self.first_step + index) * self.world + self.rank) * self.batch_size
+        return collate_examples([self.examples[start + offset] for offset in range(self.batch_size)],
+                                self.tokenizer, self.spec)
+
+
+def loader_workers(device) -> int:
+    """Worker processes making batches: on GPU they keep it fed; on CPU they would only compete with
+    the model for the same cores."""
+    import os
+
+    return 0 if torch.device(device).type == "cpu" else max(0, min(8, (os.cpu_count() or 1) - 2))
+
+
 def _step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + rank) % (2**63)
 
@@ -111,7 +140,7 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
 
     from flexedit_model.build import build_components, build_pipeline, build_scheduler
     from flexedit_model.training.data import TrainingExamples, load_training_content
-    from flexedit_model.training.losses import collate_examples, flexedit_loss
+    from flexedit_model.training.losses import CollateSpec, flexedit_loss
 
     out = Path(out)
     training = config.training
@@ -148,13 +177,15 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
     world, rank = accelerator.num_processes, accelerator.process_index
     unwrapped = accelerator.unwrap_model(model)
     losses, started, samples = [], time.perf_counter(), 0
-    bar = tqdm(range(first_step, total_steps), disable=not (progress and accelerator.is_main_process),
+    workers = loader_workers(accelerator.device)
+    batches = torch.utils.data.DataLoader(
+        StepBatches(examples, tokenizer, CollateSpec.from_model(unwrapped), batch_size, world, rank, first_step,
+                    total_steps),
+        batch_size=None, shuffle=False, num_workers=workers, prefetch_factor=4 if workers else None)
+    bar = tqdm(zip(range(first_step, total_steps), batches), disable=not (progress and accelerator.is_main_process),
                desc="train flexedit", initial=first_step, total=total_steps)
-    for step in bar:
-        # Example indices are a function of the step, so a resumed run sees what the killed one would have.
-        start = (step * world + rank) * batch_size
-        batch = collate_examples([examples[start + offset] for offset in range(batch_size)], tokenizer,
-                                 unwrapped).to(accelerator.device)
+    for step, batch in bar:
+        batch = batch.to(accelerator.device)
         generator = torch.Generator().manual_seed(_step_seed(seed, step, rank))
         with accelerator.autocast():
             parts = flexedit_loss(unwrapped, vae, noise_scheduler, batch, generator, training["condition_dropout"],

@@ -43,14 +43,28 @@ def _pixels(images: list[np.ndarray]) -> torch.Tensor:
                        ).float() / 127.5 - 1.0
 
 
+@dataclass(frozen=True)
+class CollateSpec:
+    """What batching needs to know of the model (plain configs, so data-loader workers need no model)."""
+
+    llava_config: object  # transformers LlavaConfig
+    num_image_tokens: int
+    clip_image_size: int
+
+    @classmethod
+    def from_model(cls, model) -> "CollateSpec":
+        return cls(model.vllm.config, len(model.config.image_token_ids), model.image_encoder.config.image_size)
+
+
 def collate_examples(examples, tokenizer, model) -> TrainingBatch:
-    """Tensors for a list of ``TrainingExample`` (all of one resolution)."""
-    llava_config = model.vllm.config
-    count = len(model.config.image_token_ids)
-    prompts = [build_prompt(tokenizer, llava_config, count, example.scene, example.mask, example.instruction,
-                            example.subject, example.label) for example in examples]
+    """Tensors for a list of ``TrainingExample`` (all of one resolution). ``model``: a FlexEditModel or
+    its ``CollateSpec``."""
+    spec = model if isinstance(model, CollateSpec) else CollateSpec.from_model(model)
+    llava_config = spec.llava_config
+    prompts = [build_prompt(tokenizer, llava_config, spec.num_image_tokens, example.scene, example.mask,
+                            example.instruction, example.subject, example.label) for example in examples]
     vllm = collate_prompts(prompts, tokenizer.pad_token_id, llava_config.vision_config.image_size)
-    size = model.image_encoder.config.image_size
+    size = spec.clip_image_size
     return TrainingBatch(
         vllm=vllm,
         scene_pixels=_pixels([example.scene for example in examples]),
@@ -86,8 +100,11 @@ def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: 
     condition = torch.where(drop_condition.view(-1, 1, 1), model.null_edit_condition(size).to(condition.dtype),
                             condition)
     scene_latents = scene_latents * (~drop_scene).view(-1, 1, 1, 1).to(dtype)
-    scale = subject_scale * (batch.has_subject & ~drop_condition).to(dtype)
-    predicted = model.predict_noise(noisy, timesteps, scene_latents, condition, scale)
+    with_subject = batch.has_subject & ~drop_condition
+    scale = subject_scale * with_subject.to(dtype)
+    # One host sync per step instead of one per DCA layer.
+    predicted = model.predict_noise(noisy, timesteps, scene_latents, condition, scale,
+                                    subject_active=subject_scale != 0 and bool(with_subject.any()))
     diffusion = torch.nn.functional.mse_loss(predicted.float(), noise.float())
     return LossParts(diffusion + language_loss_weight * language_loss.float(), diffusion.detach(),
                      language_loss.detach().float())

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fsmi_bench.errors import BadInputError
+from fsmi_bench.io import pil_to_mask, pil_to_rgb
 from fsmi_bench.sources.base import SCENARIOS, ObjectInstance, PreparedCase, ScenePhoto, SourceContent
 
 SEGMENTATION_COLUMNS = frozenset({"image", "mask", "label"})
@@ -127,22 +128,14 @@ def _rgb(image, where: str, column: str) -> np.ndarray:
     """A decoded ``Image`` cell as RGB uint8; 16-bit and float grayscale are scaled to 0..255."""
     if image is None:
         raise BadInputError(f"{where}: {column} is missing")
-    if image.mode in ("I;16", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if array.max() > 255 else 255.0
-        array = np.clip(np.round(array / peak * 255.0), 0, 255).astype(np.uint8)
-        return np.repeat(array[..., None], 3, axis=2)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    return pil_to_rgb(image)
 
 
 def _mask(image, where: str, column: str) -> np.ndarray:
     """A decoded ``Image`` cell as a bool mask: any non-zero pixel (palette index or channel) is True."""
     if image is None:
         raise BadInputError(f"{where}: {column} is missing")
-    array = np.asarray(image)
-    if array.ndim == 3:
-        array = array[..., :3].max(axis=2) if array.shape[2] >= 3 else array[..., 0]
-    return array > 0
+    return pil_to_mask(image)
 
 
 def _export_card(root: Path, cases: list[PreparedCase]) -> str:
