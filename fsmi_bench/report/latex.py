@@ -8,6 +8,7 @@ to ASCII so that pdflatex's default input encoding accepts it.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 
 from fsmi_bench.report.tables import CellView, Table, measure_label
@@ -49,7 +50,7 @@ def latex_cell(cell: CellView) -> str:
 
 def render_table(table: Table) -> str:
     metric_count = len(table.metrics)
-    lines = [r"\begin{table}[htbp]", r"\centering", rf"\caption{{{escape(table.title)}}}",
+    lines = [r"\begin{table}[htbp]", r"\centering", rf"\caption{{{escape(_caption(table.title))}}}",
              r"\resizebox{\textwidth}{!}{%", rf"\begin{{tabular}}{{ll{'r' * metric_count}}}", r"\toprule"]
     spans, rules, column = [], [], 3
     for section, metrics in table.sections:
@@ -85,3 +86,8 @@ def standalone_document(body: str) -> str:
     return ("\\documentclass{article}\n"
             f"\\usepackage{{{','.join(PACKAGES)}}}\n"
             "\\begin{document}\n" + body + "\\end{document}\n")
+
+
+def _caption(title: str) -> str:
+    """The title without its "Table N: " prefix, which LaTeX's own numbering already gives."""
+    return re.sub(r"^Table \d+:\s*", "", title)
