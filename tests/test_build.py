@@ -200,3 +200,17 @@ def test_generate_masks_for_a_folder_of_images(tmp_path):
     (images / "b.png").write_bytes(b"broken")
     code, output = run_cli("generate-masks", "--images", images, "--regions", regions, "--out", tmp_path / "o2")
     assert code == 2 and "cannot read image" in output and "Traceback" not in output
+
+
+def test_help_and_every_command_help_import_no_heavy_library():
+    import subprocess
+    import sys
+
+    script = ("import sys; from fsmi_bench.cli import main\n"
+              "for args in (['--help'], ['ls'], *[[name, '--help'] for name in main.commands]):\n"
+              "    try:\n        main(args)\n    except SystemExit as exit:\n        assert exit.code == 0, args\n"
+              "heavy = {'torch', 'pandas', 'PIL', 'cv2', 'transformers', 'diffusers'} & set(sys.modules)\n"
+              "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "quickstart" in result.stdout and "Examples:" in result.stdout
