@@ -8,10 +8,12 @@ iteration, seeding, resume, sharding, size mapping, provenance and failure captu
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from fsmi_bench.registry import Registry
+
+if TYPE_CHECKING:  # `fsmi ls methods` reads the registry below without loading numpy
+    import numpy as np
 
 
 @dataclass(frozen=True, eq=False)
