@@ -214,3 +214,15 @@ def test_help_and_every_command_help_import_no_heavy_library():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "quickstart" in result.stdout and "Examples:" in result.stdout
+
+
+def test_exported_benchmark_builds_back_to_the_same_files(small_bench, tmp_path):
+    from fsmi_bench.export import export_hf
+
+    export_hf(small_bench, tmp_path / "hf", progress=False)
+    rebuilt = build_benchmark(BuildConfig(out=tmp_path / "again", source=f"hf:{tmp_path / 'hf'}", previews=False),
+                              progress=False)
+    original, again = tree_digest(small_bench / "cases"), tree_digest(rebuilt / "cases")
+    assert again == original  # scenes, subjects, GT, regions and all 9 drawn masks
+    rows = load_benchmark(rebuilt).rows
+    assert len(rows) == 12 * 9 and {row.source for row in rows} == {f"hf:{tmp_path / 'hf'}"}
