@@ -320,3 +320,17 @@ def test_fsmi_folder_duplicate_ids_bad_json_and_empty(fsmi_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BadInputError, match="holds no cases"):
         load_fsmi_folder(str(tmp_path / "empty"))
+
+
+def test_build_composites_cases_from_a_coco_folder(coco_dir, tmp_path):
+    from fsmi_bench.build import BuildConfig, build_benchmark
+    from fsmi_bench.manifest import load_benchmark
+
+    bench = build_benchmark(BuildConfig(out=tmp_path / "bench", source=f"coco:{coco_dir}", single=3, multi=2,
+                                        size=64, previews=False), progress=False)
+    rows = load_benchmark(bench).rows
+    assert len(rows) == 5 * 9
+    labels = {"bottle", "chair", "person", "dog"}
+    for row in rows:
+        assert row.label in labels or row.op == "remove"
+        assert row.origins["scene"].split(":", 1)[0] == "coco"
