@@ -20,6 +20,9 @@ import torch
 from diffusers import DiffusionPipeline
 
 from flexedit_model import latent_codec
+# from_pretrained loads the saved components by their module (model_index.json names
+# flexedit_model.model and flexedit_model.latent_codec); diffusers only loads from modules already imported.
+from flexedit_model import model as _model_module  # noqa: F401
 from flexedit_model.vllm import VllmBatch, build_prompt, clip_pixels, collate_prompts
 
 
