@@ -92,23 +92,30 @@ METHODS.register("copy-paste", "baselines.copy_paste:CopyPaste",
 METHODS.register("inpaint", "baselines.inpaint:Inpaint",
                  "classical inpainting (OpenCV Telea) of the mask area, whatever the operation", needs=())
 METHODS.register("instruct-pix2pix", "baselines.instruct_pix2pix:InstructPix2Pix",
-                 "InstructPix2Pix (diffusers); mask ignored, as in the paper", needs=("weights", "GPU"))
+                 "InstructPix2Pix (diffusers); mask ignored, as in the paper", needs=("weights", "GPU"),
+                 hf_model_id="timbrooks/instruct-pix2pix")
 METHODS.register("sd-inpaint", "baselines.sd_inpaint:SdInpaint",
                  "Stable Diffusion inpainting (diffusers); mask = inpainting mask, prompt = label",
-                 needs=("weights", "GPU"))
+                 needs=("weights", "GPU"), hf_model_id="stable-diffusion-v1-5/stable-diffusion-inpainting")
 METHODS.register("paint-by-example", "baselines.paint_by_example:PaintByExample",
-                 "Paint-by-Example (diffusers); subject as exemplar, multi-image cases", needs=("weights", "GPU"))
+                 "Paint-by-Example (diffusers); subject as exemplar, multi-image cases", needs=("weights", "GPU"),
+                 hf_model_id="Fantasy-Studio/Paint-by-Example")
 METHODS.register("anydoor", "baselines.anydoor:AnyDoor",
                  "AnyDoor official code in its own environment; mask reduced to its bounding box",
-                 needs=("weights", "GPU", "checkout"))
+                 needs=("weights", "GPU", "checkout"),
+                 weights="config keys python, checkout and weights: see baselines/README.md")
 METHODS.register("largen", "baselines.largen:Largen",
                  "LAR-Gen through scepter's LargenInference in its own environment",
-                 needs=("weights", "GPU", "checkout"))
+                 needs=("weights", "GPU", "checkout"),
+                 weights="config keys python, checkout and weights: see baselines/README.md")
 METHODS.register("smartedit", "baselines.smartedit:SmartEdit",
                  "SmartEdit official test-script model in its own environment; mask ignored",
-                 needs=("weights", "GPU", "checkout"))
+                 needs=("weights", "GPU", "checkout"),
+                 weights="config keys python, checkout and weights: see baselines/README.md")
 METHODS.register("instructany2pix", "baselines.instructany2pix:InstructAny2Pix",
                  "InstructAny2Pix official pipeline in its own environment; mask ignored",
-                 needs=("weights", "GPU", "checkout"))
+                 needs=("weights", "GPU", "checkout"),
+                 weights="config keys python, checkout and weights: see baselines/README.md")
 METHODS.register("flexedit", "flexedit_model.method:FlexEditMethod",
-                 "FlexEdit trained in the repository (fsmi train flexedit); --weights DIR", needs=("weights",))
+                 "FlexEdit trained in the repository (fsmi train flexedit); --weights DIR", needs=("weights",),
+                 weights="a checkpoint folder written by `fsmi train flexedit`, given as --weights DIR")

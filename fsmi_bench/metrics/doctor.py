@@ -71,10 +71,29 @@ def doctor_entries(explicit: dict | None = None, protocol: str = "paper") -> lis
         needs = ", ".join(entry.needs) if entry.needs else "nothing"
         weight_note = entry.extra.get("weights", "")
         detail = f"needs {needs}" + (f" ({weight_note})" if weight_note else "")
-        if "weights" in entry.needs and not weight_note:
+        checks = ()
+        if "hf_model_id" in entry.extra:
+            checks = (_hf_cache_check(entry.extra["hf_model_id"]),)
+        elif "weights" in entry.needs and not weight_note:
             detail += " (give them to `fsmi run --weights PATH`)"
-        entries.append(DoctorEntry("method", entry.name, detail, ()))
+        entries.append(DoctorEntry("method", entry.name, detail, checks))
     return entries
+
+
+def _hf_cache_check(model_id: str) -> WeightCheck:
+    """Whether a diffusers model is in the local Hugging Face cache (where `fsmi run` finds it
+    without --weights)."""
+    import glob
+    import os
+
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub")
+    pattern = os.path.join(hub, f"models--{model_id.replace('/', '--')}", "snapshots", "*", "model_index.json")
+    found = sorted(glob.glob(pattern))
+    path = os.path.dirname(found[-1]) if found else ""
+    return WeightCheck(model_id, bool(found), path, "folder (not hashed here)" if found else "",
+                       (pattern,), f"run `fsmi run --weights PATH` with a local diffusers folder of {model_id}, "
+                                   f"or put it in the Hugging Face cache ({hub})")
 
 
 def doctor_lines(entries: list[DoctorEntry], verbose: bool = False) -> list[str]:
@@ -84,9 +103,9 @@ def doctor_lines(entries: list[DoctorEntry], verbose: bool = False) -> list[str]
         lines.append(f"{title}:")
         for entry in (e for e in entries if e.kind == kind):
             state = "ready" if entry.ready else "MISSING WEIGHTS"
-            if kind == "method" and not entry.detail.startswith("needs nothing"):
-                state = "see needs"  # a method's weights are given to `fsmi run`, not looked up here
-            lines.append(f"  {entry.name:<13} {state:<16} {entry.detail}")
+            if kind == "method" and not entry.checks and not entry.detail.startswith("needs nothing"):
+                state = "given to run"  # these weights are passed to `fsmi run`, not looked up here
+            lines.append(f"  {entry.name:<17} {state:<16} {entry.detail}")
             for check in entry.checks:
                 if check.present:
                     lines.append(f"      {check.weight}: {check.path} sha256 {check.sha256}")
