@@ -79,15 +79,30 @@ def build_components(config: FlexEditConfig, seed: int = 0):
 
 
 def build_scheduler(config: FlexEditConfig, kind: str = "ddim"):
-    """The noise schedule of ``config``: DDIM for sampling, DDPM (same betas) for training."""
+    """The noise schedule of ``config``: DDIM for sampling, DDPM (same betas) for training.
+
+    Optional ``scheduler`` keys (defaults: Stable Diffusion 1.5's, which the ``paper`` config's UNet
+    was trained with): ``prediction_type`` ("epsilon", "v_prediction" or "sample"),
+    ``rescale_betas_zero_snr`` and ``timestep_spacing`` ("leading" or "trailing"). Configs trained from
+    scratch on the pixel-shuffle codec need v-prediction with a zero terminal SNR: in pixel space,
+    epsilon-prediction turns the small noise-prediction error of a briefly trained UNet into x0 errors
+    of (1 - a_t) / a_t times that (about 200x at the last timestep of SD's schedule), so samples stay
+    noise; and a non-zero terminal SNR leaks the image's mean (a mask is mostly black) into training
+    inputs that sampling, starting from pure noise, never has.
+    """
     from diffusers import DDIMScheduler, DDPMScheduler
 
     section = config.scheduler
     options = dict(num_train_timesteps=section["num_train_timesteps"], beta_schedule=section["beta_schedule"],
-                   beta_start=section["beta_start"], beta_end=section["beta_end"], clip_sample=False)
+                   beta_start=section["beta_start"], beta_end=section["beta_end"], clip_sample=False,
+                   prediction_type=section.get("prediction_type", "epsilon"),
+                   rescale_betas_zero_snr=bool(section.get("rescale_betas_zero_snr", False)),
+                   timestep_spacing=section.get("timestep_spacing", "leading"))
     if kind == "ddpm":
         return DDPMScheduler(**options)
-    return DDIMScheduler(**options, set_alpha_to_one=False, steps_offset=1)
+    # "trailing" starts sampling at the last training timestep (pure noise with a zero terminal SNR).
+    offset = 0 if options["timestep_spacing"] == "trailing" else 1
+    return DDIMScheduler(**options, set_alpha_to_one=False, steps_offset=offset)
 
 
 def build_pipeline(config: FlexEditConfig, seed: int = 0, components=None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 from flexedit_helpers import one_thread, toy_edit  # noqa: F401  (fixture)
@@ -59,8 +60,17 @@ def test_save_and_load_give_identical_outputs(pipeline, tmp_path):
     assert (tmp_path / "pipe" / "model" / "diffusion_pytorch_model.safetensors").is_file()
     loaded = FlexEditPipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)
+    saved_state, loaded_state = pipeline.model.state_dict(), loaded.model.state_dict()
+    assert saved_state.keys() == loaded_state.keys()
+    assert all(torch.equal(saved_state[key], loaded_state[key]) for key in saved_state)  # bit-identical weights
+    public = lambda config: {key: value for key, value in config.items() if not key.startswith("_")}  # noqa: E731
+    assert public(loaded.scheduler.config) == public(pipeline.scheduler.config)
     for kwargs in ({"subject": subject}, {}):
         expected = pipeline(scene, mask, "put the cat here", seed=9, return_answer=True, **kwargs)
         actual = loaded(scene, mask, "put the cat here", seed=9, return_answer=True, **kwargs)
-        assert np.array_equal(expected.image, actual.image)
+        # Same weights, same numbers up to float rounding: loaded safetensors weights sit at other memory
+        # alignments, for which BLAS may sum in another order (about 1e-7 apart), and a pixel can land
+        # on the other side of a uint8 rounding boundary. Anything wrongly loaded is far further off.
+        difference = np.abs(expected.image.astype(int) - actual.image.astype(int))
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.01
         assert expected.answer == actual.answer

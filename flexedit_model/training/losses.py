@@ -1,7 +1,7 @@
 """The FlexEdit training objective: L = L_diffusion + w * L_VLLM (Eq. 5; w = ``language_loss_weight``, 1 in the paper).
 
-L_diffusion is the epsilon-prediction MSE of Eq. 4 with the scene latent concatenated to the noisy
-target latent; L_VLLM is the language model's cross-entropy on its answer (Eq. 2). As in
+L_diffusion is the MSE of Eq. 4 (on epsilon, or on v / x0 as the config's scheduler says) with the scene
+latent concatenated to the noisy target latent; L_VLLM is the language model's cross-entropy on its answer (Eq. 2). As in
 InstructPix2Pix, the edit condition and the scene latent are each dropped for a fraction of examples
 so that the pipeline's text and image guidance have unconditional predictions to work with.
 """
@@ -76,6 +76,20 @@ def collate_examples(examples, tokenizer, model) -> TrainingBatch:
     )
 
 
+def diffusion_target(noise_scheduler, latents: torch.Tensor, noise: torch.Tensor,
+                     timesteps: torch.Tensor) -> torch.Tensor:
+    """What the UNet learns to predict, by the scheduler's ``prediction_type``: the noise (epsilon), the
+    velocity sqrt(a_t) eps - sqrt(1 - a_t) x0 (v_prediction) or the clean latent (sample)."""
+    kind = noise_scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return noise_scheduler.get_velocity(latents, noise, timesteps)
+    if kind == "sample":
+        return latents
+    raise ValueError(f"unknown prediction_type {kind!r}")
+
+
 def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: torch.Generator,
                   condition_dropout: float = 0.05, language_loss_weight: float = 1.0,
                   subject_scale: float = 1.0) -> LossParts:
@@ -105,6 +119,7 @@ def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: 
     # One host sync per step instead of one per DCA layer.
     predicted = model.predict_noise(noisy, timesteps, scene_latents, condition, scale,
                                     subject_active=subject_scale != 0 and bool(with_subject.any()))
-    diffusion = torch.nn.functional.mse_loss(predicted.float(), noise.float())
+    diffusion = torch.nn.functional.mse_loss(predicted.float(), diffusion_target(
+        noise_scheduler, target_latents, noise, timesteps).float())
     return LossParts(diffusion + language_loss_weight * language_loss.float(), diffusion.detach(),
                      language_loss.detach().float())
