@@ -26,19 +26,11 @@ LEADERBOARD_TABLE = "fsmi leaderboard (cells)"
 
 
 def git_commit() -> str:
-    """Commit of the code that runs (``-dirty`` when tracked files differ), or ``unknown``."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], cwd=root, capture_output=True,
-                               text=True, timeout=10)
-        commit = found.stdout.strip()
-        if found.returncode != 0 or not commit:
-            return "unknown (no git commit)"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    """Commit of the code that runs, for the provenance header (``fsmi_bench.provenance.git_commit``,
+    which run.json uses too, with "+dirty" when tracked files differ)."""
+    from fsmi_bench.provenance import git_commit as checked_out_commit
+
+    return checked_out_commit() or "unknown (no git commit)"
 
 
 @dataclass(frozen=True)
