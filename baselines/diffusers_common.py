@@ -138,13 +138,10 @@ def working_size(height: int, width: int, long_side: int = 512, multiple: int = 
 
 def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize an RGB uint8 image to (height, width), bicubic; returns the input if already that size."""
-    from PIL import Image
+    from fsmi_bench.compose import resize_rgb as resize_to
 
     height, width = size
-    if image.shape[:2] == (height, width):
-        return image
-    resized = Image.fromarray(image, mode="RGB").resize((width, height), Image.Resampling.BICUBIC)
-    return np.asarray(resized, dtype=np.uint8).copy()
+    return image if image.shape[:2] == (height, width) else resize_to(image, width, height)
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

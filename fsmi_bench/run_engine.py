@@ -112,9 +112,10 @@ def map_to_scene_size(output, width: int, height: int) -> tuple[np.ndarray, tupl
         raise BadInputError(f"bad output: expected shape (H, W, 3), got {output.shape}")
     if output.shape[:2] == (height, width):
         return np.ascontiguousarray(output), None
+    from fsmi_bench.compose import resize_rgb
+
     original = (int(output.shape[1]), int(output.shape[0]))
-    resized = Image.fromarray(np.ascontiguousarray(output), mode="RGB").resize((width, height), Image.BICUBIC)
-    return np.asarray(resized, dtype=np.uint8), original
+    return resize_rgb(np.ascontiguousarray(output), width, height), original
 
 
 def load_method_config(path: str | os.PathLike) -> dict:
