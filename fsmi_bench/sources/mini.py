@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fsmi_bench.sources.base import ObjectInstance, ScenePhoto, SourceContent
+from fsmi_bench.sources.mini_grabcut import largest_component
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,6 @@ def load_photo(photo_id: str) -> np.ndarray:
     raise KeyError(photo_id)
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    from fsmi_bench.sources.mini_grabcut import _largest_component as largest
-    return largest(mask)
-
-
 def _touches_border(mask: np.ndarray) -> bool:
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
@@ -112,7 +108,7 @@ def _voc_objects() -> list[ObjectInstance]:
     for index, (label_id, mask) in enumerate(zip(data["labels"], data["masks"])):
         label = data["class_names"][label_id]
         whole = np.asarray(mask, dtype=bool)
-        main = _largest_component(whole)
+        main = largest_component(whole)
         if (label in VOC_SKIPPED_CLASSES or whole.mean() < VOC_MIN_AREA_FRACTION
                 or main.sum() < 0.95 * whole.sum() or _touches_border(whole)):
             continue
@@ -132,7 +128,7 @@ def _arc2017_objects() -> list[ObjectInstance]:
         if visible.sum() < ARC2017_MIN_VISIBLE_FRACTION * (np.asarray(mask) > 0).sum():
             continue
         objects.append(_instance(f"arc2017/{index:02d}", "arc2017", ARC2017_LABELS[data["class_names"][label_id]],
-                                 _largest_component(visible), "ARC2017 instance annotation (visible part)"))
+                                 largest_component(visible), "ARC2017 instance annotation (visible part)"))
     return objects
 
 

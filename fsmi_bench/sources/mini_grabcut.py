@@ -45,10 +45,10 @@ def derive_mask(image: np.ndarray, box: tuple[int, int, int, int], iterations: i
     cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), labels, (x0, y0, x1 - x0, y1 - y0),
                 background_model, foreground_model, iterations, cv2.GC_INIT_WITH_RECT)
     mask = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
-    return _largest_component(mask)
+    return largest_component(mask)
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
+def largest_component(mask: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     components, count = ndimage.label(mask)
