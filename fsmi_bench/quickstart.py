@@ -63,6 +63,10 @@ def quickstart(config: QuickstartConfig) -> QuickstartResult:
     from fsmi_bench.run_engine import RunConfig, run_method
     from fsmi_bench.scoring import ScoreConfig, score_run
 
+    from fsmi_bench.methods import METHODS
+
+    for method in config.methods:  # an unknown name fails before minutes of building
+        METHODS.entry(method)
     out = Path(config.out)
     bench = out / "bench"
     if _existing_benchmark(bench, config):

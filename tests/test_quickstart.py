@@ -62,3 +62,9 @@ def test_leaderboard_passes_compare_until_a_number_moves(done, tmp_path):
     assert not comparison.ok and "copy-paste" in comparison.text()
     code = CliRunner().invoke(main, ["compare", *others, str(moved), "--baseline", str(config.leaderboard)])
     assert code.exit_code == 1 and "copy-paste" in code.output
+
+
+def test_unknown_method_fails_before_anything_is_built(tmp_path):
+    result = CliRunner().invoke(main, ["quickstart", "--out", str(tmp_path / "q"), "--methods", "identity,copy-pase"])
+    assert result.exit_code == 2 and "did you mean 'copy-paste'" in result.output
+    assert not (tmp_path / "q").exists()
