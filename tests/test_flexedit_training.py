@@ -112,3 +112,57 @@ def test_training_examples_never_equal_benchmark_cases(train_content):
         assert "heldout" not in example.origins
         seen.update({_sha(example.scene), _sha(example.target)})
     assert seen and not seen & benchmark
+
+
+@pytest.mark.parametrize("kind", ["photo", "pasted", "shape"])
+def test_mask_task_examples_of_each_kind(train_content, kind):
+    from flexedit_model.training.data import SHAPE_LABEL, TrainingExamples, mask_image
+
+    examples = TrainingExamples(train_content, 48, seed=3, mask_task_fraction=1.0, mask_task_mix={kind: 1.0})
+    labels = {obj.label for obj in train_content.objects}
+    train_ids = {f"mini:{obj.object_id}" for obj in train_content.objects}
+    centres = []
+    for index in range(12):
+        example = examples[index]
+        assert example.task == "mask" and example.scene.shape == (48, 48, 3) and example.region.shape == (48, 48)
+        assert example.region.any() and example.mask.any()
+        assert (example.mask & example.region).any()  # drawn over the object (the brush may spill)
+        np.testing.assert_array_equal(example.target, mask_image(example.region))
+        assert example.label == SHAPE_LABEL if kind == "shape" else example.label in labels
+        if kind != "shape":
+            assert train_ids & set(example.origins)
+        rows, cols = np.nonzero(example.region)
+        centres.append((rows.mean(), cols.mean()))
+        again = examples[index]
+        np.testing.assert_array_equal(again.scene, example.scene)
+        np.testing.assert_array_equal(again.mask, example.mask)
+    if kind != "photo":  # the point of pasting: objects turn up all over the image
+        assert np.ptp(np.array(centres), axis=0).min() > 48 * 0.3
+
+
+def test_mask_task_mix_draws_each_kind_and_rejects_bad_weights(train_content):
+    from flexedit_model.training.data import SHAPE_LABEL, TrainingExamples
+
+    examples = TrainingExamples(train_content, 32, seed=0, mask_task_fraction=1.0,
+                                mask_task_mix={"pasted": 0.5, "shape": 0.5})
+    labels = [examples[index].label for index in range(30)]
+    assert 5 < labels.count(SHAPE_LABEL) < 25
+    for bad in ({"stickers": 1.0}, {"photo": -1.0, "shape": 2.0}, {"photo": 0.0}):
+        with pytest.raises(ValueError, match="mask_task_mix"):
+            TrainingExamples(train_content, 32, mask_task_mix=bad)
+
+
+def test_shrink_content_scales_photos_once_and_keeps_masks_aligned(train_content):
+    from fsmi_bench.compose import resize_mask
+    from flexedit_model.training.data import shrink_content
+
+    small = shrink_content(train_content, 64)
+    assert len(small.objects) == len(train_content.objects)
+    for before, after in zip(train_content.objects, small.objects):
+        assert max(after.image.shape[:2]) <= 64 and after.mask.shape == after.image.shape[:2]
+        expected = resize_mask(before.mask, after.image.shape[1], after.image.shape[0])
+        assert (after.mask == expected).all()
+    by_photo = {}
+    for obj in small.objects:  # objects of one photo share the one resized copy
+        assert by_photo.setdefault(obj.photo_id, obj.image) is obj.image
+    assert all(max(scene.image.shape[:2]) <= 64 for scene in small.scenes)

@@ -1,9 +1,13 @@
 """Training examples for FlexEdit, made from a source's photos and object masks.
 
 Two tasks, mixed (``mask_task_fraction`` of each batch is task a):
-(a) free-shape mask understanding (Sec. 3.3): the input is an object's photo with a ``random_walk``
-    mask drawn inside the object, the image target is the object's full mask (white on black, RGB),
-    the VLLM's text target is "The mask means '<label>'" + the <img_i> tokens;
+(a) free-shape mask understanding (Sec. 3.3): the input is a photo with a ``random_walk`` mask drawn
+    inside one object, the image target is the object's full mask (white on black, RGB), the VLLM's
+    text target is "The mask means '<label>'" + the <img_i> tokens. The paper draws these from large
+    segmentation sets; a small source has a dozen objects, each always in the same place of the same
+    photo, so ``mask_task_mix`` adds variety of place, size and shape: "photo" (the object in its own
+    photo), "pasted" (a training object cut out and pasted at a random place and size on a training
+    scene) and "shape" (a random polygon filled with a crop of another photo, on a training scene);
 (b) editing pairs made with the benchmark builder's compositing (``fsmi_bench.build.composite_case``),
     single- and multi-image, the free-shape mask again a ``random_walk`` over the edit region.
 
@@ -26,6 +30,12 @@ MASK_TASK_INSTRUCTION = "What does the marked area mean? Draw its full mask."
 HELDOUT_FRACTION = 0.25
 # Keeps training composites in a seed stream of their own, apart from any benchmark build's seed.
 TRAINING_SEED_OFFSET = 7_919_000
+MASK_TASK_KINDS = ("photo", "pasted", "shape")
+PASTED_AREA_RANGE = (0.04, 0.30)  # object (or shape) area as a fraction of the image, mask task only
+SHAPE_LABEL = "shape"
+# Photos are scaled down once to this multiple of the training resolution: resizing full-size photos
+# for every example would take most of the time spent making a batch.
+WORKING_SIDE_FACTOR = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,13 +102,20 @@ class TrainingExamples:
     """Example ``index`` is a pure function of (content, resolution, seed, index): resumable and shardable."""
 
     def __init__(self, content: SourceContent, resolution: int, seed: int = 0, mask_task_fraction: float = 0.5,
-                 multi_fraction: float = 0.5, mask_fn=_random_walk):
-        self.content = content
+                 multi_fraction: float = 0.5, mask_fn=_random_walk, mask_task_mix: dict | None = None):
+        """``mask_task_mix``: weights of the mask-task kinds (MASK_TASK_KINDS); default photos only."""
+        self.content = shrink_content(content, WORKING_SIDE_FACTOR * resolution)
         self.resolution = resolution
         self.seed = seed
         self.mask_task_fraction = mask_task_fraction
         self.multi_fraction = multi_fraction
         self.mask_fn = mask_fn
+        mix = dict(mask_task_mix or {"photo": 1.0})
+        unknown = set(mix) - set(MASK_TASK_KINDS)
+        if unknown or sum(mix.values()) <= 0 or min(mix.values()) < 0:
+            raise ValueError(f"mask_task_mix {mix} needs non-negative weights of {MASK_TASK_KINDS}")
+        weights = np.array([float(mix.get(kind, 0.0)) for kind in MASK_TASK_KINDS])
+        self.mask_task_cdf = np.cumsum(weights / weights.sum())
 
     def __getitem__(self, index: int) -> TrainingExample:
         rng = np.random.default_rng([TRAINING_SEED_OFFSET + self.seed, index])
@@ -109,15 +126,31 @@ class TrainingExamples:
 
     def _mask_example(self, index: int, rng: np.random.Generator) -> TrainingExample:
         size = self.resolution
+        kind = MASK_TASK_KINDS[min(int(np.searchsorted(self.mask_task_cdf, rng.random(), side="right")),
+                                   len(MASK_TASK_KINDS) - 1)]
         obj = self.content.objects[int(rng.integers(len(self.content.objects)))]
-        photo = obj.image[:, ::-1] if rng.random() < 0.5 else obj.image
-        full = obj.mask[:, ::-1] if photo is not obj.image else obj.mask
-        scene = _square(np.ascontiguousarray(photo), size)
-        region = _square_mask(np.ascontiguousarray(full), size)
+        if kind == "photo":
+            photo = obj.image[:, ::-1] if rng.random() < 0.5 else obj.image
+            full = obj.mask[:, ::-1] if photo is not obj.image else obj.mask
+            scene = _square(np.ascontiguousarray(photo), size)
+            region = _square_mask(np.ascontiguousarray(full), size)
+            label, origins = obj.label, (f"{self.content.name}:{obj.object_id}",)
+        else:
+            backdrop = self.content.scenes[int(rng.integers(len(self.content.scenes)))]
+            scene = _square(_prepare_scene(backdrop.image, rng, size), size)
+            if kind == "pasted":
+                scene, region = _paste_object(scene, obj, rng)
+                label = obj.label
+                origins = (f"{self.content.name}:{obj.object_id}", f"{self.content.name}:{backdrop.photo_id}")
+            else:
+                donor = self.content.scenes[int(rng.integers(len(self.content.scenes)))]
+                scene, region = _paste_shape(scene, _square(_prepare_scene(donor.image, rng, size), size), rng)
+                label = SHAPE_LABEL
+                origins = tuple(sorted({f"{self.content.name}:{backdrop.photo_id}",
+                                        f"{self.content.name}:{donor.photo_id}"}))
         mask = self.mask_fn(region, int(rng.integers(2**31)))
         return TrainingExample(f"mask_{index:06d}", "mask", "single", scene, mask_image(region), mask, region,
-                               MASK_TASK_INSTRUCTION, obj.label, None,
-                               (f"{self.content.name}:{obj.object_id}",))
+                               MASK_TASK_INSTRUCTION, label, None, origins)
 
     def _edit_example(self, index: int, kind: str, rng: np.random.Generator) -> TrainingExample:
         from fsmi_bench.build import composite_case
@@ -129,6 +162,78 @@ class TrainingExamples:
         return TrainingExample(f"edit_{index:06d}", "edit", kind, _square(case.scene, size), _square(case.gt, size),
                                mask, region, case.instruction, case.label, case.subject,
                                tuple(sorted(case.origins.values())))
+
+
+def shrink_content(content: SourceContent, long_side: int) -> SourceContent:
+    """``content`` with every photo larger than ``long_side`` scaled down to it (object masks with
+    their photos; objects that vanish are dropped). Each photo is resized once, whichever objects share it."""
+    from fsmi_bench.compose import long_side_to, resize_mask
+
+    resized: dict[int, np.ndarray] = {}
+
+    def small(image: np.ndarray) -> np.ndarray:
+        if id(image) not in resized:
+            resized[id(image)] = long_side_to(image, long_side) if max(image.shape[:2]) > long_side else image
+        return resized[id(image)]
+
+    objects = []
+    for obj in content.objects:
+        image = small(obj.image)
+        mask = obj.mask if image is obj.image else resize_mask(obj.mask, image.shape[1], image.shape[0])
+        if mask.any():
+            objects.append(replace(obj, image=image, mask=mask))
+    return replace(content, objects=objects or list(content.objects),
+                   scenes=[replace(scene, image=small(scene.image)) for scene in content.scenes])
+
+
+def _prepare_scene(photo: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    from fsmi_bench.compose import prepare_scene
+
+    return prepare_scene(photo, rng, size)
+
+
+def _place(height: int, width: int, area: float, size: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """(x, y, w, h): a box of the aspect ``height`` : ``width`` inside a ``size`` square, scaled so that
+    ``area`` pixels of the unscaled shape cover a fraction PASTED_AREA_RANGE of the square."""
+    scale = np.sqrt(rng.uniform(*PASTED_AREA_RANGE) * size * size / max(area, 1.0))
+    scale = min(scale, 0.9 * size / height, 0.9 * size / width)
+    box_w, box_h = max(8, round(width * scale)), max(8, round(height * scale))
+    return int(rng.integers(0, size - box_w + 1)), int(rng.integers(0, size - box_h + 1)), box_w, box_h
+
+
+def _paste_object(scene: np.ndarray, obj, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``obj`` cut out of its photo and pasted on ``scene`` at a random place and size; returns the
+    image and the object's mask there (its own pixels, not the soft edge of the paste)."""
+    from fsmi_bench.compose import Placement, cut_out, paste, resize_mask
+
+    cutout = cut_out(obj, mirror=bool(rng.random() < 0.5))
+    x, y, width, height = _place(*cutout.mask.shape, float(cutout.mask.sum()), scene.shape[0], rng)
+    image, _ = paste(scene, cutout, Placement(x, y, width, height))
+    region = np.zeros(scene.shape[:2], bool)
+    region[y:y + height, x:x + width] = resize_mask(cutout.mask, width, height)
+    return image, region
+
+
+def _paste_shape(scene: np.ndarray, texture: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random star-shaped polygon filled with ``texture`` (colour-shifted, so that its edge shows)
+    on ``scene``; returns the image and the polygon's mask."""
+    import cv2
+
+    size = scene.shape[0]
+    aspect_width = round(100 * rng.uniform(0.5, 2.0))
+    x, y, width, height = _place(100, aspect_width, 0.5 * 100 * aspect_width, size, rng)
+    corners = int(rng.integers(5, 11))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, corners))
+    radii = rng.uniform(0.55, 1.0, corners)
+    points = np.stack([x + width / 2 * (1 + radii * np.cos(angles)),
+                       y + height / 2 * (1 + radii * np.sin(angles))], axis=1)
+    canvas = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(canvas, [np.rint(points).astype(np.int32)], 1)
+    region = canvas.astype(bool)
+    shifted = np.clip(texture.astype(np.float32) * rng.uniform(0.6, 1.4, 3) + rng.uniform(-40, 40, 3), 0, 255)
+    image = scene.copy()
+    image[region] = shifted.astype(np.uint8)[region]
+    return image, region
 
 
 def load_training_content(spec: str, split: str = "train") -> SourceContent:

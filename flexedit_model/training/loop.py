@@ -162,7 +162,7 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
     if content is None:
         content = load_training_content(data, "train")
     examples = TrainingExamples(content, config.resolution, seed, training["mask_task_fraction"],
-                                training["multi_fraction"])
+                                training["multi_fraction"], mask_task_mix=training.get("mask_task_mix"))
     first_step = 0
     if latest is not None:
         accelerator.load_state(str(latest[0]))
