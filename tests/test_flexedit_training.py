@@ -66,7 +66,9 @@ def test_train_then_resume(tmp_path, train_content):
     resumed = train_flexedit(config, "mini", out, steps=3, resume=True, content=train_content, progress=False)
     assert resumed.first_step == 2 and len(resumed.losses) == 1
     with open(out / "loss.csv", newline="") as handle:
-        assert [int(row["step"]) for row in csv.DictReader(handle)] == [1, 2, 3]
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows] == [1, 2, 3]
+    assert all(0.0 <= float(row["data_wait_fraction"]) <= 1.0 for row in rows)
     assert (out / "loss.png").is_file()
     assert sorted(path.name for path in out.glob("state-*")) == ["state-00000003"]
     loaded = FlexEditPipeline.from_pretrained(out / "pipeline")
