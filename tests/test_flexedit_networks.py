@@ -138,3 +138,25 @@ def test_paper_config_without_weights_names_what_is_needed(monkeypatch):
     monkeypatch.setenv("FSMI_LLAVA_PATH", "/nonexistent/llava")
     with pytest.raises(MissingWeightsError, match="/nonexistent/llava/config.json"):
         build_components(load_config("paper"))
+
+
+def test_gather_image_token_states_matches_a_loop_and_checks_each_token():
+    from flexedit_model.vllm import gather_image_token_states
+
+    generator = torch.Generator().manual_seed(0)
+    tokens = [100, 101, 102]
+    input_ids = torch.randint(0, 50, (4, 20), generator=generator)
+    for row in range(4):
+        input_ids[row, torch.randperm(20, generator=generator)[:3]] = torch.tensor(tokens)
+    states = torch.randn(4, 20, 8, generator=generator)
+    expected = torch.stack([torch.stack([states[row, int((input_ids[row] == token).nonzero()[0, 0])]
+                                         for token in tokens]) for row in range(4)])
+    assert torch.equal(gather_image_token_states(states, input_ids, tokens), expected)
+    missing = input_ids.clone()
+    missing[2][missing[2] == 101] = 0
+    with pytest.raises(ValueError, match="row 2: expected exactly one token id 101, found 0"):
+        gather_image_token_states(states, missing, tokens)
+    twice = input_ids.clone()
+    twice[1, (twice[1] != 102).nonzero()[0, 0]] = 102
+    with pytest.raises(ValueError, match="row 1: expected exactly one token id 102, found 2"):
+        gather_image_token_states(states, twice, tokens)
