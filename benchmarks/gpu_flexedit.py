@@ -3,7 +3,8 @@
 Reports (OUT/report.json, rewritten after every stage so that a run stopped by its time guard still
 leaves what it measured; OUT/figures.md, the same as a table):
 - training samples/s and the loss curve (OUT/loss.csv, OUT/loss.png, and a few points in the report);
-- mask understanding on held-out objects (never trained on) before and after training: each example is a
+- mask understanding on held-out objects (never trained on) before and after training (OUT/heldout_masks.png
+  shows the first examples): each example is a
   photo with a ``random_walk`` mask drawn inside one object; the model is asked to draw the object's
   full mask (white on black) and the IoU of what it draws against the true mask is averaged. Compared
   with the copy-paste reading of the same mask (its bounding box, what ``copy-paste`` pastes into) and
@@ -42,8 +43,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def mask_understanding(pipeline, examples, steps: int) -> dict:
-    """Mean IoU (and the mean drawn-mask coverage) of the drawn full masks over mask-task examples."""
+def mask_understanding(pipeline, examples, steps: int, drawings: list | None = None) -> dict:
+    """Mean IoU (and the mean drawn-mask coverage) of the drawn full masks over mask-task examples;
+    the drawn masks are appended to ``drawings`` when given."""
     from flexedit_model.training.data import mask_from_image
 
     scores, coverage = [], []
@@ -52,7 +54,31 @@ def mask_understanding(pipeline, examples, steps: int) -> dict:
                                          num_inference_steps=steps).image)
         scores.append(iou(drawn, example.region))
         coverage.append(float(drawn.mean()))
+        if drawings is not None:
+            drawings.append(drawn)
     return {"iou": round(float(np.mean(scores)), 4), "drawn_coverage": round(float(np.mean(coverage)), 4)}
+
+
+def save_drawings(path: Path, examples, columns: dict[str, list], count: int = 8) -> None:
+    """One row per example: the scene with its free-shape mask in red, the true mask, then one column
+    per entry of ``columns`` (name -> bool masks), each labelled."""
+    from PIL import Image, ImageDraw
+
+    from fsmi_bench.io import save_png
+    from flexedit_model.training.data import mask_image
+    from flexedit_model.vllm import mark_mask
+
+    rows = []
+    for index, example in enumerate(examples[:count]):
+        tiles = [mark_mask(example.scene, example.mask), mask_image(example.region)]
+        tiles += [mask_image(masks[index]) for masks in columns.values()]
+        rows.append(np.concatenate(tiles, axis=1))
+    sheet = Image.fromarray(np.concatenate(rows, axis=0))
+    side = examples[0].scene.shape[0]
+    draw = ImageDraw.Draw(sheet)
+    for column, name in enumerate(["input (mask in red)", "true mask", *columns]):
+        draw.text((column * side + 3, 2), name, fill=(0, 255, 0))
+    save_png(path, np.asarray(sheet))
 
 
 def loss_points(loss_csv: Path, count: int = 8) -> list[dict]:
@@ -111,7 +137,7 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="checkpoints and benchmark runs (default: OUT/work)")
     parser.add_argument("--config", default="small")
     parser.add_argument("--data", default="mini")
-    parser.add_argument("--train-seconds", type=float, default=240.0)
+    parser.add_argument("--train-seconds", type=float, default=270.0)
     parser.add_argument("--max-steps", type=int, default=100_000)
     parser.add_argument("--eval-examples", type=int, default=24)
     parser.add_argument("--eval-steps", type=int, default=20)
@@ -138,18 +164,34 @@ def main() -> None:
     # The evaluation's own seed stream: these masks are never drawn in training.
     held_examples = TrainingExamples(heldout, config.resolution, seed=12345, mask_task_fraction=1.0)
     evaluation = [held_examples[index] for index in range(args.eval_examples)]
+    # The same measure on training objects in their own photos (new masks): tells a model that has not
+    # learnt to read masks from one that has but does not carry it to objects it never saw.
+    seen = TrainingExamples(load_training_content(args.data, "train"), config.resolution, seed=12345,
+                            mask_task_fraction=1.0)
+    seen_evaluation = [seen[index] for index in range(args.eval_examples)]
+    # Held-out objects again, cut out and pasted at random places and sizes on other photos: unseen
+    # objects without the small-object, cluttered-photo look of the few held-out photos.
+    pasted = TrainingExamples(heldout, config.resolution, seed=12345, mask_task_fraction=1.0,
+                              mask_task_mix={"pasted": 1.0})
+    pasted_evaluation = [pasted[index] for index in range(args.eval_examples)]
     report = Report(out, device=torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
                     config=args.config, data=args.data, resolution=config.resolution,
                     eval_examples=len(evaluation), eval_steps=args.eval_steps,
                     heldout_objects=sorted(obj.object_id for obj in heldout.objects))
     report.update(iou_free_shape_mask=round(float(np.mean([iou(e.mask, e.region) for e in evaluation])), 4),
-                  iou_copy_paste_box=round(float(np.mean([iou(box_of(e.mask), e.region) for e in evaluation])), 4))
+                  iou_copy_paste_box=round(float(np.mean([iou(box_of(e.mask), e.region) for e in evaluation])), 4),
+                  pasted_iou_free_shape_mask=round(float(np.mean([iou(e.mask, e.region) for e in pasted_evaluation])), 4),
+                  pasted_iou_copy_paste_box=round(float(np.mean([iou(box_of(e.mask), e.region)
+                                                                for e in pasted_evaluation])), 4))
 
     untrained = build_pipeline(config, seed=int(config.training["seed"])).to(device)
     untrained.set_progress_bar_config(disable=True)
     started = time.perf_counter()
-    report.update(untrained=mask_understanding(untrained, evaluation, args.eval_steps),
-                  eval_wall_s=round(time.perf_counter() - started, 1))
+    untrained_drawings, trained_drawings, pasted_drawings = [], [], []
+    report.update(untrained=mask_understanding(untrained, evaluation, args.eval_steps, untrained_drawings),
+                  eval_wall_s=round(time.perf_counter() - started, 1),
+                  untrained_on_training_objects=mask_understanding(untrained, seen_evaluation, args.eval_steps),
+                  untrained_heldout_pasted=mask_understanding(untrained, pasted_evaluation, args.eval_steps))
     del untrained
 
     started = time.perf_counter()
@@ -168,12 +210,23 @@ def main() -> None:
 
     trained = FlexEditPipeline.from_pretrained(summary.pipeline_dir).to(device)
     trained.set_progress_bar_config(disable=True)
-    report.update(trained=mask_understanding(trained, evaluation, args.eval_steps))
+    report.update(trained=mask_understanding(trained, evaluation, args.eval_steps, trained_drawings),
+                  trained_on_training_objects=mask_understanding(trained, seen_evaluation, args.eval_steps),
+                  trained_heldout_pasted=mask_understanding(trained, pasted_evaluation, args.eval_steps,
+                                                            pasted_drawings))
     del trained
+    save_drawings(out / "heldout_masks.png", evaluation, {
+        "copy-paste box": [box_of(example.mask) for example in evaluation],
+        "untrained": untrained_drawings, "trained": trained_drawings})
+    save_drawings(out / "heldout_pasted_masks.png", pasted_evaluation, {
+        "copy-paste box": [box_of(example.mask) for example in pasted_evaluation], "trained": pasted_drawings})
     fields = report.fields
     report.update(trained_beats_untrained_and_copy_paste=bool(
         fields["trained"]["iou"] > fields["untrained"]["iou"]
-        and fields["trained"]["iou"] > fields["iou_copy_paste_box"]))
+        and fields["trained"]["iou"] > fields["iou_copy_paste_box"]),
+                  pasted_trained_beats_untrained_and_copy_paste=bool(
+        fields["trained_heldout_pasted"]["iou"] > fields["untrained_heldout_pasted"]["iou"]
+        and fields["trained_heldout_pasted"]["iou"] > fields["pasted_iou_copy_paste_box"]))
 
     if args.score_cases > 0:
         from fsmi_bench.build import BuildConfig, build_benchmark
