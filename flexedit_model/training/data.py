@@ -136,15 +136,17 @@ class TrainingExamples:
             region = _square_mask(np.ascontiguousarray(full), size)
             label, origins = obj.label, (f"{self.content.name}:{obj.object_id}",)
         else:
+            from fsmi_bench.compose import prepare_scene
+
             backdrop = self.content.scenes[int(rng.integers(len(self.content.scenes)))]
-            scene = _square(_prepare_scene(backdrop.image, rng, size), size)
+            scene = _square(prepare_scene(backdrop.image, rng, size), size)
             if kind == "pasted":
                 scene, region = _paste_object(scene, obj, rng)
                 label = obj.label
                 origins = (f"{self.content.name}:{obj.object_id}", f"{self.content.name}:{backdrop.photo_id}")
             else:
                 donor = self.content.scenes[int(rng.integers(len(self.content.scenes)))]
-                scene, region = _paste_shape(scene, _square(_prepare_scene(donor.image, rng, size), size), rng)
+                scene, region = _paste_shape(scene, _square(prepare_scene(donor.image, rng, size), size), rng)
                 label = SHAPE_LABEL
                 origins = tuple(sorted({f"{self.content.name}:{backdrop.photo_id}",
                                         f"{self.content.name}:{donor.photo_id}"}))
@@ -184,12 +186,6 @@ def shrink_content(content: SourceContent, long_side: int) -> SourceContent:
             objects.append(replace(obj, image=image, mask=mask))
     return replace(content, objects=objects or list(content.objects),
                    scenes=[replace(scene, image=small(scene.image)) for scene in content.scenes])
-
-
-def _prepare_scene(photo: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
-    from fsmi_bench.compose import prepare_scene
-
-    return prepare_scene(photo, rng, size)
 
 
 def _place(height: int, width: int, area: float, size: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
