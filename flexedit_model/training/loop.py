@@ -191,7 +191,7 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
     for step, batch in bar:
         waited += time.perf_counter() - fetched
         batch = batch.to(accelerator.device)
-        generator = torch.Generator().manual_seed(_step_seed(seed, step, rank))
+        generator = torch.Generator(device=accelerator.device).manual_seed(_step_seed(seed, step, rank))
         with accelerator.autocast():
             parts = flexedit_loss(unwrapped, vae, noise_scheduler, batch, generator, training["condition_dropout"],
                                   training["language_loss_weight"], config.inference["subject_scale"])
