@@ -168,3 +168,28 @@ def test_shrink_content_scales_photos_once_and_keeps_masks_aligned(train_content
     for obj in small.objects:  # objects of one photo share the one resized copy
         assert by_photo.setdefault(obj.photo_id, obj.image) is obj.image
     assert all(max(scene.image.shape[:2]) <= 64 for scene in small.scenes)
+
+
+def test_pasted_examples_hold_other_objects_and_the_mask_picks_one(train_content, monkeypatch):
+    # With one pasted object the model could draw "the pasted thing" without reading the mask.
+    from flexedit_model.training import data
+
+    for kind, paste_name in (("pasted", "_paste_object"), ("shape", "_paste_shape")):
+        calls = []
+        original = getattr(data, paste_name)
+
+        def counting(*args, _original=original, **kwargs):
+            calls.append(_original(*args, **kwargs))
+            return calls[-1]
+
+        monkeypatch.setattr(data, paste_name, counting)
+        examples = data.TrainingExamples(train_content, 64, seed=1, mask_task_fraction=1.0, mask_task_mix={kind: 1.0})
+        pastes_per_example = []
+        for index in range(16):
+            calls.clear()
+            example = examples[index]
+            pastes_per_example.append(len(calls))
+            np.testing.assert_array_equal(example.region, calls[-1][1])  # the last paste is the marked one
+            np.testing.assert_array_equal(example.scene, calls[-1][0])
+        assert set(pastes_per_example) <= {1, 2, 3}
+        assert 8 <= sum(count > 1 for count in pastes_per_example) <= 15, (kind, pastes_per_example)

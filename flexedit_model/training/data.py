@@ -7,7 +7,9 @@ Two tasks, mixed (``mask_task_fraction`` of each batch is task a):
     segmentation sets; a small source has a dozen objects, each always in the same place of the same
     photo, so ``mask_task_mix`` adds variety of place, size and shape: "photo" (the object in its own
     photo), "pasted" (a training object cut out and pasted at a random place and size on a training
-    scene) and "shape" (a random polygon filled with a crop of another photo, on a training scene);
+    scene) and "shape" (a random polygon filled with a crop of another photo, on a training scene).
+    Pasted examples mostly hold other pasted objects or shapes too (DISTRACTOR_COUNTS), so that only
+    the mask says which one to draw;
 (b) editing pairs made with the benchmark builder's compositing (``fsmi_bench.build.composite_case``),
     single- and multi-image, the free-shape mask again a ``random_walk`` over the edit region.
 
@@ -33,6 +35,7 @@ TRAINING_SEED_OFFSET = 7_919_000
 MASK_TASK_KINDS = ("photo", "pasted", "shape")
 PASTED_AREA_RANGE = (0.04, 0.30)  # object (or shape) area as a fraction of the image, mask task only
 SHAPE_LABEL = "shape"
+DISTRACTOR_COUNTS = (0, 1, 1, 2)  # how many other objects or shapes a pasted example holds, drawn uniformly
 # Photos are scaled down once to this multiple of the training resolution: resizing full-size photos
 # for every example would take most of the time spent making a batch.
 WORKING_SIDE_FACTOR = 2
@@ -140,13 +143,23 @@ class TrainingExamples:
 
             backdrop = self.content.scenes[int(rng.integers(len(self.content.scenes)))]
             scene = _square(prepare_scene(backdrop.image, rng, size), size)
+            # Other objects (or shapes) pasted first: the mask, not the pasting, tells which one to draw.
+            others = int(rng.choice(DISTRACTOR_COUNTS))
             if kind == "pasted":
+                used = [obj]
+                for _ in range(others):
+                    used.append(self.content.objects[int(rng.integers(len(self.content.objects)))])
+                    scene, _ = _paste_object(scene, used[-1], rng)
                 scene, region = _paste_object(scene, obj, rng)
                 label = obj.label
-                origins = (f"{self.content.name}:{obj.object_id}", f"{self.content.name}:{backdrop.photo_id}")
+                origins = tuple(sorted({f"{self.content.name}:{item.object_id}" for item in used}
+                                       | {f"{self.content.name}:{backdrop.photo_id}"}))
             else:
                 donor = self.content.scenes[int(rng.integers(len(self.content.scenes)))]
-                scene, region = _paste_shape(scene, _square(prepare_scene(donor.image, rng, size), size), rng)
+                texture = _square(prepare_scene(donor.image, rng, size), size)
+                for _ in range(others):
+                    scene, _ = _paste_shape(scene, texture, rng)
+                scene, region = _paste_shape(scene, texture, rng)
                 label = SHAPE_LABEL
                 origins = tuple(sorted({f"{self.content.name}:{backdrop.photo_id}",
                                         f"{self.content.name}:{donor.photo_id}"}))
