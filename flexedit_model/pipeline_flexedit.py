@@ -71,15 +71,8 @@ class FlexEditPipeline(DiffusionPipeline):
         device, dtype = self.model.device, self.model.dtype
         model = self.model
 
-        # 2. The VLLM reads the marked scene, the subject and the instruction followed by the <img_i>
-        #    tokens, and gives their hidden states (one forward pass); the text answer only if asked.
-        token_states, answer = self._vllm_states(scene, mask, instruction, subject, return_answer)
-
-        # 3. Q-Former and MEA: c = [f1; f2], plus the null condition for guidance.
-        image_size = model.image_encoder.config.image_size
-        scene_clip = clip_pixels([scene], image_size).to(device, dtype)
-        subject_clip = clip_pixels([subject], image_size).to(device, dtype) if subject is not None else None
-        condition = model.edit_condition(token_states, scene_clip, subject_clip)
+        # 2-3. VLLM, Q-Former and MEA: c = [f1; f2], plus the null condition for guidance.
+        condition, answer = self.encode_condition(scene, mask, instruction, subject, return_answer)
         null = model.null_edit_condition(1)
 
         # 4. The scene latent, concatenated to the noisy latent at every step.
@@ -115,6 +108,24 @@ class FlexEditPipeline(DiffusionPipeline):
         # 7. Decode, map to uint8 RGB, back to the scene's size.
         decoded = latent_codec.decode(self.vae, latents.to(dtype))
         return FlexEditResult(_to_uint8(decoded, scene.shape[:2]), answer)
+
+    @torch.no_grad()
+    def encode_condition(self, scene: np.ndarray, mask: np.ndarray, instruction: str,
+                         subject: np.ndarray | None = None, return_answer: bool = False):
+        """(c (1, Nq [+ Ns], D), text answer or None): what the UNet reads for one edit.
+
+        2. The VLLM reads the marked scene, the subject and the instruction followed by the <img_i>
+           tokens, and gives their hidden states (one forward pass); the text answer only if asked.
+        3. The Q-Former turns them into e, and the MEA fuses e with the CLIP features of the scene (f1)
+           and the subject (f2).
+        """
+        model = self.model
+        token_states, answer = self._vllm_states(scene, mask, instruction, subject, return_answer)
+        image_size = model.image_encoder.config.image_size
+        scene_clip = clip_pixels([scene], image_size).to(model.device, model.dtype)
+        subject_clip = (clip_pixels([subject], image_size).to(model.device, model.dtype)
+                        if subject is not None else None)
+        return model.edit_condition(token_states, scene_clip, subject_clip), answer
 
     def _vllm_states(self, scene, mask, instruction, subject, return_answer: bool):
         """(states (1, N, H) of the <img_i> tokens, text answer or None).

@@ -74,3 +74,17 @@ def test_save_and_load_give_identical_outputs(pipeline, tmp_path):
         difference = np.abs(expected.image.astype(int) - actual.image.astype(int))
         assert difference.max() <= 1 and (difference > 0).mean() < 0.01
         assert expected.answer == actual.answer
+
+
+def test_encode_condition_gives_what_the_unet_reads(pipeline):
+    scene, mask, subject = toy_edit()
+    model = pipeline.model
+    single, answer = pipeline.encode_condition(scene, mask, "remove the cup")
+    multi, _ = pipeline.encode_condition(scene, mask, "add the dog", subject=subject)
+    tokens = model.qformer.query_tokens.shape[1] + model.config.num_subject_tokens
+    assert single.shape == multi.shape == (1, tokens, model.unet.config.cross_attention_dim)
+    assert answer is None and not single.requires_grad
+    assert torch.count_nonzero(single[:, -model.config.num_subject_tokens:]) == 0  # no subject: f2 = 0
+    assert torch.count_nonzero(multi[:, -model.config.num_subject_tokens:]) > 0
+    moved = np.roll(mask, 12, axis=1)  # the VLLM sees the mask, so c depends on it
+    assert not torch.equal(pipeline.encode_condition(scene, moved, "remove the cup")[0], single)
