@@ -10,6 +10,8 @@ leaves what it measured; OUT/figures.md, the same as a table):
   with the free-shape mask itself. Measured on the held-out objects in their own photos, on the same
   objects pasted on other photos, and on training objects (new masks); OUT/heldout_masks.png and
   OUT/heldout_pasted_masks.png show the first examples;
+- how much the condition c the UNet reads changes when only the mask moves, beside when the scene
+  changes too (``*_condition_change``): near 0 for the first, the model does not read the mask;
 - ``fsmi score`` figures (the metrics that need no weights) for flexedit and copy-paste on a small
   benchmark build (``--score-cases``, 0 to skip).
 
@@ -62,6 +64,37 @@ def mask_understanding(pipeline, examples, steps: int, drawings: list | None = N
         if drawings is not None:
             drawings.append(drawn)
     return {"iou": round(float(np.mean(scores)), 4), "drawn_coverage": round(float(np.mean(coverage)), 4)}
+
+
+def moved_mask(mask: np.ndarray) -> np.ndarray:
+    """A box of a fifth of the image's side in the quadrant opposite the mask's centre."""
+    side = mask.shape[0]
+    rows, cols = np.nonzero(mask)
+    top = int(side * 0.65) if rows.mean() < side / 2 else int(side * 0.15)
+    left = int(side * 0.65) if cols.mean() < side / 2 else int(side * 0.15)
+    moved = np.zeros_like(mask)
+    moved[top: top + side // 5, left: left + side // 5] = True
+    return moved
+
+
+def mask_sensitivity(pipeline, examples) -> dict:
+    """Does the condition c read the mask? Relative change |c - c'| / |c| when only the mask moves
+    (same scene, mask moved to the opposite quadrant), beside the change when scene and mask change
+    (the next example). A model that ignores the mask scores 0 on the first."""
+    import torch
+
+    def condition(example, mask):
+        return pipeline.encode_condition(example.scene, mask, example.instruction)[0].float().flatten()
+
+    def change(new, base) -> float:
+        return float(torch.linalg.norm(new - base) / torch.linalg.norm(base))
+
+    moved, other = [], []
+    for example, neighbour in zip(examples, examples[1:] + examples[:1]):
+        base = condition(example, example.mask)
+        moved.append(change(condition(example, moved_mask(example.mask)), base))
+        other.append(change(condition(neighbour, neighbour.mask), base))
+    return {"mask_moved": round(float(np.mean(moved)), 4), "other_scene": round(float(np.mean(other)), 4)}
 
 
 def save_drawings(path: Path, examples, columns: dict[str, list], count: int = 8) -> None:
@@ -195,7 +228,8 @@ def main() -> None:
     report.update(untrained=mask_understanding(untrained, evaluation, args.eval_steps, untrained_drawings),
                   eval_wall_s=round(time.perf_counter() - started, 1),
                   untrained_on_training_objects=mask_understanding(untrained, seen_evaluation, args.eval_steps),
-                  untrained_heldout_pasted=mask_understanding(untrained, pasted_evaluation, args.eval_steps))
+                  untrained_heldout_pasted=mask_understanding(untrained, pasted_evaluation, args.eval_steps),
+                  untrained_condition_change=mask_sensitivity(untrained, pasted_evaluation[:8]))
     del untrained
 
     started = time.perf_counter()
@@ -217,7 +251,8 @@ def main() -> None:
     report.update(trained=mask_understanding(trained, evaluation, args.eval_steps, trained_drawings),
                   trained_on_training_objects=mask_understanding(trained, seen_evaluation, args.eval_steps),
                   trained_heldout_pasted=mask_understanding(trained, pasted_evaluation, args.eval_steps,
-                                                            pasted_drawings))
+                                                            pasted_drawings),
+                  trained_condition_change=mask_sensitivity(trained, pasted_evaluation[:8]))
     del trained
     save_drawings(out / "heldout_masks.png", evaluation, {
         "copy-paste box": [box_of(example.mask) for example in evaluation],
