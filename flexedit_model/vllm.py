@@ -17,6 +17,11 @@ on the ground-truth label while inference would condition them on a greedily gen
 bias), and every edit would pay for generating the text. The label text after the tokens still gives
 the language loss of Eq. 2, which also shapes those states: the label is predicted from positions
 that attend to them. The text answer is generated only when asked for (``return_answer``).
+
+The loss leaves out the predictions made at the prompt's end and at the ``<img_i>`` positions (the
+tokens ``<img_0> ... <img_{N-1}>`` and the first word after them): they are the same for every example,
+since the tokens are appended, never generated, and learning constants would only push the ``<img_i>``
+states, which carry the mask to the UNet, towards constants.
 """
 
 from __future__ import annotations
@@ -117,6 +122,7 @@ class VllmPrompt:
     prompt_ids: list[int]
     answer_ids: list[int]
     images: list[np.ndarray]  # marked scene, then subject when given; RGB uint8
+    loss_from: int = 0  # answer tokens before this index are not language-loss targets
 
 
 def build_prompt(tokenizer, llava_config, num_image_tokens: int, scene: np.ndarray, mask: np.ndarray,
@@ -135,9 +141,12 @@ def build_prompt(tokenizer, llava_config, num_image_tokens: int, scene: np.ndarr
         ids += [placeholder] * per_image + text("\n")
     ids += text(f"{instruction} ASSISTANT: ")
     answer = image_token_ids(tokenizer, num_image_tokens)
-    if label is not None:
-        answer = answer + text(answer_text(label)) + [tokenizer.eos_token_id]
-    return VllmPrompt(ids, answer, images)
+    if label is None:  # inference: nothing to learn
+        return VllmPrompt(ids, answer, images, loss_from=len(answer))
+    answer = answer + text(answer_text(label)) + [tokenizer.eos_token_id]
+    # The N <img_i> tokens and the first word after them are predicted from the prompt's end and the
+    # <img_i> positions: constants, left out of the loss (see the module docstring).
+    return VllmPrompt(ids, answer, images, loss_from=num_image_tokens + 1)
 
 
 def image_token_ids(tokenizer, num_image_tokens: int) -> list[int]:
@@ -169,8 +178,9 @@ def collate_prompts(prompts: list[VllmPrompt], pad_id: int, image_size: int) -> 
         ids = prompt.prompt_ids + prompt.answer_ids
         input_ids[row, : len(ids)] = torch.tensor(ids)
         attention_mask[row, : len(ids)] = 1
-        if prompt.answer_ids:
-            labels[row, len(prompt.prompt_ids): len(ids)] = torch.tensor(prompt.answer_ids)
+        if len(prompt.answer_ids) > prompt.loss_from:
+            start = len(prompt.prompt_ids) + prompt.loss_from
+            labels[row, start: len(ids)] = torch.tensor(prompt.answer_ids[prompt.loss_from:])
     images = [image for prompt in prompts for image in prompt.images]
     return VllmBatch(input_ids, attention_mask, labels, clip_pixels(images, image_size))
 

@@ -160,3 +160,21 @@ def test_gather_image_token_states_matches_a_loop_and_checks_each_token():
     twice[1, (twice[1] != 102).nonzero()[0, 0]] = 102
     with pytest.raises(ValueError, match="row 1: expected exactly one token id 102, found 2"):
         gather_image_token_states(states, twice, tokens)
+
+
+def test_language_loss_targets_only_the_text_after_the_first_word(tiny):
+    # The <img_i> tokens and the first word after them are the same in every example; predicting them
+    # would push the <img_i> states, which carry the mask, towards constants.
+    _, model, _, tokenizer = tiny
+    scene, mask, _ = toy_edit()
+    count, llava = len(model.config.image_token_ids), model.vllm.config
+    prompt = build_prompt(tokenizer, llava, count, scene, mask, "remove the cup", None, "cup")
+    batch = collate_prompts([prompt], tokenizer.pad_token_id, llava.vision_config.image_size)
+    start = len(prompt.prompt_ids) + count + 1
+    end = len(prompt.prompt_ids) + len(prompt.answer_ids)
+    assert batch.labels[0, :start].eq(-100).all()
+    assert batch.labels[0, start:end].tolist() == prompt.answer_ids[count + 1:]
+    assert batch.labels[0, end - 1] == tokenizer.eos_token_id
+    assert "cup" in tokenizer.decode(batch.labels[0, start:end].tolist())
+    unlabelled = build_prompt(tokenizer, llava, count, scene, mask, "remove the cup", None, None)
+    assert collate_prompts([unlabelled], tokenizer.pad_token_id, llava.vision_config.image_size).labels.eq(-100).all()
