@@ -150,7 +150,7 @@ def test_mask_task_mix_draws_each_kind_and_rejects_bad_weights(train_content):
     labels = [examples[index].label for index in range(30)]
     assert 5 < labels.count(SHAPE_LABEL) < 25
     for bad in ({"stickers": 1.0}, {"photo": -1.0, "shape": 2.0}, {"photo": 0.0}):
-        with pytest.raises(ValueError, match="mask_task_mix"):
+        with pytest.raises(BadInputError, match="mask_task_mix"):
             TrainingExamples(train_content, 32, mask_task_mix=bad)
 
 

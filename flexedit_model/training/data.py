@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from fsmi_bench.errors import BadInputError
 from fsmi_bench.sources.base import SourceContent
 
 MASK_TASK_INSTRUCTION = "What does the marked area mean? Draw its full mask."
@@ -116,7 +117,8 @@ class TrainingExamples:
         mix = dict(mask_task_mix or {"photo": 1.0})
         unknown = set(mix) - set(MASK_TASK_KINDS)
         if unknown or sum(mix.values()) <= 0 or min(mix.values()) < 0:
-            raise ValueError(f"mask_task_mix {mix} needs non-negative weights of {MASK_TASK_KINDS}")
+            raise BadInputError(f"training.mask_task_mix {mix}: give non-negative weights, not all 0, "
+                                f"of {', '.join(MASK_TASK_KINDS)}")
         weights = np.array([float(mix.get(kind, 0.0)) for kind in MASK_TASK_KINDS])
         self.mask_task_cdf = np.cumsum(weights / weights.sum())
 
