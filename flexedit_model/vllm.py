@@ -190,7 +190,7 @@ def gather_image_token_states(hidden_states: torch.Tensor, input_ids: torch.Tens
     """Hidden states (B, N, H) at the positions of ``<img_0> ... <img_{N-1}>`` (each exactly once per row).
 
     Vectorised: one comparison, one gather and a single device-to-host sync for the check (a loop over
-    rows and tokens costs a sync per token per row, which dominated GPU training steps)."""
+    rows and tokens costs a sync per token per row: 1024 per training step of ``small`` at batch 128)."""
     wanted = torch.as_tensor(token_ids, device=input_ids.device)
     matches = input_ids.unsqueeze(-1) == wanted  # (B, L, N)
     counts = matches.sum(dim=1)  # (B, N)
