@@ -6,8 +6,8 @@
 #      `fsmi score` figures (benchmarks/gpu_flexedit.py).
 # Figures go to OUT (first argument, else $OUT, else gpu_flexedit_out): report.json, figures.md,
 # heldout_masks.png, heldout_pasted_masks.png, overhead.jsonl, loss.csv, loss.png, log.txt, and pipeline/
-# when under 20 MB. Checkpoints and benchmark
-# runs go to WORK (default: a temporary folder), so OUT stays small.
+# when under 20 MB. Checkpoints and benchmark runs go to WORK (default: a temporary folder), so OUT stays
+# small.
 #   bash benchmarks/gpu_flexedit.sh [OUT]
 # Dry run on CPU (seconds of training, tiny config):
 #   CONFIG=tiny TRAIN_SECONDS=5 EVAL_EXAMPLES=2 EVAL_STEPS=2 SCORE_CASES=1 OVERHEAD_ARGS="--config tiny --size 32 --steps 2 --repeats 1" bash benchmarks/gpu_flexedit.sh /tmp/fx
