@@ -51,6 +51,19 @@ def test_shapes_through_every_stage(tiny):
     assert model.unet.conv_in.in_channels == 8
 
 
+def test_the_qformer_passes_its_input_through_at_initialisation(tiny):
+    # The mask reaches the UNet only through the <img_i> states and the Q-Former. With BLIP-2's init
+    # (std 0.02) a from-scratch Q-Former's output is its own query tokens: e moved by under 1% when its
+    # input was replaced, so no gradient told the VLLM to read the mask.
+    _, model, _, _ = tiny
+    generator = torch.Generator().manual_seed(0)
+    width = model.vllm.config.text_config.hidden_size
+    first, second = (torch.randn(4, len(model.config.image_token_ids), width, generator=generator) for _ in range(2))
+    with torch.no_grad():
+        change = torch.linalg.norm(model.qformer(first) - model.qformer(second)) / torch.linalg.norm(model.qformer(first))
+    assert change > 0.3
+
+
 def test_inference_reads_the_image_tokens_in_their_training_context(tiny):
     # Training teacher-forces "<img_0>..<img_N> The mask means '<label>'"; inference feeds the prompt and
     # the <img_i> tokens only. The states the Q-Former sees must be the same in both.
