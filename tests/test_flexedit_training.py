@@ -53,6 +53,26 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(train_content):
     assert float(last.diffusion) < float(first.diffusion)
 
 
+def test_high_noise_bias_draws_noisier_timesteps_and_rejects_bad_values(tmp_path):
+    from dataclasses import replace
+
+    from flexedit_model.training.loop import train_flexedit
+    from flexedit_model.training.losses import sample_timesteps
+
+    def share_in_noisier_half(bias):
+        timesteps = sample_timesteps(1000, 20_000, torch.Generator().manual_seed(0), bias)
+        assert 0 <= int(timesteps.min()) and int(timesteps.max()) < 1000
+        return float((timesteps >= 500).float().mean())
+
+    assert share_in_noisier_half(1.0) == pytest.approx(0.5, abs=0.02)
+    assert share_in_noisier_half(2.0) == pytest.approx(0.5 ** 0.5, abs=0.02)  # t >= T/2 <=> u <= 0.707
+    config = load_config("tiny")
+    bad = replace(config, training={**config.training, "high_noise_bias": 0})
+    with pytest.raises(BadInputError, match="high_noise_bias"):
+        train_flexedit(bad, "mini", tmp_path / "run", steps=1)
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_then_resume(tmp_path, train_content):
     from flexedit_model.pipeline_flexedit import FlexEditPipeline
     from flexedit_model.training.loop import train_flexedit

@@ -148,6 +148,9 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
     out = Path(out)
     training = config.training
     total_steps = int(steps or training.get("steps", 1000))
+    if not float(training.get("high_noise_bias", 1.0)) > 0:
+        raise BadInputError(f"training.high_noise_bias must be above 0 (1 = uniform timesteps), "
+                            f"got {training['high_noise_bias']}")
     latest = _latest_state(out)
     if latest is not None and not resume:
         raise BadInputError(f"{out} already holds a training run; pass --resume to go on, or use another --out")
@@ -194,7 +197,8 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
         generator = torch.Generator(device=accelerator.device).manual_seed(_step_seed(seed, step, rank))
         with accelerator.autocast():
             parts = flexedit_loss(unwrapped, vae, noise_scheduler, batch, generator, training["condition_dropout"],
-                                  training["language_loss_weight"], config.inference["subject_scale"])
+                                  training["language_loss_weight"], config.inference["subject_scale"],
+                                  float(training.get("high_noise_bias", 1.0)))
         accelerator.backward(parts.total)
         accelerator.clip_grad_norm_(parameters, 1.0)
         optimizer.step()

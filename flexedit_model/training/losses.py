@@ -90,9 +90,22 @@ def diffusion_target(noise_scheduler, latents: torch.Tensor, noise: torch.Tensor
     raise ValueError(f"unknown prediction_type {kind!r}")
 
 
+def sample_timesteps(count: int, size: int, generator: torch.Generator, high_noise_bias: float = 1.0) -> torch.Tensor:
+    """Training timesteps in [0, count): t / count = 1 - u ** high_noise_bias, u uniform.
+
+    1 is uniform. Above 1, noisier steps come more often (2: 71% in the noisier half): where the image
+    is mostly noise the UNet must take the layout (where the object goes) from the condition, so those
+    steps carry the signal that teaches it to read the mask.
+    """
+    if high_noise_bias == 1.0:
+        return torch.randint(0, count, (size,), generator=generator, device=generator.device)
+    draw = torch.rand(size, generator=generator, device=generator.device)
+    return ((1.0 - draw ** high_noise_bias) * count).long().clamp_(0, count - 1)
+
+
 def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: torch.Generator,
                   condition_dropout: float = 0.05, language_loss_weight: float = 1.0,
-                  subject_scale: float = 1.0) -> LossParts:
+                  subject_scale: float = 1.0, high_noise_bias: float = 1.0) -> LossParts:
     """One forward pass of every network and the combined loss. Noise, timesteps and dropout come from
     ``generator``, so a step is reproducible; a generator on the batch's device draws them there (on a
     GPU that saves drawing the noise on the CPU, 6.3 M numbers at batch 128 for ``small``, and copying
@@ -107,8 +120,8 @@ def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: 
         target_latents = latent_codec.encode(vae, batch.target_pixels.to(vae.dtype)).to(dtype)
         scene_latents = latent_codec.encode(vae, batch.scene_pixels.to(vae.dtype)).to(dtype)
     noise = torch.randn(target_latents.shape, generator=generator, device=generator.device).to(device, dtype)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (size,), generator=generator,
-                              device=generator.device).to(device)
+    timesteps = sample_timesteps(noise_scheduler.config.num_train_timesteps, size, generator,
+                                 high_noise_bias).to(device)
     noisy = noise_scheduler.add_noise(target_latents, noise, timesteps)
     # InstructPix2Pix's dropout: p drop the condition only, p the scene only, p both.
     draw = torch.rand(size, generator=generator, device=generator.device).to(device)
