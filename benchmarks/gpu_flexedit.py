@@ -11,7 +11,8 @@ leaves what it measured; OUT/figures.md, the same as a table):
   objects pasted on other photos, and on training objects (new masks); OUT/heldout_masks.png and
   OUT/heldout_pasted_masks.png show the first examples;
 - how much the condition c the UNet reads changes when only the mask moves, beside when the scene
-  changes too (``*_condition_change``): near 0 for the first, the model does not read the mask;
+  changes too (``*_condition_change``): near 0 for the first, the model does not read the mask; the
+  same for the VLLM's <img_i> states and the Q-Former's output, to see where a mask signal is lost;
 - ``fsmi score`` figures (the metrics that need no weights) for flexedit and copy-paste on a small
   benchmark build (``--score-cases``, 0 to skip).
 
@@ -80,21 +81,32 @@ def moved_mask(mask: np.ndarray) -> np.ndarray:
 def mask_sensitivity(pipeline, examples) -> dict:
     """Does the condition c read the mask? Relative change |c - c'| / |c| when only the mask moves
     (same scene, mask moved to the opposite quadrant), beside the change when scene and mask change
-    (the next example). A model that ignores the mask scores 0 on the first."""
+    (the next example). A model that ignores the mask scores 0 on the first. The same two figures
+    for the VLLM's <img_i> states and the Q-Former's e (``*_vllm_states``, ``*_qformer_e``) show
+    where along VLLM -> Q-Former -> MEA a mask signal is lost."""
     import torch
 
-    def condition(example, mask):
-        return pipeline.encode_condition(example.scene, mask, example.instruction)[0].float().flatten()
+    def stages(example, mask) -> list:
+        with torch.no_grad():
+            # Private step of the pipeline (as in bench_flexedit_overhead.py): the states before the Q-Former.
+            states, _ = pipeline._vllm_states(example.scene, mask, example.instruction, None, False)
+            edit_embeddings = pipeline.model.qformer(states)
+        condition = pipeline.encode_condition(example.scene, mask, example.instruction)[0]
+        return [tensor.float().flatten() for tensor in (condition, states, edit_embeddings)]
 
     def change(new, base) -> float:
         return float(torch.linalg.norm(new - base) / torch.linalg.norm(base))
 
     moved, other = [], []
     for example, neighbour in zip(examples, examples[1:] + examples[:1]):
-        base = condition(example, example.mask)
-        moved.append(change(condition(example, moved_mask(example.mask)), base))
-        other.append(change(condition(neighbour, neighbour.mask), base))
-    return {"mask_moved": round(float(np.mean(moved)), 4), "other_scene": round(float(np.mean(other)), 4)}
+        base = stages(example, example.mask)
+        moved.append([change(*pair) for pair in zip(stages(example, moved_mask(example.mask)), base)])
+        other.append([change(*pair) for pair in zip(stages(neighbour, neighbour.mask), base)])
+    figures = {}
+    for name, values in (("mask_moved", moved), ("other_scene", other)):
+        for suffix, value in zip(("", "_vllm_states", "_qformer_e"), np.mean(values, axis=0)):
+            figures[name + suffix] = round(float(value), 4)
+    return figures
 
 
 def save_drawings(path: Path, examples, columns: dict[str, list], count: int = 8) -> None:
