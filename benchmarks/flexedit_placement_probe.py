@@ -198,4 +198,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from fsmi_bench.errors import BadInputError
+
+    try:
+        main()
+    except BadInputError as error:  # an unknown config, say: one line, exit 1
+        raise SystemExit(f"error: {error}") from None

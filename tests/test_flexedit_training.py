@@ -67,10 +67,11 @@ def test_high_noise_bias_draws_noisier_timesteps_and_rejects_bad_values(tmp_path
     assert share_in_noisier_half(1.0) == pytest.approx(0.5, abs=0.02)
     assert share_in_noisier_half(2.0) == pytest.approx(0.5 ** 0.5, abs=0.02)  # t >= T/2 <=> u <= 0.707
     config = load_config("tiny")
-    bad = replace(config, training={**config.training, "high_noise_bias": 0})
-    with pytest.raises(BadInputError, match="high_noise_bias"):
-        train_flexedit(bad, "mini", tmp_path / "run", steps=1)
-    assert not (tmp_path / "run").exists()
+    for value in (0, -1.0, "strong"):
+        bad = replace(config, training={**config.training, "high_noise_bias": value})
+        with pytest.raises(BadInputError, match="high_noise_bias"):
+            train_flexedit(bad, "mini", tmp_path / "run", steps=1)
+        assert not (tmp_path / "run").exists()
 
 
 def test_train_then_resume(tmp_path, train_content):

@@ -148,9 +148,13 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
     out = Path(out)
     training = config.training
     total_steps = int(steps or training.get("steps", 1000))
-    if not float(training.get("high_noise_bias", 1.0)) > 0:
-        raise BadInputError(f"training.high_noise_bias must be above 0 (1 = uniform timesteps), "
-                            f"got {training['high_noise_bias']}")
+    try:
+        high_noise_bias = float(training.get("high_noise_bias", 1.0))
+    except (TypeError, ValueError):
+        high_noise_bias = float("nan")
+    if not high_noise_bias > 0:
+        raise BadInputError(f"training.high_noise_bias must be a number above 0 (1 = uniform timesteps), "
+                            f"got {training['high_noise_bias']!r}")
     latest = _latest_state(out)
     if latest is not None and not resume:
         raise BadInputError(f"{out} already holds a training run; pass --resume to go on, or use another --out")
@@ -198,7 +202,7 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
         with accelerator.autocast():
             parts = flexedit_loss(unwrapped, vae, noise_scheduler, batch, generator, training["condition_dropout"],
                                   training["language_loss_weight"], config.inference["subject_scale"],
-                                  float(training.get("high_noise_bias", 1.0)))
+                                  high_noise_bias)
         accelerator.backward(parts.total)
         accelerator.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
