@@ -123,27 +123,30 @@ def main() -> None:
     seen_examples = [train[10**8 + index] for index in range(args.eval_examples)]
     bf16 = device == "cuda"
 
-    def condition_and_prediction(scene, masks, noisy, timesteps):
+    def prediction(scene_latents, masks, noisy, timesteps):
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-            scene_latents = latent_codec.encode(vae, scene)
             return model.predict_noise(noisy, timesteps, scene_latents, tokens(masks, scene_latents), 0.0,
                                        subject_active=False).float()
+
+    def clean_from(noisy, predicted, alpha):
+        """The UNet's estimate of the clean latent, by the scheduler's prediction_type."""
+        kind = scheduler.config.prediction_type
+        if kind == "v_prediction":
+            return alpha.sqrt() * noisy - (1 - alpha).sqrt() * predicted
+        if kind == "epsilon":
+            return (noisy - (1 - alpha).sqrt() * predicted) / alpha.sqrt().clamp_min(1e-4)
+        return predicted  # "sample"
 
     def drawn_iou(examples) -> float:
         scene, _, masks = (tensor.to(device) for tensor in stack(examples))
         last = scheduler.config.num_train_timesteps - 1
         unet.eval()
         with torch.no_grad():
-            shape = latent_codec.encode(vae, scene).shape
-            noise = torch.randn(shape, generator=torch.Generator().manual_seed(1)).to(device)
+            scene_latents = latent_codec.encode(vae, scene)
+            noise = torch.randn(scene_latents.shape, generator=torch.Generator().manual_seed(1)).to(device)
             timesteps = torch.full((len(examples),), last, device=device)
-            predicted = condition_and_prediction(scene, masks, noise, timesteps)
-            alpha = scheduler.alphas_cumprod[last].to(device)
-            clean = alpha.sqrt() * noise - (1 - alpha).sqrt() * predicted  # v-prediction -> x0
-            if scheduler.config.prediction_type == "epsilon":
-                clean = (noise - (1 - alpha).sqrt() * predicted) / alpha.sqrt().clamp_min(1e-4)
-            elif scheduler.config.prediction_type == "sample":
-                clean = predicted
+            predicted = prediction(scene_latents, masks, noise, timesteps)
+            clean = clean_from(noise, predicted, scheduler.alphas_cumprod[last].to(device))
             drawn = latent_codec.decode(vae, clean).float().mean(dim=1).cpu().numpy() > 0
         unet.train()
         return mean_iou(zip(drawn, (example.region for example in examples)))
@@ -168,17 +171,18 @@ def main() -> None:
     workers = loader_workers(device)
     batches = torch.utils.data.DataLoader(ProbeBatches(train, batch_size), batch_size=None, num_workers=workers,
                                           prefetch_factor=4 if workers else None)
-    started, step, loss = time.perf_counter(), 0, float("nan")
+    started, step = time.perf_counter(), 0
     for scene, target, masks in batches:
         scene, target, masks = scene.to(device), target.to(device), masks.to(device)
         generator = torch.Generator(device=device).manual_seed(step)
         with torch.no_grad():
             target_latents = latent_codec.encode(vae, target)
+            scene_latents = latent_codec.encode(vae, scene)
         noise = torch.randn(target_latents.shape, generator=generator, device=device)
         timesteps = sample_timesteps(scheduler.config.num_train_timesteps, batch_size, generator,
                                      args.high_noise_bias)
         noisy = scheduler.add_noise(target_latents, noise, timesteps)
-        predicted = condition_and_prediction(scene, masks, noisy, timesteps)
+        predicted = prediction(scene_latents, masks, noisy, timesteps)
         loss_tensor = torch.nn.functional.mse_loss(predicted, diffusion_target(scheduler, target_latents, noise,
                                                                                timesteps))
         optimizer.zero_grad(set_to_none=True)
@@ -189,9 +193,8 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         done = elapsed >= args.seconds
         if step % args.eval_every == 0 or done:
-            loss = float(loss_tensor.detach())
             emit({"step": step, "seconds": round(elapsed, 1), "samples_per_second": round(step * batch_size / elapsed, 1),
-                  "loss": round(loss, 4), "heldout_iou": drawn_iou(held_examples),
+                  "loss": round(float(loss_tensor.detach()), 4), "heldout_iou": drawn_iou(held_examples),
                   "training_iou": drawn_iou(seen_examples)})
         if done:
             break
