@@ -126,18 +126,18 @@ def save_drawings(path: Path, examples, columns: dict[str, list], count: int = 8
     sheet = Image.fromarray(np.concatenate(rows, axis=0))
     side = examples[0].scene.shape[0]
     draw = ImageDraw.Draw(sheet)
-    for column, name in enumerate(["input (mask in red)", "true mask", *columns]):
+    for column, name in enumerate(["input (mask in cyan)", "true mask", *columns]):
         draw.text((column * side + 3, 2), name, fill=(0, 255, 0))
     save_png(path, np.asarray(sheet))
 
 
 def loss_points(loss_csv: Path, count: int = 8) -> list[dict]:
-    """``count`` evenly spaced rows of the loss curve (step, total, diffusion, language loss)."""
+    """``count`` evenly spaced rows of the loss curve (step, total, diffusion, language, layout loss)."""
     with open(loss_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
     picks = sorted({round(index) for index in np.linspace(0, len(rows) - 1, min(count, len(rows)))})
-    return [{key: float(rows[index][key]) for key in ("step", "loss", "diffusion_loss", "language_loss")}
-            for index in picks]
+    keys = ("step", "loss", "diffusion_loss", "language_loss", "layout_loss")
+    return [{key: float(rows[index][key]) for key in keys if rows[index].get(key)} for index in picks]
 
 
 class Report:

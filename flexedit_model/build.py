@@ -73,9 +73,20 @@ def build_components(config: FlexEditConfig, seed: int = 0):
         num_query_tokens=config.qformer["num_query_tokens"],
         num_subject_tokens=config.adapter["num_subject_tokens"], adapter_heads=config.adapter["num_heads"],
         use_ca=config.adapter["use_ca"], use_dca=config.adapter["use_dca"],
-        lora_rank=config.vllm["lora_rank"], lora_alpha=config.vllm["lora_alpha"], _pretrained_parts=parts,
+        lora_rank=config.vllm["lora_rank"], lora_alpha=config.vllm["lora_alpha"],
+        layout_grid=layout_grid(config.training), _pretrained_parts=parts,
     )
     return model, vae, tokenizer
+
+
+def layout_grid(training: dict) -> int:
+    """The side of the layout read-out grid: ``training.layout_grid`` (8) when ``layout_loss_weight`` > 0, else
+    0 (no read-out head). A weight that is not a number builds none; training rejects it with a message."""
+    try:
+        weight = float(training.get("layout_loss_weight", 0))
+    except (TypeError, ValueError):
+        return 0
+    return int(training.get("layout_grid", 8)) if weight > 0 else 0
 
 
 def build_scheduler(config: FlexEditConfig, kind: str = "ddim"):

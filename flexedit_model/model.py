@@ -26,7 +26,7 @@ class FlexEditModel(ModelMixin, ConfigMixin):
     def __init__(self, vllm_config: dict, qformer_config: dict, image_encoder_config: dict, unet_config: dict,
                  image_token_ids: list, num_query_tokens: int = 16, num_subject_tokens: int = 4,
                  adapter_heads: int = 8, use_ca: bool = True, use_dca: bool = True, lora_rank: int = 0,
-                 lora_alpha: int = 0, _pretrained_parts: dict | None = None):
+                 lora_alpha: int = 0, layout_grid: int = 0, _pretrained_parts: dict | None = None):
         super().__init__()
         from diffusers import UNet2DConditionModel
         from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, LlavaConfig, \
@@ -46,6 +46,10 @@ class FlexEditModel(ModelMixin, ConfigMixin):
             num_subject_tokens=num_subject_tokens, num_heads=adapter_heads, use_ca=use_ca, use_dca=use_dca,
         )
         install_attention_processors(self.unet, num_subject_tokens, use_dca)
+        # Training aid (``training.layout_loss_weight``): a linear read-out of the region's coarse layout
+        # from e. Unused at inference.
+        if layout_grid:
+            self.layout_head = nn.Linear(num_query_tokens * condition_dim, layout_grid * layout_grid)
         # The "no instruction" condition for classifier-free guidance and condition dropout (as the
         # empty prompt's embedding in InstructPix2Pix), learned.
         self.null_condition = nn.Parameter(torch.zeros(1, num_query_tokens, condition_dim))
@@ -71,7 +75,12 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         scene_clip_pixels, subject_clip_pixels: (B, 3, S, S) CLIP-normalised. ``has_subject`` (B,) bool
         zeroes f2 for rows without a subject (their lambda is 0 anyway).
         """
-        edit_embeddings = self.qformer(image_token_states)
+        return self.condition_from_embeddings(self.qformer(image_token_states), scene_clip_pixels,
+                                              subject_clip_pixels, has_subject)
+
+    def condition_from_embeddings(self, edit_embeddings: torch.Tensor, scene_clip_pixels: torch.Tensor,
+                                  subject_clip_pixels: torch.Tensor | None, has_subject: torch.Tensor | None = None):
+        """The MEA part of ``edit_condition``, from the Q-Former's e (B, Nq, D)."""
         batch = edit_embeddings.shape[0]
         with_subject = self.config.use_dca and subject_clip_pixels is not None
         # Scene and subject go through the CLIP encoder in one call (one pass, not two).
@@ -88,6 +97,11 @@ class FlexEditModel(ModelMixin, ConfigMixin):
             if has_subject is not None:
                 subject_features = subject_features * has_subject.view(batch, 1, 1).to(subject_features.dtype)
         return torch.cat([scene_features, subject_features], dim=1)
+
+    def layout_logits(self, edit_embeddings: torch.Tensor) -> torch.Tensor:
+        """(B, G, G) logits of the region's layout read from e (models built with ``layout_grid``)."""
+        grid = self.config.layout_grid
+        return self.layout_head(edit_embeddings.flatten(1)).view(-1, grid, grid)
 
     def null_edit_condition(self, batch: int) -> torch.Tensor:
         """The unconditional c for guidance: learned null f1, zero f2."""

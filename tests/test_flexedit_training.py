@@ -74,6 +74,58 @@ def test_high_noise_bias_draws_noisier_timesteps_and_rejects_bad_values(tmp_path
         assert not (tmp_path / "run").exists()
 
 
+def test_layout_loss_reads_the_region_from_e_and_trains_the_qformer(tmp_path, train_content):
+    from dataclasses import replace
+
+    from flexedit_model.build import build_components, build_scheduler
+    from flexedit_model.training.data import TrainingExamples
+    from flexedit_model.training.loop import train_flexedit
+    from flexedit_model.training.losses import collate_examples, flexedit_loss
+
+    config = load_config("tiny")
+    assert not hasattr(build_components(config, seed=0)[0], "layout_head")  # off unless asked for
+    config = replace(config, training={**config.training, "layout_loss_weight": 1.0})
+    model, vae, tokenizer = build_components(config, seed=0)
+    assert model.config.layout_grid == 8
+    model.eval()  # no dropout: the read-out below sees the same e as the loss
+    examples = TrainingExamples(train_content, config.resolution, seed=0, mask_task_fraction=1.0)
+    batch = collate_examples([examples[index] for index in range(3)], tokenizer, model)
+    scheduler = build_scheduler(config, "ddpm")
+
+    def loss(weight):
+        return flexedit_loss(model, vae, scheduler, batch, torch.Generator().manual_seed(0), condition_dropout=0.0,
+                             layout_loss_weight=weight)
+
+    without, with_layout = loss(0.0), loss(2.0)
+    # The read-out's target: each cell's share of the true region, by hand for the first example.
+    logits = model.layout_logits(model.qformer(model.image_token_states(batch.vllm)[0])).detach()
+    side = config.resolution // 8
+
+    def share(index):  # each cell's share of the region
+        return torch.from_numpy(examples[index].region.astype(np.float32)).view(8, side, 8, side).mean(dim=(1, 3))
+
+    assert 0 < float(share(0).sum()) < 64
+    expected = float(torch.stack([torch.nn.functional.binary_cross_entropy_with_logits(logits[index], share(index))
+                                  for index in range(3)]).mean())
+    assert float(with_layout.layout) == pytest.approx(expected, rel=1e-4)
+    assert float(without.layout) == 0.0
+    assert float((with_layout.total - without.total).detach()) == pytest.approx(2.0 * expected, rel=1e-3)
+    # The layout term changes the Q-Former's gradient (it is what keeps the mask's place in e).
+
+    def qformer_gradient(weight):
+        model.zero_grad()
+        loss(weight).total.backward()
+        return torch.cat([p.grad.flatten() for p in model.qformer.parameters()])
+
+    plain, guided = qformer_gradient(0.0), qformer_gradient(2.0)
+    assert float(torch.linalg.norm(guided - plain)) > 0.01 * float(torch.linalg.norm(plain))
+    for value in (-0.5, "lots"):
+        bad = replace(config, training={**config.training, "layout_loss_weight": value})
+        with pytest.raises(BadInputError, match="layout_loss_weight"):
+            train_flexedit(bad, "mini", tmp_path / "run", steps=1)
+        assert not (tmp_path / "run").exists()
+
+
 def test_train_then_resume(tmp_path, train_content):
     from flexedit_model.pipeline_flexedit import FlexEditPipeline
     from flexedit_model.training.loop import train_flexedit

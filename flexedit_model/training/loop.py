@@ -24,7 +24,7 @@ from fsmi_bench.io import atomic_write_text
 
 # data_wait_fraction: the share of the run's time spent waiting for batches (above ~0.1, the loader
 # is what limits samples_per_second; add CPU cores or make examples cheaper).
-CSV_FIELDS = ("step", "loss", "diffusion_loss", "language_loss", "samples_per_second", "elapsed_s",
+CSV_FIELDS = ("step", "loss", "diffusion_loss", "language_loss", "layout_loss", "samples_per_second", "elapsed_s",
               "data_wait_fraction")
 
 
@@ -83,6 +83,17 @@ def loader_workers(device) -> int:
     return 0 if torch.device(device).type == "cpu" else max(0, min(12, (os.cpu_count() or 1) - 2))
 
 
+def _training_number(training: dict, key: str, default: float, valid, expected: str) -> float:
+    """``training[key]`` as a float, or BadInputError naming the key and what it should be."""
+    try:
+        value = float(training.get(key, default))
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not valid(value):  # NaN fails every comparison
+        raise BadInputError(f"training.{key} must be {expected}, got {training[key]!r}")
+    return value
+
+
 def _step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + rank) % (2**63)
 
@@ -117,8 +128,10 @@ def plot_losses(out: Path, rows: list[dict]) -> None:
 
     figure, axis = plt.subplots(figsize=(6, 3.5), dpi=100)
     steps = [int(row["step"]) for row in rows]
-    for key in ("loss", "diffusion_loss", "language_loss"):
-        axis.plot(steps, [float(row[key]) for row in rows], label=key)
+    for key in ("loss", "diffusion_loss", "language_loss", "layout_loss"):
+        values = [float(row.get(key) or 0) for row in rows]
+        if key != "layout_loss" or any(values):  # no layout curve for configs without the read-out
+            axis.plot(steps, values, label=key)
     axis.set_xlabel("step")
     axis.set_yscale("log")
     axis.legend()
@@ -148,13 +161,10 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
     out = Path(out)
     training = config.training
     total_steps = int(steps or training.get("steps", 1000))
-    try:
-        high_noise_bias = float(training.get("high_noise_bias", 1.0))
-    except (TypeError, ValueError):
-        high_noise_bias = float("nan")
-    if not high_noise_bias > 0:
-        raise BadInputError(f"training.high_noise_bias must be a number above 0 (1 = uniform timesteps), "
-                            f"got {training['high_noise_bias']!r}")
+    high_noise_bias = _training_number(training, "high_noise_bias", 1.0, lambda value: value > 0,
+                                       "a number above 0 (1 = uniform timesteps)")
+    layout_loss_weight = _training_number(training, "layout_loss_weight", 0.0, lambda value: value >= 0,
+                                          "a number, 0 or more (0 = no layout read-out)")
     latest = _latest_state(out)
     if latest is not None and not resume:
         raise BadInputError(f"{out} already holds a training run; pass --resume to go on, or use another --out")
@@ -202,7 +212,7 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
         with accelerator.autocast():
             parts = flexedit_loss(unwrapped, vae, noise_scheduler, batch, generator, training["condition_dropout"],
                                   training["language_loss_weight"], config.inference["subject_scale"],
-                                  high_noise_bias)
+                                  high_noise_bias, layout_loss_weight)
         accelerator.backward(parts.total)
         accelerator.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
@@ -215,6 +225,7 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
             log_rows.append({"step": step + 1, "loss": f"{losses[-1]:.6f}",
                              "diffusion_loss": f"{float(parts.diffusion):.6f}",
                              "language_loss": f"{float(parts.language):.6f}",
+                             "layout_loss": f"{float(parts.layout):.6f}",
                              "samples_per_second": f"{samples / max(elapsed, 1e-9):.3f}",
                              "elapsed_s": f"{elapsed:.2f}",
                              "data_wait_fraction": f"{waited / max(elapsed, 1e-9):.3f}"})

@@ -25,10 +25,12 @@ class TrainingBatch:
     scene_clip: torch.Tensor  # (B, 3, S, S) CLIP-normalised
     subject_clip: torch.Tensor  # (B, 3, S, S); the scene stands in where there is no subject
     has_subject: torch.Tensor  # (B,) bool
+    regions: torch.Tensor  # (B, R, R) float, 1 inside the true region (object mask / edit region)
 
     def to(self, device) -> "TrainingBatch":
         return TrainingBatch(self.vllm.to(device), *(tensor.to(device) for tensor in (
-            self.scene_pixels, self.target_pixels, self.scene_clip, self.subject_clip, self.has_subject)))
+            self.scene_pixels, self.target_pixels, self.scene_clip, self.subject_clip, self.has_subject,
+            self.regions)))
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class LossParts:
     total: torch.Tensor
     diffusion: torch.Tensor
     language: torch.Tensor
+    layout: torch.Tensor  # 0 without a layout read-out
 
 
 def _pixels(images: list[np.ndarray]) -> torch.Tensor:
@@ -73,6 +76,7 @@ def collate_examples(examples, tokenizer, model) -> TrainingBatch:
         subject_clip=clip_pixels([example.subject if example.subject is not None else example.scene
                                   for example in examples], size),
         has_subject=torch.tensor([example.subject is not None for example in examples]),
+        regions=torch.from_numpy(np.stack([example.region for example in examples]).astype(np.float32)),
     )
 
 
@@ -105,17 +109,30 @@ def sample_timesteps(count: int, size: int, generator: torch.Generator, high_noi
 
 def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: torch.Generator,
                   condition_dropout: float = 0.05, language_loss_weight: float = 1.0,
-                  subject_scale: float = 1.0, high_noise_bias: float = 1.0) -> LossParts:
+                  subject_scale: float = 1.0, high_noise_bias: float = 1.0,
+                  layout_loss_weight: float = 0.0) -> LossParts:
     """One forward pass of every network and the combined loss. Noise, timesteps and dropout come from
     ``generator``, so a step is reproducible; a generator on the batch's device draws them there (on a
     GPU that saves drawing the noise on the CPU, 6.3 M numbers at batch 128 for ``small``, and copying
-    it over at every step)."""
+    it over at every step).
+
+    ``layout_loss_weight`` > 0 (a model built with a layout read-out) adds w * BCE(layout read from e, the
+    region's share of each cell of a G x G grid): it keeps the place of the mask in e while the UNet
+    cannot yet use it. Trained from scratch, the Q-Former otherwise learns to shut out its input, since
+    a place the UNet does not read is only noise to it, and then the UNet never gets a place to learn
+    to read (``benchmarks/gpu_flexedit.py`` measures this as ``mask_moved_qformer_e``)."""
     device = batch.scene_pixels.device
     size = batch.scene_pixels.shape[0]
     dtype = next(model.unet.parameters()).dtype
     states, language_loss = model.image_token_states(batch.vllm, with_language_loss=True)
-    condition = model.edit_condition(states, batch.scene_clip.to(dtype), batch.subject_clip.to(dtype),
-                                     batch.has_subject)
+    edit_embeddings = model.qformer(states)
+    condition = model.condition_from_embeddings(edit_embeddings, batch.scene_clip.to(dtype),
+                                                batch.subject_clip.to(dtype), batch.has_subject)
+    layout = torch.zeros((), device=device)
+    if layout_loss_weight > 0:
+        logits = model.layout_logits(edit_embeddings).float()
+        share = torch.nn.functional.adaptive_avg_pool2d(batch.regions[:, None].float(), logits.shape[-1])[:, 0]
+        layout = torch.nn.functional.binary_cross_entropy_with_logits(logits, share)
     with torch.no_grad():
         target_latents = latent_codec.encode(vae, batch.target_pixels.to(vae.dtype)).to(dtype)
         scene_latents = latent_codec.encode(vae, batch.scene_pixels.to(vae.dtype)).to(dtype)
@@ -137,5 +154,5 @@ def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: 
                                     subject_active=subject_scale != 0 and bool(with_subject.any()))
     diffusion = torch.nn.functional.mse_loss(predicted.float(), diffusion_target(
         noise_scheduler, target_latents, noise, timesteps).float())
-    return LossParts(diffusion + language_loss_weight * language_loss.float(), diffusion.detach(),
-                     language_loss.detach().float())
+    total = diffusion + language_loss_weight * language_loss.float() + layout_loss_weight * layout
+    return LossParts(total, diffusion.detach(), language_loss.detach().float(), layout.detach())
