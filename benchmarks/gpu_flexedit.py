@@ -110,7 +110,7 @@ def mask_sensitivity(pipeline, examples) -> dict:
 
 
 def save_drawings(path: Path, examples, columns: dict[str, list], count: int = 8) -> None:
-    """One row per example: the scene with its free-shape mask in red, the true mask, then one column
+    """One row per example: the scene with its free-shape mask marked (cyan), the true mask, then one column
     per entry of ``columns`` (name -> bool masks), each labelled."""
     from PIL import Image, ImageDraw
 
