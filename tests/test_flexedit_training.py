@@ -23,6 +23,19 @@ def train_content():
     return load_training_content("mini", "train")
 
 
+def assert_training_rejects(config, key: str, values, out) -> None:
+    """Training with each bad ``training[key]`` is a BadInputError naming the key, and writes nothing."""
+    from dataclasses import replace
+
+    from flexedit_model.training.loop import train_flexedit
+
+    for value in values:
+        bad = replace(config, training={**config.training, key: value})
+        with pytest.raises(BadInputError, match=key):
+            train_flexedit(bad, "mini", out, steps=1)
+        assert not out.exists()
+
+
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(train_content):
     from flexedit_model.build import build_components, build_scheduler
     from flexedit_model.training.data import TrainingExamples
@@ -54,9 +67,6 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(train_content):
 
 
 def test_high_noise_bias_draws_noisier_timesteps_and_rejects_bad_values(tmp_path):
-    from dataclasses import replace
-
-    from flexedit_model.training.loop import train_flexedit
     from flexedit_model.training.losses import sample_timesteps
 
     def share_in_noisier_half(bias):
@@ -66,12 +76,7 @@ def test_high_noise_bias_draws_noisier_timesteps_and_rejects_bad_values(tmp_path
 
     assert share_in_noisier_half(1.0) == pytest.approx(0.5, abs=0.02)
     assert share_in_noisier_half(2.0) == pytest.approx(0.5 ** 0.5, abs=0.02)  # t >= T/2 <=> u <= 0.707
-    config = load_config("tiny")
-    for value in (0, -1.0, "strong"):
-        bad = replace(config, training={**config.training, "high_noise_bias": value})
-        with pytest.raises(BadInputError, match="high_noise_bias"):
-            train_flexedit(bad, "mini", tmp_path / "run", steps=1)
-        assert not (tmp_path / "run").exists()
+    assert_training_rejects(load_config("tiny"), "high_noise_bias", (0, -1.0, "strong"), tmp_path / "run")
 
 
 def test_layout_loss_reads_the_region_from_e_and_trains_the_qformer(tmp_path, train_content):
@@ -79,7 +84,6 @@ def test_layout_loss_reads_the_region_from_e_and_trains_the_qformer(tmp_path, tr
 
     from flexedit_model.build import build_components, build_scheduler
     from flexedit_model.training.data import TrainingExamples
-    from flexedit_model.training.loop import train_flexedit
     from flexedit_model.training.losses import collate_examples, flexedit_loss
 
     config = load_config("tiny")
@@ -119,11 +123,7 @@ def test_layout_loss_reads_the_region_from_e_and_trains_the_qformer(tmp_path, tr
 
     plain, guided = qformer_gradient(0.0), qformer_gradient(2.0)
     assert float(torch.linalg.norm(guided - plain)) > 0.01 * float(torch.linalg.norm(plain))
-    for value in (-0.5, "lots"):
-        bad = replace(config, training={**config.training, "layout_loss_weight": value})
-        with pytest.raises(BadInputError, match="layout_loss_weight"):
-            train_flexedit(bad, "mini", tmp_path / "run", steps=1)
-        assert not (tmp_path / "run").exists()
+    assert_training_rejects(config, "layout_loss_weight", (-0.5, "lots"), tmp_path / "run")
 
 
 def test_train_then_resume(tmp_path, train_content):
