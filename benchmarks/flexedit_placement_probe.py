@@ -86,7 +86,7 @@ def main() -> None:
     from flexedit_model.build import build_components, build_scheduler
     from flexedit_model.config import load_config
     from flexedit_model.training.data import TrainingExamples, load_training_content
-    from flexedit_model.training.loop import loader_workers
+    from flexedit_model.training.loop import _training_number, loader_workers
     from flexedit_model.training.losses import diffusion_target, sample_timesteps
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,6 +107,11 @@ def main() -> None:
 
     config = load_config(args.config)
     training = config.training
+    # --high-noise-bias overrides the config's; either is checked as training checks it (one line, exit 1).
+    if args.high_noise_bias is not None:
+        training = {**training, "high_noise_bias": args.high_noise_bias}
+    high_noise_bias = _training_number(training, "high_noise_bias", 1.0, lambda value: value > 0,
+                                       "a number above 0 (1 = uniform timesteps)")
     model, vae, _ = build_components(config, seed=int(training["seed"]))
     unet = model.unet.to(device).train()
     vae.to(device)
@@ -116,7 +121,6 @@ def main() -> None:
     optimizer = torch.optim.AdamW(parameters, lr=args.lr or training["learning_rate"], weight_decay=0.0)
     scheduler = build_scheduler(config, "ddpm")
     batch_size = args.batch_size or int(training["batch_size"])
-    high_noise_bias = args.high_noise_bias or float(training.get("high_noise_bias", 1.0))
     mix = {"pasted": 0.5, "shape": 0.5}
     train = TrainingExamples(load_training_content(args.data, "train"), config.resolution, seed=0,
                              mask_task_fraction=1.0, mask_task_mix=mix)
@@ -210,5 +214,5 @@ if __name__ == "__main__":
 
     try:
         main()
-    except BadInputError as error:  # an unknown config, say: one line, exit 1
+    except BadInputError as error:  # an unknown config or a bad high_noise_bias, say: one line, exit 1
         raise SystemExit(f"error: {error}") from None

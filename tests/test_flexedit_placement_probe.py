@@ -42,6 +42,18 @@ def test_probe_runs_and_reports(tmp_path):
     records = [json.loads(line) for line in out.read_text().splitlines()]
     reference, first, last = records[0], records[1], records[-1]
     assert reference["config"] == "tiny" and 0 < reference["heldout_iou_copy_paste_box"] <= 1
+    assert reference["high_noise_bias"] == 1.0  # the tiny config sets none: uniform timesteps
     assert first["step"] == 0 and last["step"] > 0
     assert all(0 <= record[key] <= 1 for record in records[1:] for key in ("heldout_iou", "training_iou"))
     assert np.isfinite(last["loss"])
+
+
+def test_probe_rejects_a_bad_noise_bias_in_one_line(tmp_path):
+    out = tmp_path / "probe.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "flexedit_placement_probe.py"), "--config",
+                             "tiny", "--high-noise-bias", "0", "--out", str(out)], env=env, capture_output=True,
+                            text=True, timeout=280)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: training.high_noise_bias must be")
+    assert "Traceback" not in result.stderr and not out.exists()

@@ -101,7 +101,7 @@ def test_layout_loss_reads_the_region_from_e_and_trains_the_qformer(tmp_path, tr
                              layout_loss_weight=weight)
 
     without, with_layout = loss(0.0), loss(2.0)
-    # The read-out's target: each cell's share of the true region, by hand for the first example.
+    # The loss by hand: BCE of the read-out against each cell's share of the true region, per example.
     logits = model.layout_logits(model.qformer(model.image_token_states(batch.vllm)[0])).detach()
     side = config.resolution // 8
 
@@ -114,13 +114,12 @@ def test_layout_loss_reads_the_region_from_e_and_trains_the_qformer(tmp_path, tr
     assert float(with_layout.layout) == pytest.approx(expected, rel=1e-4)
     assert float(without.layout) == 0.0
     assert float((with_layout.total - without.total).detach()) == pytest.approx(2.0 * expected, rel=1e-3)
-    # The layout term changes the Q-Former's gradient (it is what keeps the mask's place in e).
-
     def qformer_gradient(weight):
         model.zero_grad()
         loss(weight).total.backward()
         return torch.cat([p.grad.flatten() for p in model.qformer.parameters()])
 
+    # The layout term changes the Q-Former's gradient (it is what keeps the mask's place in e).
     plain, guided = qformer_gradient(0.0), qformer_gradient(2.0)
     assert float(torch.linalg.norm(guided - plain)) > 0.01 * float(torch.linalg.norm(plain))
     assert_training_rejects(config, "layout_loss_weight", (-0.5, "lots"), tmp_path / "run")
