@@ -147,6 +147,31 @@ def test_train_then_resume(tmp_path, train_content):
     assert loaded.config.resolution == config.resolution
 
 
+def test_learning_rate_cools_down_over_the_end_of_the_run(tmp_path, train_content):
+    from dataclasses import replace
+
+    from flexedit_model.training.loop import cooldown_factor, train_flexedit
+
+    assert [cooldown_factor(p, 0.2) for p in (0.0, 0.8, 0.9, 1.0)] == pytest.approx([1.0, 1.0, 0.5, 0.0])
+    assert cooldown_factor(0.99, 0.0) == 1.0  # 0: constant rate
+    config = load_config("tiny")
+    base = float(config.training["learning_rate"])
+    config = replace(config, training={**config.training, "lr_cooldown_fraction": 0.5})
+
+    def logged_rates(out):
+        with open(out / "loss.csv", newline="") as handle:
+            return [float(row["learning_rate"]) for row in csv.DictReader(handle)]
+
+    # By steps: full rate through the first half of 4 steps, then the fall (step 4 runs at 3/4 progress).
+    train_flexedit(config, "mini", tmp_path / "steps", steps=4, content=train_content, progress=False)
+    assert logged_rates(tmp_path / "steps") == pytest.approx([base, base, base, base / 2])
+    # A time limit that ends the run first sets the progress: here it is already spent, so the rate is 0.
+    train_flexedit(config, "mini", tmp_path / "timed", steps=4, content=train_content, progress=False,
+                   time_limit_s=1e-9)
+    assert logged_rates(tmp_path / "timed") == [0.0]
+    assert_training_rejects(config, "lr_cooldown_fraction", (-0.1, 1.5, "end"), tmp_path / "run")
+
+
 def test_split_is_deterministic_and_disjoint():
     from flexedit_model.training.data import fsmi_bench_split, load_training_content
 

@@ -24,8 +24,8 @@ from fsmi_bench.io import atomic_write_text
 
 # data_wait_fraction: the share of the run's time spent waiting for batches (above ~0.1, the loader
 # is what limits samples_per_second; add CPU cores or make examples cheaper).
-CSV_FIELDS = ("step", "loss", "diffusion_loss", "language_loss", "layout_loss", "samples_per_second", "elapsed_s",
-              "data_wait_fraction")
+CSV_FIELDS = ("step", "loss", "diffusion_loss", "language_loss", "layout_loss", "learning_rate",
+              "samples_per_second", "elapsed_s", "data_wait_fraction")
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,14 @@ def _training_number(training: dict, key: str, default: float, valid, expected: 
     if not valid(value):  # NaN fails every comparison
         raise BadInputError(f"training.{key} must be {expected}, got {training[key]!r}")
     return value
+
+
+def cooldown_factor(progress: float, cooldown_fraction: float) -> float:
+    """The learning rate's share of its base value at ``progress`` (0 to 1) through the run: 1 until the
+    last ``cooldown_fraction`` of the run, then a linear fall to 0 at its end (0 = constant rate)."""
+    if cooldown_fraction <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (1.0 - progress) / cooldown_fraction))
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
@@ -165,6 +173,8 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
                                        "a number above 0 (1 = uniform timesteps)")
     layout_loss_weight = _training_number(training, "layout_loss_weight", 0.0, lambda value: value >= 0,
                                           "a number, 0 or more (0 = no layout read-out)")
+    cooldown_fraction = _training_number(training, "lr_cooldown_fraction", 0.0, lambda value: 0 <= value <= 1,
+                                         "a number from 0 to 1 (0 = constant learning rate)")
     latest = _latest_state(out)
     if latest is not None and not resume:
         raise BadInputError(f"{out} already holds a training run; pass --resume to go on, or use another --out")
@@ -175,7 +185,8 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
     if training["gradient_checkpointing"]:
         model.use_gradient_checkpointing()
     model.train()
-    optimizer = torch.optim.AdamW(parameters, lr=training["learning_rate"], weight_decay=0.0)
+    base_learning_rate = float(training["learning_rate"])
+    optimizer = torch.optim.AdamW(parameters, lr=base_learning_rate, weight_decay=0.0)
     model, optimizer = accelerator.prepare(model, optimizer)
     vae.to(accelerator.device).requires_grad_(False)
     noise_scheduler = build_scheduler(config, "ddpm")
@@ -208,6 +219,14 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
     for step, batch in bar:
         waited += time.perf_counter() - fetched
         batch = batch.to(accelerator.device)
+        # How far through the run: by steps, or by the time limit when that ends it first. A time-limited
+        # run ends where the clock says, so its rate schedule is as reproducible as its step count.
+        progress = step / total_steps
+        if time_limit_s is not None:
+            progress = max(progress, (time.perf_counter() - started) / time_limit_s)
+        learning_rate = base_learning_rate * cooldown_factor(progress, cooldown_fraction)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
         generator = torch.Generator(device=accelerator.device).manual_seed(_step_seed(seed, step, rank))
         with accelerator.autocast():
             parts = flexedit_loss(unwrapped, vae, noise_scheduler, batch, generator, training["condition_dropout"],
@@ -226,6 +245,7 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
                              "diffusion_loss": f"{float(parts.diffusion):.6f}",
                              "language_loss": f"{float(parts.language):.6f}",
                              "layout_loss": f"{float(parts.layout):.6f}",
+                             "learning_rate": f"{learning_rate:.3g}",
                              "samples_per_second": f"{samples / max(elapsed, 1e-9):.3f}",
                              "elapsed_s": f"{elapsed:.2f}",
                              "data_wait_fraction": f"{waited / max(elapsed, 1e-9):.3f}"})
