@@ -51,6 +51,25 @@ def mean_iou(pairs) -> float:
     return round(float(np.mean([iou(a, b) for a, b in pairs])), 4)
 
 
+def evaluation_sets(data: str, resolution: int, count: int, first: int = 0) -> dict[str, list]:
+    """Mask-task examples ``first`` to ``first + count - 1`` of the three evaluation sets, drawn from the
+    evaluation's own seed stream (these masks are never drawn in training):
+    - ``heldout``: held-out objects in their own photos;
+    - ``training``: training objects in their own photos, new masks (tells a model that has not learnt
+      to read masks from one that has but does not carry it to objects it never saw);
+    - ``pasted``: held-out objects cut out and pasted at random places and sizes on other photos (unseen
+      objects without the small-object, cluttered-photo look of the few held-out photos)."""
+    from flexedit_model.training.data import TrainingExamples, load_training_content
+
+    heldout = load_training_content(data, "heldout")
+    streams = {"heldout": TrainingExamples(heldout, resolution, seed=12345, mask_task_fraction=1.0),
+               "training": TrainingExamples(load_training_content(data, "train"), resolution, seed=12345,
+                                            mask_task_fraction=1.0),
+               "pasted": TrainingExamples(heldout, resolution, seed=12345, mask_task_fraction=1.0,
+                                          mask_task_mix={"pasted": 1.0})}
+    return {name: [stream[index] for index in range(first, first + count)] for name, stream in streams.items()}
+
+
 def mask_understanding(pipeline, examples, steps: int, drawings: list | None = None) -> dict:
     """Mean IoU (and the mean drawn-mask coverage) of the drawn full masks over mask-task examples;
     the drawn masks are appended to ``drawings`` when given."""
@@ -206,24 +225,13 @@ def main() -> None:
     from flexedit_model.build import build_pipeline
     from flexedit_model.config import load_config
     from flexedit_model.pipeline_flexedit import FlexEditPipeline
-    from flexedit_model.training.data import TrainingExamples, load_training_content
+    from flexedit_model.training.data import load_training_content
     from flexedit_model.training.loop import train_flexedit
 
     config = load_config(args.config)
     heldout = load_training_content(args.data, "heldout")
-    # The evaluation's own seed stream: these masks are never drawn in training.
-    held_examples = TrainingExamples(heldout, config.resolution, seed=12345, mask_task_fraction=1.0)
-    evaluation = [held_examples[index] for index in range(args.eval_examples)]
-    # The same measure on training objects in their own photos (new masks): tells a model that has not
-    # learnt to read masks from one that has but does not carry it to objects it never saw.
-    seen = TrainingExamples(load_training_content(args.data, "train"), config.resolution, seed=12345,
-                            mask_task_fraction=1.0)
-    seen_evaluation = [seen[index] for index in range(args.eval_examples)]
-    # Held-out objects again, cut out and pasted at random places and sizes on other photos: unseen
-    # objects without the small-object, cluttered-photo look of the few held-out photos.
-    pasted = TrainingExamples(heldout, config.resolution, seed=12345, mask_task_fraction=1.0,
-                              mask_task_mix={"pasted": 1.0})
-    pasted_evaluation = [pasted[index] for index in range(args.eval_examples)]
+    sets = evaluation_sets(args.data, config.resolution, args.eval_examples)
+    evaluation, seen_evaluation, pasted_evaluation = sets["heldout"], sets["training"], sets["pasted"]
     report = Report(out, device=torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
                     config=args.config, data=args.data, resolution=config.resolution,
                     eval_examples=len(evaluation), eval_steps=args.eval_steps,

@@ -2,7 +2,8 @@
 gradient checkpointing, seeded, resumable after a kill.
 
 Output folder:
-  loss.csv, loss.png       loss curves (total, diffusion, language) and throughput per logged step
+  loss.csv, loss.png       loss curves (total, diffusion, language, layout), learning rate and throughput
+                           per logged step
   state-<step>/, latest.json   accelerate state (model, optimizer, step) of the last checkpoint
   pipeline/                the FlexEditPipeline (safetensors) to run with ``fsmi run --method flexedit``
   train.json               the config, data source and seed

@@ -1,0 +1,52 @@
+"""benchmarks/flexedit_mask_iou.py measures saved pipelines on chosen examples of the evaluation sets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "flexedit_mask_iou.py"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def test_measures_a_saved_pipeline_on_the_examples_asked_for(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_flexedit import evaluation_sets
+
+    from flexedit_model.build import build_pipeline
+    from flexedit_model.config import load_config
+
+    config = load_config("tiny")
+    build_pipeline(config, seed=0).save_pretrained(tmp_path / "pipeline")
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "pipeline"), "--first", "3", "--count", "2",
+                             "--steps", "2", "--sets", "pasted,training"], env=ENV, capture_output=True, text=True,
+                            timeout=280, check=True)
+    reference, measured = (json.loads(line) for line in result.stdout.splitlines())
+    assert reference["resolution"] == config.resolution and set(reference) >= {"pasted", "training"}
+    assert "heldout" not in reference and "heldout" not in measured
+
+    # The box figure of examples 3 and 4, computed here with plain numpy.
+    def box_iou(example):
+        rows, cols = np.nonzero(example.mask)
+        box = np.zeros_like(example.mask)
+        box[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1] = True
+        return (box & example.region).sum() / (box | example.region).sum()
+
+    pasted = evaluation_sets("mini", config.resolution, count=2, first=3)["pasted"]
+    assert reference["pasted"]["copy_paste_box"] == round(float(np.mean([box_iou(e) for e in pasted])), 4)
+    assert measured["pipeline"] == str(tmp_path / "pipeline") and measured["steps"] == 2
+    assert all(0 <= measured[name]["iou"] <= 1 and 0 <= measured[name]["drawn_coverage"] <= 1
+               for name in ("pasted", "training"))
+
+
+def test_a_folder_that_is_not_a_pipeline_is_one_line_and_exit_1(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], env=ENV, capture_output=True, text=True,
+                            timeout=280)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: not a FlexEdit pipeline folder (no model_index.json): {tmp_path}"
