@@ -26,6 +26,7 @@ SETS = ("heldout", "training", "pasted")
 
 def main() -> None:
     from flexedit_model.pipeline_flexedit import FlexEditPipeline
+    from flexedit_model.training.data import load_training_content
     from fsmi_bench.errors import BadInputError
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,13 +44,14 @@ def main() -> None:
     if missing:
         raise BadInputError(f"not a FlexEdit pipeline folder (no model_index.json): {', '.join(missing)}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    content = load_training_content(args.data, "heldout"), load_training_content(args.data, "train")
     by_resolution: dict[int, dict] = {}
     for path in args.pipelines:
         pipeline = FlexEditPipeline.from_pretrained(path).to(device)
         pipeline.set_progress_bar_config(disable=True)
         resolution = pipeline.config.resolution
         if resolution not in by_resolution:
-            sets = evaluation_sets(args.data, resolution, args.count, args.first)
+            sets = evaluation_sets(*content, resolution, args.count, args.first)
             by_resolution[resolution] = {name: sets[name] for name in names}
             print(json.dumps({"resolution": resolution, "first": args.first, "count": args.count, **{
                 name: {"free_shape_mask": mean_iou((e.mask, e.region) for e in examples),

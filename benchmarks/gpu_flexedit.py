@@ -51,20 +51,19 @@ def mean_iou(pairs) -> float:
     return round(float(np.mean([iou(a, b) for a, b in pairs])), 4)
 
 
-def evaluation_sets(data: str, resolution: int, count: int, first: int = 0) -> dict[str, list]:
-    """Mask-task examples ``first`` to ``first + count - 1`` of the three evaluation sets, drawn from the
-    evaluation's own seed stream (these masks are never drawn in training):
+def evaluation_sets(heldout, train, resolution: int, count: int, first: int = 0) -> dict[str, list]:
+    """Mask-task examples ``first`` to ``first + count - 1`` of the three evaluation sets, made from a
+    source's held-out and training content (``load_training_content``) and drawn from the evaluation's
+    own seed stream (these masks are never drawn in training):
     - ``heldout``: held-out objects in their own photos;
     - ``training``: training objects in their own photos, new masks (tells a model that has not learnt
       to read masks from one that has but does not carry it to objects it never saw);
     - ``pasted``: held-out objects cut out and pasted at random places and sizes on other photos (unseen
       objects without the small-object, cluttered-photo look of the few held-out photos)."""
-    from flexedit_model.training.data import TrainingExamples, load_training_content
+    from flexedit_model.training.data import TrainingExamples
 
-    heldout = load_training_content(data, "heldout")
     streams = {"heldout": TrainingExamples(heldout, resolution, seed=12345, mask_task_fraction=1.0),
-               "training": TrainingExamples(load_training_content(data, "train"), resolution, seed=12345,
-                                            mask_task_fraction=1.0),
+               "training": TrainingExamples(train, resolution, seed=12345, mask_task_fraction=1.0),
                "pasted": TrainingExamples(heldout, resolution, seed=12345, mask_task_fraction=1.0,
                                           mask_task_mix={"pasted": 1.0})}
     return {name: [stream[index] for index in range(first, first + count)] for name, stream in streams.items()}
@@ -229,8 +228,8 @@ def main() -> None:
     from flexedit_model.training.loop import train_flexedit
 
     config = load_config(args.config)
-    heldout = load_training_content(args.data, "heldout")
-    sets = evaluation_sets(args.data, config.resolution, args.eval_examples)
+    heldout, train = load_training_content(args.data, "heldout"), load_training_content(args.data, "train")
+    sets = evaluation_sets(heldout, train, config.resolution, args.eval_examples)
     evaluation, seen_evaluation, pasted_evaluation = sets["heldout"], sets["training"], sets["pasted"]
     report = Report(out, device=torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
                     config=args.config, data=args.data, resolution=config.resolution,
@@ -253,7 +252,7 @@ def main() -> None:
     del untrained
 
     started = time.perf_counter()
-    summary = train_flexedit(config, args.data, work / "train", steps=args.max_steps, progress=False,
+    summary = train_flexedit(config, args.data, work / "train", steps=args.max_steps, content=train, progress=False,
                              time_limit_s=args.train_seconds)
     for name in ("loss.csv", "loss.png"):
         if (work / "train" / name).is_file():

@@ -21,6 +21,7 @@ def test_measures_a_saved_pipeline_on_the_examples_asked_for(tmp_path):
 
     from flexedit_model.build import build_pipeline
     from flexedit_model.config import load_config
+    from flexedit_model.training.data import load_training_content
 
     config = load_config("tiny")
     build_pipeline(config, seed=0).save_pretrained(tmp_path / "pipeline")
@@ -38,7 +39,8 @@ def test_measures_a_saved_pipeline_on_the_examples_asked_for(tmp_path):
         box[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1] = True
         return (box & example.region).sum() / (box | example.region).sum()
 
-    pasted = evaluation_sets("mini", config.resolution, count=2, first=3)["pasted"]
+    pasted = evaluation_sets(load_training_content("mini", "heldout"), load_training_content("mini", "train"),
+                             config.resolution, count=2, first=3)["pasted"]
     assert reference["pasted"]["copy_paste_box"] == round(float(np.mean([box_iou(e) for e in pasted])), 4)
     assert measured["pipeline"] == str(tmp_path / "pipeline") and measured["steps"] == 2
     assert all(0 <= measured[name]["iou"] <= 1 and 0 <= measured[name]["drawn_coverage"] <= 1
