@@ -13,10 +13,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "flexedit_mask_iou.py"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def test_measures_a_saved_pipeline_on_the_examples_asked_for(tmp_path):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from gpu_flexedit import evaluation_sets
 
     from flexedit_model.build import build_pipeline
