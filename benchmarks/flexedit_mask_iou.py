@@ -51,8 +51,7 @@ def main() -> None:
         pipeline.set_progress_bar_config(disable=True)
         resolution = pipeline.config.resolution
         if resolution not in by_resolution:
-            sets = evaluation_sets(*content, resolution, args.count, args.first)
-            by_resolution[resolution] = {name: sets[name] for name in names}
+            by_resolution[resolution] = evaluation_sets(*content, resolution, args.count, args.first, names)
             print(json.dumps({"resolution": resolution, "first": args.first, "count": args.count, **{
                 name: {"free_shape_mask": mean_iou((e.mask, e.region) for e in examples),
                        "copy_paste_box": mean_iou((box_of(e.mask), e.region) for e in examples)}

@@ -51,7 +51,8 @@ def mean_iou(pairs) -> float:
     return round(float(np.mean([iou(a, b) for a, b in pairs])), 4)
 
 
-def evaluation_sets(heldout, train, resolution: int, count: int, first: int = 0) -> dict[str, list]:
+def evaluation_sets(heldout, train, resolution: int, count: int, first: int = 0,
+                    names=("heldout", "training", "pasted")) -> dict[str, list]:
     """Mask-task examples ``first`` to ``first + count - 1`` of the three evaluation sets, made from a
     source's held-out and training content (``load_training_content``) and drawn from the evaluation's
     own seed stream (these masks are never drawn in training):
@@ -59,14 +60,15 @@ def evaluation_sets(heldout, train, resolution: int, count: int, first: int = 0)
     - ``training``: training objects in their own photos, new masks (tells a model that has not learnt
       to read masks from one that has but does not carry it to objects it never saw);
     - ``pasted``: held-out objects cut out and pasted at random places and sizes on other photos (unseen
-      objects without the small-object, cluttered-photo look of the few held-out photos)."""
+      objects without the small-object, cluttered-photo look of the few held-out photos).
+    ``names`` picks the sets to make, in that order."""
     from flexedit_model.training.data import TrainingExamples
 
     streams = {"heldout": TrainingExamples(heldout, resolution, seed=12345, mask_task_fraction=1.0),
                "training": TrainingExamples(train, resolution, seed=12345, mask_task_fraction=1.0),
                "pasted": TrainingExamples(heldout, resolution, seed=12345, mask_task_fraction=1.0,
                                           mask_task_mix={"pasted": 1.0})}
-    return {name: [stream[index] for index in range(first, first + count)] for name, stream in streams.items()}
+    return {name: [streams[name][index] for index in range(first, first + count)] for name in names}
 
 
 def mask_understanding(pipeline, examples, steps: int, drawings: list | None = None) -> dict:

@@ -39,8 +39,12 @@ def test_measures_a_saved_pipeline_on_the_examples_asked_for(tmp_path):
         box[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1] = True
         return (box & example.region).sum() / (box | example.region).sum()
 
-    pasted = evaluation_sets(load_training_content("mini", "heldout"), load_training_content("mini", "train"),
-                             config.resolution, count=2, first=3)["pasted"]
+    content = load_training_content("mini", "heldout"), load_training_content("mini", "train")
+    pasted = evaluation_sets(*content, config.resolution, count=2, first=3)["pasted"]
+    # Making only some sets gives the same examples as making all three.
+    only = evaluation_sets(*content, config.resolution, count=2, first=3, names=("pasted",))
+    assert list(only) == ["pasted"]
+    assert all((a.mask == b.mask).all() and (a.region == b.region).all() for a, b in zip(only["pasted"], pasted))
     assert reference["pasted"]["copy_paste_box"] == round(float(np.mean([box_iou(e) for e in pasted])), 4)
     assert measured["pipeline"] == str(tmp_path / "pipeline") and measured["steps"] == 2
     assert all(0 <= measured[name]["iou"] <= 1 and 0 <= measured[name]["drawn_coverage"] <= 1

@@ -129,7 +129,7 @@ def _write_log(out: Path, rows: list[dict]) -> None:
 
 
 def plot_losses(out: Path, rows: list[dict]) -> None:
-    """loss.png: total, diffusion and language loss against the step (log scale)."""
+    """loss.png: the losses against the step (log scale), and the learning rate (right axis)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,7 +143,15 @@ def plot_losses(out: Path, rows: list[dict]) -> None:
             axis.plot(steps, values, label=key)
     axis.set_xlabel("step")
     axis.set_yscale("log")
-    axis.legend()
+    handles, labels = axis.get_legend_handles_labels()
+    rates = [float(row.get("learning_rate") or 0) for row in rows]
+    if any(rates):  # the schedule on its own linear axis, so a cooldown shows where the loss drops
+        rate_axis = axis.twinx()
+        handles += rate_axis.plot(steps, rates, color="grey", linestyle="--", label="learning rate")
+        labels.append("learning rate")
+        rate_axis.set_ylabel("learning rate")
+        rate_axis.set_ylim(bottom=0)
+    axis.legend(handles, labels, fontsize="small")
     figure.tight_layout()
     temporary = out / ".loss.tmp.png"
     figure.savefig(temporary, metadata={"Software": None})
