@@ -240,7 +240,9 @@ def main() -> None:
     report.update(iou_free_shape_mask=mean_iou((e.mask, e.region) for e in evaluation),
                   iou_copy_paste_box=mean_iou((box_of(e.mask), e.region) for e in evaluation),
                   pasted_iou_free_shape_mask=mean_iou((e.mask, e.region) for e in pasted_evaluation),
-                  pasted_iou_copy_paste_box=mean_iou((box_of(e.mask), e.region) for e in pasted_evaluation))
+                  pasted_iou_copy_paste_box=mean_iou((box_of(e.mask), e.region) for e in pasted_evaluation),
+                  training_iou_free_shape_mask=mean_iou((e.mask, e.region) for e in seen_evaluation),
+                  training_iou_copy_paste_box=mean_iou((box_of(e.mask), e.region) for e in seen_evaluation))
 
     untrained = build_pipeline(config, seed=int(config.training["seed"])).to(device)
     untrained.set_progress_bar_config(disable=True)
@@ -288,7 +290,10 @@ def main() -> None:
     report.update(
         trained_beats_untrained_and_copy_paste=beats("trained", "untrained", "iou_copy_paste_box"),
         pasted_trained_beats_untrained_and_copy_paste=beats("trained_heldout_pasted", "untrained_heldout_pasted",
-                                                            "pasted_iou_copy_paste_box"))
+                                                            "pasted_iou_copy_paste_box"),
+        training_trained_beats_untrained_and_copy_paste=beats("trained_on_training_objects",
+                                                              "untrained_on_training_objects",
+                                                              "training_iou_copy_paste_box"))
 
     if args.score_cases > 0:
         from fsmi_bench.build import BuildConfig, build_benchmark
