@@ -19,9 +19,7 @@ from pathlib import Path
 
 import torch
 
-from gpu_flexedit import box_of, evaluation_sets, mask_understanding, mean_iou
-
-SETS = ("heldout", "training", "pasted")
+from gpu_flexedit import EVALUATION_SETS, evaluation_sets, mask_understanding, reference_ious
 
 
 def main() -> None:
@@ -35,11 +33,12 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0, help="index of the first example of each set")
     parser.add_argument("--count", type=int, default=24, help="examples per set")
     parser.add_argument("--steps", type=int, default=20, help="denoising steps per drawing")
-    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
+    parser.add_argument("--sets", default=",".join(EVALUATION_SETS),
+                        help=f"comma-separated, of {', '.join(EVALUATION_SETS)}")
     args = parser.parse_args()
     names = [name for name in args.sets.split(",") if name]
-    if not names or set(names) - set(SETS) or args.count < 1 or args.first < 0:
-        raise BadInputError(f"--sets takes names of {', '.join(SETS)}; --count >= 1 and --first >= 0")
+    if not names or set(names) - set(EVALUATION_SETS) or args.count < 1 or args.first < 0:
+        raise BadInputError(f"--sets takes names of {', '.join(EVALUATION_SETS)}; --count >= 1 and --first >= 0")
     missing = [str(path) for path in args.pipelines if not (path / "model_index.json").is_file()]
     if missing:
         raise BadInputError(f"not a FlexEdit pipeline folder (no model_index.json): {', '.join(missing)}")
@@ -53,9 +52,7 @@ def main() -> None:
         if resolution not in by_resolution:
             by_resolution[resolution] = evaluation_sets(*content, resolution, args.count, args.first, names)
             print(json.dumps({"resolution": resolution, "first": args.first, "count": args.count, **{
-                name: {"free_shape_mask": mean_iou((e.mask, e.region) for e in examples),
-                       "copy_paste_box": mean_iou((box_of(e.mask), e.region) for e in examples)}
-                for name, examples in by_resolution[resolution].items()}}), flush=True)
+                name: reference_ious(examples) for name, examples in by_resolution[resolution].items()}}), flush=True)
         print(json.dumps({"pipeline": str(path), "steps": args.steps, **{
             name: mask_understanding(pipeline, examples, args.steps)
             for name, examples in by_resolution[resolution].items()}}), flush=True)

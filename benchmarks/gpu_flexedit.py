@@ -51,8 +51,11 @@ def mean_iou(pairs) -> float:
     return round(float(np.mean([iou(a, b) for a, b in pairs])), 4)
 
 
+EVALUATION_SETS = ("heldout", "training", "pasted")
+
+
 def evaluation_sets(heldout, train, resolution: int, count: int, first: int = 0,
-                    names=("heldout", "training", "pasted")) -> dict[str, list]:
+                    names=EVALUATION_SETS) -> dict[str, list]:
     """Mask-task examples ``first`` to ``first + count - 1`` of the three evaluation sets, made from a
     source's held-out and training content (``load_training_content``) and drawn from the evaluation's
     own seed stream (these masks are never drawn in training):
@@ -64,11 +67,19 @@ def evaluation_sets(heldout, train, resolution: int, count: int, first: int = 0,
     ``names`` picks the sets to make, in that order."""
     from flexedit_model.training.data import TrainingExamples
 
-    streams = {"heldout": TrainingExamples(heldout, resolution, seed=12345, mask_task_fraction=1.0),
-               "training": TrainingExamples(train, resolution, seed=12345, mask_task_fraction=1.0),
-               "pasted": TrainingExamples(heldout, resolution, seed=12345, mask_task_fraction=1.0,
-                                          mask_task_mix={"pasted": 1.0})}
-    return {name: [streams[name][index] for index in range(first, first + count)] for name in names}
+    made_from = {"heldout": (heldout, None), "training": (train, None), "pasted": (heldout, {"pasted": 1.0})}
+    sets = {}
+    for name in names:
+        content, mix = made_from[name]
+        stream = TrainingExamples(content, resolution, seed=12345, mask_task_fraction=1.0, mask_task_mix=mix)
+        sets[name] = [stream[index] for index in range(first, first + count)]
+    return sets
+
+
+def reference_ious(examples) -> dict[str, float]:
+    """Mean IoU against the true region of the free-shape mask itself and of its box (copy-paste)."""
+    return {"free_shape_mask": mean_iou((e.mask, e.region) for e in examples),
+            "copy_paste_box": mean_iou((box_of(e.mask), e.region) for e in examples)}
 
 
 def mask_understanding(pipeline, examples, steps: int, drawings: list | None = None) -> dict:
@@ -237,12 +248,8 @@ def main() -> None:
                     config=args.config, data=args.data, resolution=config.resolution,
                     eval_examples=len(evaluation), eval_steps=args.eval_steps,
                     heldout_objects=sorted(obj.object_id for obj in heldout.objects))
-    report.update(iou_free_shape_mask=mean_iou((e.mask, e.region) for e in evaluation),
-                  iou_copy_paste_box=mean_iou((box_of(e.mask), e.region) for e in evaluation),
-                  pasted_iou_free_shape_mask=mean_iou((e.mask, e.region) for e in pasted_evaluation),
-                  pasted_iou_copy_paste_box=mean_iou((box_of(e.mask), e.region) for e in pasted_evaluation),
-                  training_iou_free_shape_mask=mean_iou((e.mask, e.region) for e in seen_evaluation),
-                  training_iou_copy_paste_box=mean_iou((box_of(e.mask), e.region) for e in seen_evaluation))
+    for prefix, examples in (("", evaluation), ("pasted_", pasted_evaluation), ("training_", seen_evaluation)):
+        report.update(**{f"{prefix}iou_{name}": value for name, value in reference_ious(examples).items()})
 
     untrained = build_pipeline(config, seed=int(config.training["seed"])).to(device)
     untrained.set_progress_bar_config(disable=True)
