@@ -5,7 +5,14 @@ JSON line with the mean IoU of the full mask it draws against the true one, per 
 ``gpu_flexedit.py`` (``heldout``: held-out objects in their own photos; ``training``: training objects,
 new masks; ``pasted``: held-out objects pasted on other photos), beside the IoU of the free-shape mask
 itself and of its bounding box (what ``copy-paste`` fills), on the same examples. ``--first 16`` takes
-examples that ``gpu_flexedit.py --eval-examples 16`` did not see, to check a comparison made there:
+examples that ``gpu_flexedit.py --eval-examples 16`` did not see, to check a comparison made there.
+
+Each pipeline's figures per set also pair it with the box example by example: ``minus_box`` is the mean
+of (drawn IoU - box IoU), ``minus_box_95ci`` its 95 % bootstrap interval over the examples (how much the
+comparison could move with other examples; not how much it moves with another training seed), and
+``beats_box`` the share of examples where the drawing is closer to the true mask than the box.
+``--drawings DIR`` writes DIR/<set>_masks.png: the first 8 examples, with the box and each pipeline's
+drawing (columns numbered in the order the pipelines are given).
 
     .venv/bin/python benchmarks/flexedit_mask_iou.py runs/a/pipeline runs/b/pipeline --first 16 --count 48 --steps 10
 """
@@ -17,9 +24,25 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from gpu_flexedit import EVALUATION_SETS, evaluation_sets, mask_understanding, reference_ious
+from gpu_flexedit import (EVALUATION_SETS, box_of, evaluation_sets, iou, mask_understanding, reference_ious,
+                          save_drawings)
+
+
+def against_box(scores: list[float], examples) -> dict:
+    """A pipeline's per-example IoUs paired with the box's on the same examples."""
+    from scipy.stats import bootstrap
+
+    differences = np.asarray(scores) - [iou(box_of(e.mask), e.region) for e in examples]
+    figures = {"minus_box": round(float(differences.mean()), 4),
+               "beats_box": round(float((differences > 0).mean()), 4)}
+    if len(differences) > 1 and differences.std() > 0:  # the bootstrap needs spread to resample
+        interval = bootstrap((differences,), np.mean, confidence_level=0.95, n_resamples=2000,
+                             method="percentile", rng=np.random.default_rng(0)).confidence_interval
+        figures["minus_box_95ci"] = [round(float(interval.low), 4), round(float(interval.high), 4)]
+    return figures
 
 
 def main() -> None:
@@ -35,6 +58,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="denoising steps per drawing")
     parser.add_argument("--sets", default=",".join(EVALUATION_SETS),
                         help=f"comma-separated, of {', '.join(EVALUATION_SETS)}")
+    parser.add_argument("--drawings", type=Path, default=None,
+                        help="write DIR/<set>_masks.png: box and drawings of the first 8 examples")
     args = parser.parse_args()
     names = [name for name in args.sets.split(",") if name]
     if not names or set(names) - set(EVALUATION_SETS) or args.count < 1 or args.first < 0:
@@ -45,17 +70,30 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     content = load_training_content(args.data, "heldout"), load_training_content(args.data, "train")
     by_resolution: dict[int, dict] = {}
-    for path in args.pipelines:
+    drawn: dict[int, dict[str, dict[str, list]]] = {}  # resolution -> set -> column -> masks
+    for number, path in enumerate(args.pipelines, start=1):
         pipeline = FlexEditPipeline.from_pretrained(path).to(device)
         pipeline.set_progress_bar_config(disable=True)
         resolution = pipeline.config.resolution
         if resolution not in by_resolution:
             by_resolution[resolution] = evaluation_sets(*content, resolution, args.count, args.first, names)
+            drawn[resolution] = {name: {"copy-paste box": [box_of(e.mask) for e in examples[:8]]}
+                                 for name, examples in by_resolution[resolution].items()}
             print(json.dumps({"resolution": resolution, "first": args.first, "count": args.count, **{
                 name: reference_ious(examples) for name, examples in by_resolution[resolution].items()}}), flush=True)
-        print(json.dumps({"pipeline": str(path), "steps": args.steps, **{
-            name: mask_understanding(pipeline, examples, args.steps)
-            for name, examples in by_resolution[resolution].items()}}), flush=True)
+        figures = {}
+        for name, examples in by_resolution[resolution].items():
+            scores, drawings = [], []
+            figures[name] = {**mask_understanding(pipeline, examples, args.steps, drawings, scores),
+                             **against_box(scores, examples)}
+            drawn[resolution][name][f"pipeline {number}"] = drawings[:8]
+        print(json.dumps({"pipeline": str(path), "steps": args.steps, **figures}), flush=True)
+    if args.drawings is not None:
+        args.drawings.mkdir(parents=True, exist_ok=True)
+        for resolution, sets in drawn.items():
+            suffix = "" if len(drawn) == 1 else f"_{resolution}px"
+            for name, columns in sets.items():
+                save_drawings(args.drawings / f"{name}_masks{suffix}.png", by_resolution[resolution][name], columns)
 
 
 if __name__ == "__main__":

@@ -82,20 +82,23 @@ def reference_ious(examples) -> dict[str, float]:
             "copy_paste_box": mean_iou((box_of(e.mask), e.region) for e in examples)}
 
 
-def mask_understanding(pipeline, examples, steps: int, drawings: list | None = None) -> dict:
+def mask_understanding(pipeline, examples, steps: int, drawings: list | None = None,
+                       scores: list | None = None) -> dict:
     """Mean IoU (and the mean drawn-mask coverage) of the drawn full masks over mask-task examples;
-    the drawn masks are appended to ``drawings`` when given."""
+    the drawn masks are appended to ``drawings`` and the per-example IoUs to ``scores`` when given."""
     from flexedit_model.training.data import mask_from_image
 
-    scores, coverage = [], []
+    ious, coverage = [], []
     for example in examples:
         drawn = mask_from_image(pipeline(example.scene, example.mask, example.instruction, seed=0,
                                          num_inference_steps=steps).image)
-        scores.append(iou(drawn, example.region))
+        ious.append(iou(drawn, example.region))
         coverage.append(float(drawn.mean()))
         if drawings is not None:
             drawings.append(drawn)
-    return {"iou": round(float(np.mean(scores)), 4), "drawn_coverage": round(float(np.mean(coverage)), 4)}
+    if scores is not None:
+        scores.extend(ious)
+    return {"iou": round(float(np.mean(ious)), 4), "drawn_coverage": round(float(np.mean(coverage)), 4)}
 
 
 def moved_mask(mask: np.ndarray) -> np.ndarray:

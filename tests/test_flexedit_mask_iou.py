@@ -26,7 +26,7 @@ def test_measures_a_saved_pipeline_on_the_examples_asked_for(tmp_path):
     config = load_config("tiny")
     build_pipeline(config, seed=0).save_pretrained(tmp_path / "pipeline")
     result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "pipeline"), "--first", "3", "--count", "2",
-                             "--steps", "2", "--sets", "pasted,training"], env=ENV, capture_output=True, text=True,
+                             "--steps", "2", "--sets", "pasted,training", "--drawings", str(tmp_path / "drawings")], env=ENV, capture_output=True, text=True,
                             timeout=280, check=True)
     reference, measured = (json.loads(line) for line in result.stdout.splitlines())
     assert reference["resolution"] == config.resolution and set(reference) >= {"pasted", "training"}
@@ -49,6 +49,21 @@ def test_measures_a_saved_pipeline_on_the_examples_asked_for(tmp_path):
     assert measured["pipeline"] == str(tmp_path / "pipeline") and measured["steps"] == 2
     assert all(0 <= measured[name]["iou"] <= 1 and 0 <= measured[name]["drawn_coverage"] <= 1
                for name in ("pasted", "training"))
+    # Paired with the box: the mean difference is the difference of the means (up to rounding).
+    for name in ("pasted", "training"):
+        assert abs(measured[name]["minus_box"] - (measured[name]["iou"] - reference[name]["copy_paste_box"])) < 2e-4
+        assert measured[name]["beats_box"] in (0.0, 0.5, 1.0)
+        if "minus_box_95ci" in measured[name]:
+            low, high = measured[name]["minus_box_95ci"]
+            assert low <= measured[name]["minus_box"] <= high
+
+    # The drawings: one row per example; input, true mask, box, then the pipeline's drawing.
+    from PIL import Image
+
+    sheet = Image.open(tmp_path / "drawings" / "pasted_masks.png")
+    assert sheet.size == (4 * config.resolution, 2 * config.resolution)
+    assert sorted(path.name for path in (tmp_path / "drawings").iterdir()) == ["pasted_masks.png",
+                                                                               "training_masks.png"]
 
 
 def test_a_folder_that_is_not_a_pipeline_is_one_line_and_exit_1(tmp_path):
