@@ -16,14 +16,17 @@ def train_group():
 @click.option("--data", default="mini", show_default=True,
               help="Source to train on (its training split): mini, coco:PATH, hf:PATH.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--steps", type=int, default=None, help="Train until this step (default: 1000).")
-@click.option("--resume", is_flag=True, help="Go on from the last checkpoint in --out.")
+@click.option("--steps", type=int, default=None,
+              help="Train until this step (default: 1000). A config's learning-rate cooldown is placed by it, "
+                   "so a finished run resumed with a larger --steps goes back to the full rate first.")
+@click.option("--resume", is_flag=True, help="Go on from the last checkpoint in --out (after a kill, or to more steps).")
 def train_flexedit_command(config_name, data, out, steps, resume):
     """Train FlexEdit; writes loss curves, checkpoints and a pipeline to run with `fsmi run`.
 
     \b
     Example:
       fsmi train flexedit --config small --data mini --out runs/flexedit-small --steps 2000
+      fsmi train flexedit --config small --data mini --out runs/flexedit-small --steps 4000 --resume
       accelerate launch $(which fsmi) train flexedit --config paper --out runs/paper   # many GPUs
       fsmi run --method flexedit --weights runs/flexedit-small/pipeline --bench bench --out runs/fx
     """

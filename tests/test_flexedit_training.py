@@ -165,6 +165,10 @@ def test_learning_rate_cools_down_over_the_end_of_the_run(tmp_path, train_conten
     # By steps: full rate through the first half of 4 steps, then the fall (step 4 runs at 3/4 progress).
     train_flexedit(config, "mini", tmp_path / "steps", steps=4, content=train_content, progress=False)
     assert logged_rates(tmp_path / "steps") == pytest.approx([base, base, base, base / 2])
+    # Resumed to 8 steps, the schedule is that of 8 steps: back to the full rate, then a new fall.
+    train_flexedit(config, "mini", tmp_path / "steps", steps=8, resume=True, content=train_content, progress=False)
+    assert logged_rates(tmp_path / "steps") == pytest.approx(
+        [base, base, base, base / 2, base, base * 0.75, base / 2, base / 4])
     # A time limit that ends the run first sets the progress: here it is already spent, so the rate is 0.
     train_flexedit(config, "mini", tmp_path / "timed", steps=4, content=train_content, progress=False,
                    time_limit_s=1e-9)
