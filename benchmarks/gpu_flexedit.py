@@ -143,9 +143,10 @@ def mask_sensitivity(pipeline, examples) -> dict:
     return figures
 
 
-def save_drawings(path: Path, examples, columns: dict[str, list], count: int = 8) -> None:
+def save_drawings(path: Path, examples, columns: dict[str, list], count: int = 8, min_side: int = 128) -> None:
     """One row per example: the scene with its free-shape mask marked (cyan), the true mask, then one column
-    per entry of ``columns`` (name -> bool masks), each labelled."""
+    per entry of ``columns`` (name -> bool masks), each labelled. Tiles smaller than ``min_side`` are
+    enlarged (nearest pixel) so that the labels fit and small masks can be seen."""
     from PIL import Image, ImageDraw
 
     from fsmi_bench.io import save_png
@@ -157,8 +158,10 @@ def save_drawings(path: Path, examples, columns: dict[str, list], count: int = 8
         tiles = [mark_mask(example.scene, example.mask), mask_image(example.region)]
         tiles += [mask_image(masks[index]) for masks in columns.values()]
         rows.append(np.concatenate(tiles, axis=1))
-    sheet = Image.fromarray(np.concatenate(rows, axis=0))
     side = examples[0].scene.shape[0]
+    scale = max(1, -(-min_side // side))
+    sheet = Image.fromarray(np.concatenate(rows, axis=0).repeat(scale, axis=0).repeat(scale, axis=1))
+    side *= scale
     draw = ImageDraw.Draw(sheet)
     for column, name in enumerate(["input (mask in cyan)", "true mask", *columns]):
         draw.text((column * side + 3, 2), name, fill=(0, 255, 0))
