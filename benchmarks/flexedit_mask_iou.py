@@ -64,6 +64,8 @@ def main() -> None:
     names = [name for name in args.sets.split(",") if name]
     if not names or set(names) - set(EVALUATION_SETS) or args.count < 1 or args.first < 0:
         raise BadInputError(f"--sets takes names of {', '.join(EVALUATION_SETS)}; --count >= 1 and --first >= 0")
+    if args.drawings is not None and args.drawings.exists() and not args.drawings.is_dir():
+        raise BadInputError(f"--drawings takes a folder; {args.drawings} is a file")
     missing = [str(path) for path in args.pipelines if not (path / "model_index.json").is_file()]
     if missing:
         raise BadInputError(f"not a FlexEdit pipeline folder (no model_index.json): {', '.join(missing)}")

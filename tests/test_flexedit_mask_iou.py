@@ -73,3 +73,11 @@ def test_a_folder_that_is_not_a_pipeline_is_one_line_and_exit_1(tmp_path):
                             timeout=280)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"error: not a FlexEdit pipeline folder (no model_index.json): {tmp_path}"
+
+
+def test_drawings_given_a_file_is_one_line_and_exit_1(tmp_path):
+    (tmp_path / "taken").write_text("")
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--drawings", str(tmp_path / "taken")],
+                            env=ENV, capture_output=True, text=True, timeout=280)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: --drawings takes a folder; {tmp_path / 'taken'} is a file"
