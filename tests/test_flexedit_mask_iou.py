@@ -26,8 +26,8 @@ def test_measures_a_saved_pipeline_on_the_examples_asked_for(tmp_path):
     config = load_config("tiny")
     build_pipeline(config, seed=0).save_pretrained(tmp_path / "pipeline")
     result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "pipeline"), "--first", "3", "--count", "2",
-                             "--steps", "2", "--sets", "pasted,training", "--drawings", str(tmp_path / "drawings")], env=ENV, capture_output=True, text=True,
-                            timeout=280, check=True)
+                             "--steps", "2", "--sets", "pasted,training", "--drawings", str(tmp_path / "drawings")],
+                            env=ENV, capture_output=True, text=True, timeout=280, check=True)
     reference, measured = (json.loads(line) for line in result.stdout.splitlines())
     assert reference["resolution"] == config.resolution and set(reference) >= {"pasted", "training"}
     assert "heldout" not in reference and "heldout" not in measured
