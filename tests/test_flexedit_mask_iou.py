@@ -56,6 +56,13 @@ def test_measures_a_saved_pipeline_on_the_examples_asked_for(tmp_path):
         if "minus_box_95ci" in measured[name]:
             low, high = measured[name]["minus_box_95ci"]
             assert low <= measured[name]["minus_box"] <= high
+    # Per label: the labels of the examples, and counts and means that add up to the set's.
+    assert set(measured["pasted"]["by_label"]) == {example.label for example in pasted}
+    for name in ("pasted", "training"):
+        groups = measured[name]["by_label"].values()
+        assert sum(group["examples"] for group in groups) == 2
+        for key, whole in (("iou", measured[name]["iou"]), ("box", reference[name]["copy_paste_box"])):
+            assert abs(sum(group["examples"] * group[key] for group in groups) / 2 - whole) < 2e-4
 
     # The drawings: one row per example; input, true mask, box, then the pipeline's drawing, in square
     # tiles enlarged to at least 128 px (the tiny config draws at 32).
