@@ -30,22 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gpu_flexedit import (EVALUATION_SETS, box_of, evaluation_sets, iou, mask_understanding, reference_ious,
-                          save_drawings)
-
-
-def against_box(scores: list[float], box_scores: list[float]) -> dict:
-    """A pipeline's per-example IoUs paired with the box's on the same examples."""
-    from scipy.stats import bootstrap
-
-    differences = np.asarray(scores) - np.asarray(box_scores)
-    figures = {"minus_box": round(float(differences.mean()), 4),
-               "beats_box": round(float((differences > 0).mean()), 4)}
-    if len(differences) > 1 and differences.std() > 0:  # the bootstrap needs spread to resample
-        interval = bootstrap((differences,), np.mean, confidence_level=0.95, n_resamples=2000,
-                             method="percentile", rng=np.random.default_rng(0)).confidence_interval
-        figures["minus_box_95ci"] = [round(float(interval.low), 4), round(float(interval.high), 4)]
-    return figures
+from gpu_flexedit import (EVALUATION_SETS, against_box, box_of, evaluation_sets, iou, mask_understanding,
+                          reference_ious, save_drawings)
 
 
 def by_label(examples, scores: list[float], box_scores: list[float]) -> dict:
