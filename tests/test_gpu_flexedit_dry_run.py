@@ -35,5 +35,5 @@ def test_the_gpu_check_dry_run_reports_what_the_issue_asks_for(tmp_path):
         paired = report[f"{prefix}trained_against_box"]
         assert abs(paired["minus_box"] - (report[trained]["iou"] - box)) < 2e-4
         assert 0 <= paired["beats_box"] <= 1
-        verdict = report[f"{prefix or ''}trained_beats_untrained_and_copy_paste"]
+        verdict = report[f"{prefix}trained_beats_untrained_and_copy_paste"]
         assert verdict == (report[trained]["iou"] > max(report[untrained]["iou"], box))
