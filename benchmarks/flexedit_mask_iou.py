@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gpu_flexedit import (EVALUATION_SETS, against_box, box_of, evaluation_sets, iou, mask_understanding,
+from gpu_flexedit import (EVALUATION_SETS, against_box, box_ious, box_of, evaluation_sets, mask_understanding,
                           reference_ious, save_drawings)
 
 
@@ -79,8 +79,7 @@ def main() -> None:
         resolution = pipeline.config.resolution
         if resolution not in by_resolution:
             by_resolution[resolution] = evaluation_sets(*content, resolution, args.count, args.first, names)
-            box_scores[resolution] = {name: [iou(box_of(e.mask), e.region) for e in examples]
-                                      for name, examples in by_resolution[resolution].items()}
+            box_scores[resolution] = {name: box_ious(examples) for name, examples in by_resolution[resolution].items()}
             drawn[resolution] = {name: {"copy-paste box": [box_of(e.mask) for e in examples[:8]]}
                                  for name, examples in by_resolution[resolution].items()}
             print(json.dumps({"resolution": resolution, "first": args.first, "count": args.count, **{
