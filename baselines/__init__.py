@@ -1,4 +1,4 @@
-"""Method adapters, one small file each, registered by name in ``fsmi_bench/methods.py``.
+"""Method adapters, one small file each, registered by name in ``fsmi_bench/run/method.py``.
 
 Reference methods that need no weights (so the whole pipeline runs anywhere and every table has a floor):
 ``identity.py``, ``copy_paste.py``, ``inpaint.py``. Adapters of published methods sit beside them.

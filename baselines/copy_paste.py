@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fsmi_bench.errors import BadInputError
-from fsmi_bench.methods import EditRequest, Method
 from baselines.inpaint import inpaint_region
+from fsmi_bench.errors import BadInputError
+from fsmi_bench.run.method import EditRequest, Method
 
 CUTOUT_MODES = ("whole", "grabcut")
 

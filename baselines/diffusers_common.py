@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fsmi_bench.errors import BadInputError, MissingWeightsError
-from fsmi_bench.methods import EditRequest, Method
+from fsmi_bench.run.method import EditRequest, Method
 
 SIZE_MULTIPLE = 8
 DTYPE_NAMES = ("auto", "float32", "float16", "bfloat16")
@@ -138,7 +138,7 @@ def working_size(height: int, width: int, long_side: int = 512, multiple: int = 
 
 def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize an RGB uint8 image to (height, width), bicubic; returns the input if already that size."""
-    from fsmi_bench.compose import resize_rgb as resize_to
+    from fsmi_bench.benchmark.compose import resize_rgb as resize_to
 
     height, width = size
     return image if image.shape[:2] == (height, width) else resize_to(image, width, height)

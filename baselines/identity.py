@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fsmi_bench.methods import EditRequest, Method
+from fsmi_bench.run.method import EditRequest, Method
 
 
 class Identity(Method):

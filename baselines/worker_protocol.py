@@ -29,7 +29,7 @@ import numpy as np
 
 from fsmi_bench.errors import BadInputError, FsmiError, MissingWeightsError
 from fsmi_bench.io import atomic_write_bytes, atomic_write_text, encode_png, load_rgb
-from fsmi_bench.methods import EditRequest, Method
+from fsmi_bench.run.method import EditRequest, Method
 
 WORKER_MAIN = Path(__file__).with_name("worker_main.py")
 DRIVERS_DIR = Path(__file__).with_name("drivers")

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fsmi_bench.build import BuildConfig, build_benchmark
+from fsmi_bench.benchmark.builder import BuildConfig, build_benchmark
 
 
 def main() -> None:

@@ -77,7 +77,7 @@ def main() -> None:
     @torch.no_grad()
     def per_edit_part():
         # What FlexEdit adds once per edit: VLLM states, CLIP encodes, Q-Former and MEA.
-        states, _ = pipeline._vllm_states(scene, mask, instruction, subject, False)
+        states, _ = pipeline.vllm_states(scene, mask, instruction, subject)
         size = model.image_encoder.config.image_size
         return model.edit_condition(states, clip_pixels([scene], size).to(device),
                                     clip_pixels([subject], size).to(device))

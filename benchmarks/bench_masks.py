@@ -23,7 +23,7 @@ import numpy as np
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fsmi_bench.masks import ALL_MASK_TYPES, generate_mask
+from fsmi_bench.benchmark.masks import ALL_MASK_TYPES, generate_mask
 
 SIZE = 512
 

@@ -5,7 +5,7 @@ Usage:
     python benchmarks/bench_run.py --synthetic   # a synthetic folder of the same size (fast to write)
     python benchmarks/bench_run.py --bench DIR   # an existing benchmark folder
 
-Without ``--bench``, the benchmark is built with ``fsmi_bench.build.build_benchmark`` (source "mini", default
+Without ``--bench``, the benchmark is built with ``fsmi_bench.benchmark.builder.build_benchmark`` (source "mini", default
 size) when the builder is installed; with ``--synthetic`` or without the builder, a synthetic folder of the
 default size is written (real photo content from scikit-image's bundled images, so PNG sizes are realistic;
 each distinct image is encoded once). Three passes are timed: a fresh run (every output written), a resumed
@@ -27,9 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fsmi_bench import BENCHMARK_VERSION  # noqa: E402
+from fsmi_bench.benchmark.manifest import MANIFEST_NAME, ManifestRow, load_benchmark  # noqa: E402
 from fsmi_bench.io import atomic_write_bytes, encode_png, sha256_bytes, write_jsonl  # noqa: E402
-from fsmi_bench.manifest import MANIFEST_NAME, ManifestRow, load_benchmark  # noqa: E402
-from fsmi_bench.run_engine import RunConfig, run_method  # noqa: E402
+from fsmi_bench.run.engine import RunConfig, run_method  # noqa: E402
 
 MASK_CONDITIONS = ("full", "circle", "circle_open", "rectangle", "rectangle_open", "triangle", "triangle_open",
                    "irregular", "irregular_open")
@@ -93,7 +93,7 @@ def write_synthetic_benchmark(root: Path, n_single: int = 80, n_multi: int = 125
 
 def _make_benchmark(root: Path, synthetic: bool) -> tuple[Path, str]:
     try:
-        from fsmi_bench.build import BuildConfig, build_benchmark
+        from fsmi_bench.benchmark.builder import BuildConfig, build_benchmark
     except ImportError:
         synthetic = True
     if synthetic:

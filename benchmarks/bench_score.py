@@ -129,13 +129,13 @@ def main(argv=None) -> int:
 
     import torch
 
-    from fsmi_bench.build import BuildConfig, build_benchmark
-    from fsmi_bench.manifest import load_benchmark
-    from fsmi_bench.metrics.cache import FeatureCache
+    from fsmi_bench.benchmark.builder import BuildConfig, build_benchmark
+    from fsmi_bench.benchmark.manifest import load_benchmark
     from fsmi_bench.metrics.models import ModelBank
-    from fsmi_bench.metrics.scorer import OutputImage, Scorer
     from fsmi_bench.metrics.specs import PROTOCOLS
-    from fsmi_bench.run_engine import RunConfig, run_method
+    from fsmi_bench.run.engine import RunConfig, run_method
+    from fsmi_bench.scoring.feature_cache import FeatureCache
+    from fsmi_bench.scoring.scorer import OutputImage, Scorer
 
     work = Path(args.work or tempfile.mkdtemp(prefix="fsmi-bench-score-"))
     bench = work / "bench"

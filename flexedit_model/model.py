@@ -29,8 +29,12 @@ class FlexEditModel(ModelMixin, ConfigMixin):
                  lora_alpha: int = 0, layout_grid: int = 0, _pretrained_parts: dict | None = None):
         super().__init__()
         from diffusers import UNet2DConditionModel
-        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, LlavaConfig, \
-            LlavaForConditionalGeneration
+        from transformers import (
+            CLIPVisionConfig,
+            CLIPVisionModelWithProjection,
+            LlavaConfig,
+            LlavaForConditionalGeneration,
+        )
 
         parts = _pretrained_parts or {}
         self.vllm = parts.get("vllm") or LlavaForConditionalGeneration(LlavaConfig.from_dict(vllm_config))

@@ -20,6 +20,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 from flexedit_model import latent_codec
+
 # from_pretrained loads the saved components by their module (model_index.json names
 # flexedit_model.model and flexedit_model.latent_codec); diffusers only loads from modules already imported.
 from flexedit_model import model as _model_module  # noqa: F401
@@ -120,15 +121,17 @@ class FlexEditPipeline(DiffusionPipeline):
            and the subject (f2).
         """
         model = self.model
-        token_states, answer = self._vllm_states(scene, mask, instruction, subject, return_answer)
+        token_states, answer = self.vllm_states(scene, mask, instruction, subject, return_answer)
         image_size = model.image_encoder.config.image_size
         scene_clip = clip_pixels([scene], image_size).to(model.device, model.dtype)
         subject_clip = (clip_pixels([subject], image_size).to(model.device, model.dtype)
                         if subject is not None else None)
         return model.edit_condition(token_states, scene_clip, subject_clip), answer
 
-    def _vllm_states(self, scene, mask, instruction, subject, return_answer: bool):
-        """(states (1, N, H) of the <img_i> tokens, text answer or None).
+    @torch.no_grad()
+    def vllm_states(self, scene: np.ndarray, mask: np.ndarray, instruction: str, subject: np.ndarray | None = None,
+                    return_answer: bool = False):
+        """(states (1, N, H) of the <img_i> tokens, text answer or None): step 2 of ``encode_condition``.
 
         The states come from one forward pass over the prompt followed by the <img_i> tokens, the
         positions and context they have in training (see flexedit_model/vllm.py for the order).

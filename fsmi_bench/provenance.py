@@ -50,10 +50,30 @@ def git_commit(path: str | os.PathLike | None = None) -> str | None:
     return commit + ("+dirty" if status.returncode == 0 and status.stdout.strip() else "")
 
 
-def _cache_file() -> Path:
+def fsmi_cache_dir() -> Path:
+    """Root of fsmi's own caches: ``$FSMI_CACHE_DIR``, else ``$XDG_CACHE_HOME/fsmi``, else ``~/.cache/fsmi``."""
     root = os.environ.get("FSMI_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fsmi")
-    return Path(root) / "weights-sha256.json"
+    return Path(root)
+
+
+def _digest_cache_file() -> Path:
+    return fsmi_cache_dir() / "weights-sha256.json"
+
+
+def _load_digest_cache() -> dict:
+    try:
+        cache = json.loads(_digest_cache_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _save_digest_cache(cache: dict) -> None:
+    try:
+        atomic_write_text(_digest_cache_file(), json.dumps(cache, sort_keys=True))
+    except OSError:
+        pass  # a read-only cache only costs time on the next run
 
 
 def _file_sha256_cached(path: Path, cache: dict) -> str:
@@ -68,37 +88,41 @@ def _file_sha256_cached(path: Path, cache: dict) -> str:
 
 def weights_sha256(path: str | os.PathLike, cache: dict | None = None) -> str:
     """sha256 of a weight file, or of a folder: the sha256 of its sorted "relative path  file sha256" lines
-    (hidden files and folders skipped), so the same files anywhere give the same digest."""
-    cache = {} if cache is None else cache
+    (hidden files and folders skipped), so the same files anywhere give the same digest.
+
+    The one weights hasher of fsmi: run.json and every metric spec record the same digest for the same
+    weights. File digests are cached in ``fsmi_cache_dir()/weights-sha256.json``; pass ``cache`` (a dict)
+    to hash several paths with one read and one write of that file.
+    """
+    own_cache = cache is None
+    cache = _load_digest_cache() if own_cache else cache
+    size_before = len(cache)
     path = Path(path)
     if path.is_file():
-        return _file_sha256_cached(path, cache)
-    if not path.is_dir():
+        digest = _file_sha256_cached(path, cache)
+    elif path.is_dir():
+        lines = []
+        for file in sorted(path.rglob("*")):
+            relative = file.relative_to(path)
+            if not file.is_file() or any(part.startswith(".") for part in relative.parts):
+                continue
+            lines.append(f"{relative.as_posix()}  {_file_sha256_cached(file, cache)}\n")
+        digest = sha256_bytes("".join(lines).encode("utf-8"))
+    else:
         raise FileNotFoundError(f"weights path {path} does not exist")
-    lines = []
-    for file in sorted(path.rglob("*")):
-        relative = file.relative_to(path)
-        if not file.is_file() or any(part.startswith(".") for part in relative.parts):
-            continue
-        lines.append(f"{relative.as_posix()}  {_file_sha256_cached(file, cache)}\n")
-    return sha256_bytes("".join(lines).encode("utf-8"))
+    if own_cache and len(cache) != size_before:
+        _save_digest_cache(cache)
+    return digest
 
 
 def weights_provenance(weights: dict[str, str]) -> dict[str, dict[str, str]]:
     """``{name: {"path": absolute path, "sha256": digest}}`` for each weight path a method reports."""
-    cache_path = _cache_file()
-    try:
-        cache = json.loads(cache_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        cache = {}
+    cache = _load_digest_cache()
     size_before = len(cache)
     result = {}
     for name, path in sorted(weights.items()):
         resolved = Path(path).expanduser().resolve()
         result[name] = {"path": str(resolved), "sha256": weights_sha256(resolved, cache)}
     if len(cache) != size_before:
-        try:
-            atomic_write_text(cache_path, json.dumps(cache, sort_keys=True))
-        except OSError:
-            pass  # a read-only cache only costs time on the next run
+        _save_digest_cache(cache)
     return result

@@ -46,7 +46,7 @@ def _existing_benchmark(bench: Path, config: QuickstartConfig) -> bool:
     """True when ``bench`` holds a build with the asked-for size and case counts (files verified)."""
     from collections import Counter
 
-    from fsmi_bench.manifest import load_benchmark
+    from fsmi_bench.benchmark.manifest import load_benchmark
 
     if not (bench / "manifest.jsonl").is_file():
         return False
@@ -57,13 +57,12 @@ def _existing_benchmark(bench: Path, config: QuickstartConfig) -> bool:
 
 
 def quickstart(config: QuickstartConfig) -> QuickstartResult:
-    from fsmi_bench.build import BuildConfig, build_benchmark
+    from fsmi_bench.benchmark.builder import BuildConfig, build_benchmark
     from fsmi_bench.errors import BadInputError
-    from fsmi_bench.report.run_report import ReportConfig, run_report
-    from fsmi_bench.run_engine import RunConfig, run_method
-    from fsmi_bench.scoring import ScoreConfig, score_run
-
-    from fsmi_bench.methods import METHODS
+    from fsmi_bench.report.make_report import ReportConfig, run_report
+    from fsmi_bench.run.engine import RunConfig, run_method
+    from fsmi_bench.run.method import METHODS
+    from fsmi_bench.scoring.score_run import ScoreConfig, score_run
 
     for method in config.methods:  # an unknown name fails before minutes of building
         METHODS.entry(method)

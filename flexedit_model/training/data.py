@@ -10,7 +10,7 @@ Two tasks, mixed (``mask_task_fraction`` of each batch is task a):
     scene) and "shape" (a random polygon filled with a crop of another photo, on a training scene).
     Pasted examples mostly hold other pasted objects or shapes too (DISTRACTOR_COUNTS), so that only
     the mask says which one to draw;
-(b) editing pairs made with the benchmark builder's compositing (``fsmi_bench.build.composite_case``),
+(b) editing pairs made with the benchmark builder's compositing (``fsmi_bench.benchmark.builder.composite_case``),
     single- and multi-image, the free-shape mask again a ``random_walk`` over the edit region.
 
 Only objects in the training split (``fsmi_bench_split``) are used, and only scenes from photos none
@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from fsmi_bench.benchmark.sources.base import SourceContent
 from fsmi_bench.errors import BadInputError
-from fsmi_bench.sources.base import SourceContent
 
 MASK_TASK_INSTRUCTION = "What does the marked area mean? Draw its full mask."
 HELDOUT_FRACTION = 0.25
@@ -75,19 +75,19 @@ def split_content(content: SourceContent, split: str, heldout_fraction: float = 
 
 
 def _random_walk(region: np.ndarray, seed: int) -> np.ndarray:
-    from fsmi_bench.masks import generate_mask
+    from fsmi_bench.benchmark.masks import generate_mask
 
     return generate_mask("random_walk", region, seed).mask
 
 
 def _square(image: np.ndarray, size: int) -> np.ndarray:
-    from fsmi_bench.compose import resize_rgb
+    from fsmi_bench.benchmark.compose import resize_rgb
 
     return image if image.shape[:2] == (size, size) else resize_rgb(image, size, size)
 
 
 def _square_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    from fsmi_bench.compose import resize_mask
+    from fsmi_bench.benchmark.compose import resize_mask
 
     return mask if mask.shape == (size, size) else resize_mask(mask, size, size)
 
@@ -141,7 +141,7 @@ class TrainingExamples:
             region = _square_mask(np.ascontiguousarray(full), size)
             label, origins = obj.label, (f"{self.content.name}:{obj.object_id}",)
         else:
-            from fsmi_bench.compose import prepare_scene
+            from fsmi_bench.benchmark.compose import prepare_scene
 
             backdrop = self.content.scenes[int(rng.integers(len(self.content.scenes)))]
             scene = _square(prepare_scene(backdrop.image, rng, size), size)
@@ -170,7 +170,7 @@ class TrainingExamples:
                                MASK_TASK_INSTRUCTION, label, None, origins)
 
     def _edit_example(self, index: int, kind: str, rng: np.random.Generator) -> TrainingExample:
-        from fsmi_bench.build import composite_case
+        from fsmi_bench.benchmark.builder import composite_case
 
         size = self.resolution
         case = composite_case(self.content, kind, int(rng.integers(2**31)), TRAINING_SEED_OFFSET + self.seed, size)
@@ -184,7 +184,7 @@ class TrainingExamples:
 def shrink_content(content: SourceContent, long_side: int) -> SourceContent:
     """``content`` with every photo larger than ``long_side`` scaled down to it (object masks with
     their photos; objects that vanish are dropped). Each photo is resized once, whichever objects share it."""
-    from fsmi_bench.compose import long_side_to, resize_mask
+    from fsmi_bench.benchmark.compose import long_side_to, resize_mask
 
     resized: dict[int, np.ndarray] = {}
 
@@ -215,7 +215,7 @@ def _place(height: int, width: int, area: float, size: int, rng: np.random.Gener
 def _paste_object(scene: np.ndarray, obj, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``obj`` cut out of its photo and pasted on ``scene`` at a random place and size; returns the
     image and the object's mask there (its own pixels, not the soft edge of the paste)."""
-    from fsmi_bench.compose import Placement, cut_out, paste, resize_mask
+    from fsmi_bench.benchmark.compose import Placement, cut_out, paste, resize_mask
 
     cutout = cut_out(obj, mirror=bool(rng.random() < 0.5))
     x, y, width, height = _place(*cutout.mask.shape, float(cutout.mask.sum()), scene.shape[0], rng)
@@ -249,6 +249,6 @@ def _paste_shape(scene: np.ndarray, texture: np.ndarray, rng: np.random.Generato
 
 def load_training_content(spec: str, split: str = "train") -> SourceContent:
     """The ``split`` part of source ``spec`` (``mini``, ``coco:PATH``, ...)."""
-    from fsmi_bench.sources import load_source
+    from fsmi_bench.benchmark.sources import load_source
 
     return split_content(load_source(spec), split)

@@ -52,9 +52,9 @@ def _check(name: str, explicit: dict) -> WeightCheck:
 
 def doctor_entries(explicit: dict | None = None, protocol: str = "paper") -> list[DoctorEntry]:
     """One entry per metric (under ``protocol``'s models; both protocols listed if None) and per method."""
-    from fsmi_bench.methods import METHODS
     from fsmi_bench.metrics.specs import ALL_METRICS, PROTOCOLS
     from fsmi_bench.metrics.weights import MODEL_WEIGHTS
+    from fsmi_bench.run.method import METHODS
 
     explicit = dict(explicit or {})
     protocols = [protocol] if protocol else list(PROTOCOLS)

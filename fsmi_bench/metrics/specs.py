@@ -18,7 +18,7 @@ both protocols encode the region's bounding-box crop.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 SINGLE_METRICS = ("bg_psnr", "bg_ssim", "bg_lpips", "fg_clip_t")
 MULTI_METRICS = ("fg_psnr", "fg_clip_t", "fg_clip_i", "fg_dinov2",
@@ -158,8 +158,3 @@ def metric_spec(protocol: str, name: str) -> MetricSpec:
 def metrics_for_kind(kind: str) -> tuple[str, ...]:
     """The metric set of a case kind: "single" or "multi"."""
     return SINGLE_METRICS if kind == "single" else MULTI_METRICS
-
-
-def with_mode(spec: MetricSpec, region_mode: str) -> MetricSpec:
-    """A copy of ``spec`` with another region mode (for parity studies)."""
-    return replace(spec, region_mode=region_mode)

@@ -13,7 +13,8 @@ LPIPS needs two files per network: the package's linear layers (shipped inside `
 package would normally download through torchvision; here they must already be on disk
 (``alexnet-owt-7be5be79.pth`` or ``squeezenet1_1-b8a52dc0.pth`` in torch's hub cache).
 
-The sha256 of what is found is recorded with every number; hashing a large file is cached in
+The sha256 of what is found (``provenance.weights_sha256``, the one hasher that run.json uses too) is
+recorded with every number; hashing a large file is cached in
 ``$FSMI_CACHE_DIR/weights-sha256.json`` keyed by (path, size, mtime).
 """
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fsmi_bench.errors import BadInputError, MissingWeightsError
+from fsmi_bench.provenance import weights_sha256
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,6 @@ def _lpips_package_root() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(list(spec.submodule_search_locations)[0])
-
-
-def fsmi_cache_dir() -> Path:
-    """Root of fsmi's own caches: ``$FSMI_CACHE_DIR`` or ``~/.cache/fsmi``."""
-    return Path(os.environ.get("FSMI_CACHE_DIR", Path.home() / ".cache" / "fsmi"))
 
 
 _OPENAI_CLIP_L14 = "models--timm--vit_large_patch14_clip_224.openai/snapshots/*/"
@@ -203,44 +200,3 @@ def require(name: str, explicit: dict[str, str] | None = None) -> ResolvedWeight
     if not resolved.present:
         raise MissingWeightsError(missing_message(resolved))
     return resolved
-
-
-def _hash_files(path: Path) -> str:
-    from fsmi_bench.io import sha256_bytes, sha256_file
-
-    if path.is_file():
-        return sha256_file(path)
-    # A model folder: hash of the sorted (relative name, sha256) of its weight and config files.
-    parts = []
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        parts.append(f"{file.relative_to(path).as_posix()} {sha256_file(file)}\n")
-    return sha256_bytes("".join(parts).encode("utf-8"))
-
-
-def weights_sha256(path: Path) -> str:
-    """sha256 of a weight file, or of a model folder's files; cached by (path, size, mtime)."""
-    from fsmi_bench.io import atomic_write_text
-
-    path = Path(path).resolve()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    stamp = ";".join(f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
-    key = f"{path}|{stamp}"
-    index_path = fsmi_cache_dir() / "weights-sha256.json"
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        index = {}
-    if key in index:
-        return index[key]
-    digest = _hash_files(path)
-    index[key] = digest
-    try:
-        atomic_write_text(index_path, json.dumps(index, sort_keys=True, indent=0))
-    except OSError:
-        pass  # a read-only cache only costs time
-    return digest
-
-
-def weights_for_model(model: str, explicit: dict[str, str] | None = None) -> list[ResolvedWeight]:
-    """Resolve every weight that metric model ``model`` needs (present or not)."""
-    return [resolve(name, explicit) for name in MODEL_WEIGHTS[model]]

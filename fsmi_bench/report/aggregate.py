@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fsmi_bench.report.results_table import FREE_SHAPE_MASK_TYPES, MASK_TYPES, REPORTED
 from fsmi_bench.report.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_mean_ci
+from fsmi_bench.schema import FREE_SHAPE_TYPES, MASK_CONDITIONS, REPORTED
 
 CELL_KEY = ["method", "source", "kind", "group", "metric"]
 CELL_COLUMNS = CELL_KEY + ["mean", "ci_low", "ci_high", "n", "n_cases", "reason", "higher_is_better",
@@ -38,11 +38,11 @@ class MaskGroup:
     tag_value: str = ""
 
 
-ALL = MaskGroup("all", "All Masks", MASK_TYPES)
+ALL = MaskGroup("all", "All Masks", MASK_CONDITIONS)
 FULL = MaskGroup("full", "Full Mask", ("full",))
-FREE_SHAPE = MaskGroup("free_shape", "Free-Shape Mask", FREE_SHAPE_MASK_TYPES)
+FREE_SHAPE = MaskGroup("free_shape", "Free-Shape Mask", FREE_SHAPE_TYPES)
 POOLED_GROUPS = (ALL, FULL, FREE_SHAPE)
-PER_MASK_TYPE_GROUPS = tuple(MaskGroup(mask_type, mask_type, (mask_type,)) for mask_type in FREE_SHAPE_MASK_TYPES)
+PER_MASK_TYPE_GROUPS = tuple(MaskGroup(mask_type, mask_type, (mask_type,)) for mask_type in FREE_SHAPE_TYPES)
 
 
 def tag_groups(frame: pd.DataFrame) -> tuple[MaskGroup, ...]:
@@ -51,7 +51,7 @@ def tag_groups(frame: pd.DataFrame) -> tuple[MaskGroup, ...]:
     groups = []
     for tag in TAGS:
         for value in sorted(set(measured[tag]) - {"", "none"}):
-            groups.append(MaskGroup(f"{tag}={value}", f"{tag} = {value}", MASK_TYPES, tag, value))
+            groups.append(MaskGroup(f"{tag}={value}", f"{tag} = {value}", MASK_CONDITIONS, tag, value))
     return tuple(groups)
 
 

@@ -10,7 +10,6 @@ only differs where a number, an input or the code changed.
 from __future__ import annotations
 
 import io
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 

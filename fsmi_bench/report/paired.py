@@ -13,8 +13,8 @@ import pandas as pd
 
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.report.aggregate import POOLED_GROUPS, MaskGroup
-from fsmi_bench.report.results_table import REPORTED
 from fsmi_bench.report.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, paired_difference_test
+from fsmi_bench.schema import REPORTED
 
 PAIRED_COLUMNS = ["kind", "group", "metric", "higher_is_better", "n_pairs", "n_cases", "mean_a", "mean_b",
                   "difference", "ci_low", "ci_high", "p_bootstrap", "p_wilcoxon"]

@@ -14,8 +14,8 @@ import pandas as pd
 
 from fsmi_bench.io import atomic_write_bytes
 from fsmi_bench.report.aggregate import MEASURED
-from fsmi_bench.report.results_table import MASK_TYPES
 from fsmi_bench.report.tables import measure_label
+from fsmi_bench.schema import MASK_CONDITIONS
 
 
 def plot_metric(cells: pd.DataFrame, kind: str, metric: str) -> bytes:
@@ -26,14 +26,14 @@ def plot_metric(cells: pd.DataFrame, kind: str, metric: str) -> bytes:
     import matplotlib.pyplot as plt
 
     mine = cells[(cells["source"] == MEASURED) & (cells["kind"] == kind) & (cells["metric"] == metric)
-                 & cells["group"].isin(MASK_TYPES)]
+                 & cells["group"].isin(MASK_CONDITIONS)]
     methods = sorted(set(mine["method"]))
     figure, axes = plt.subplots(figsize=(8, 4.2), dpi=100)
     width = 0.6 / max(len(methods), 1)
     for index, method in enumerate(methods):
         rows = mine[mine["method"] == method].set_index("group")
         positions, means, lower, upper = [], [], [], []
-        for position, mask_type in enumerate(MASK_TYPES):
+        for position, mask_type in enumerate(MASK_CONDITIONS):
             if mask_type not in rows.index or math.isnan(rows.at[mask_type, "mean"]):
                 continue
             row = rows.loc[mask_type]
@@ -44,7 +44,7 @@ def plot_metric(cells: pd.DataFrame, kind: str, metric: str) -> bytes:
         label = method if positions else f"{method} (no valid value)"
         axes.errorbar(positions, means, yerr=[lower, upper], marker="o", capsize=3, label=label)
     higher = bool(mine["higher_is_better"].iloc[0]) if len(mine) else True
-    axes.set_xticks(range(len(MASK_TYPES)), MASK_TYPES, rotation=30, ha="right")
+    axes.set_xticks(range(len(MASK_CONDITIONS)), MASK_CONDITIONS, rotation=30, ha="right")
     axes.set_xlabel("mask type")
     axes.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
     axes.set_title(f"{kind}-image {measure_label(metric)} ({metric}) by mask type, mean and 95 % bootstrap CI")
@@ -61,7 +61,7 @@ def plot_metric(cells: pd.DataFrame, kind: str, metric: str) -> bytes:
 def write_plots(cells: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """Write ``<kind>_<metric>.png`` for every measured (kind, metric); returns the paths written."""
     out_dir = Path(out_dir)
-    measured = cells[(cells["source"] == MEASURED) & cells["group"].isin(MASK_TYPES)]
+    measured = cells[(cells["source"] == MEASURED) & cells["group"].isin(MASK_CONDITIONS)]
     written = []
     for kind, metric in sorted(set(zip(measured["kind"], measured["metric"]))):
         path = out_dir / f"{kind}_{metric}.png"

@@ -1,7 +1,7 @@
 """Reading and checking the long results tables written by ``fsmi score`` (see the shared contract).
 
 One row per (method, case_id, mask_type, metric). Rows with ``status == "reported"`` are the paper's
-published numbers (``fsmi_bench.reported``): their ``mask_type`` is a mask *group* ("full",
+published numbers (``fsmi_bench.report.reported``): their ``mask_type`` is a mask *group* ("full",
 "free_shape" or "all"), their ``case_id`` is empty, and they carry no per-case values.
 
 Files may be parquet or CSV; CSV files may start with ``#`` provenance lines (leaderboards and
@@ -18,20 +18,9 @@ import numpy as np
 import pandas as pd
 
 from fsmi_bench.errors import BadInputError
+from fsmi_bench.schema import REPORTED, RESULT_COLUMNS, RESULT_STRING_COLUMNS, STATUSES
 
-FREE_SHAPE_MASK_TYPES = (
-    "circle", "circle_open", "rectangle", "rectangle_open",
-    "triangle", "triangle_open", "irregular", "irregular_open",
-)
-MASK_TYPES = ("full",) + FREE_SHAPE_MASK_TYPES
-
-STRING_COLUMNS = (
-    "method", "case_id", "kind", "op", "scenario", "complexity", "mask_type", "metric", "status",
-    "reason", "metric_spec", "protocol", "benchmark_version", "manifest_sha256", "run_provenance",
-)
-REQUIRED_COLUMNS = STRING_COLUMNS + ("value", "higher_is_better")
-STATUSES = ("ok", "missing_output", "failed_case", "missing_weights", "bad_output", "reported")
-REPORTED = "reported"
+REQUIRED_COLUMNS = RESULT_COLUMNS
 PARQUET_MAGIC = b"PAR1"
 
 
@@ -79,7 +68,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
     if not body.strip():
         raise BadInputError(f"{path} is empty, not a results table")
     try:
-        return pd.read_csv(io.StringIO(body), dtype={name: str for name in STRING_COLUMNS},
+        return pd.read_csv(io.StringIO(body), dtype={name: str for name in RESULT_STRING_COLUMNS},
                            keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
     except (pd.errors.ParserError, ValueError) as error:
         raise BadInputError(f"{path} is not a results table: {str(error).splitlines()[0]}") from None
@@ -91,7 +80,7 @@ def normalise_results(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     if missing:
         raise BadInputError(f"{source} is not a results table: missing columns {', '.join(missing)}")
     frame = frame.copy()
-    for name in STRING_COLUMNS:
+    for name in RESULT_STRING_COLUMNS:
         frame[name] = frame[name].fillna("").astype(str)
     try:
         frame["value"] = pd.to_numeric(frame["value"], errors="raise").astype("float64")

@@ -1,7 +1,7 @@
-"""Report tables: the paper's layouts, built once from the cells and written as Markdown, LaTeX or CSV.
+"""Report tables: the paper's layouts, built once from the cells as ``Table`` records.
 
-``build_tables`` turns cells (``aggregate.aggregate_cells``) into ``Table`` records; ``render_tables``
-writes every format from those same records, so the formats never disagree.
+``build_tables`` turns cells (``aggregate.aggregate_cells``) into ``Table`` records; ``render.render_tables``
+writes every format (Markdown, CSV, ``latex.py``) from those same records, so the formats never disagree.
 
 Conventions, stated in every table's notes:
 - a cell is ``mean [95 % bootstrap interval] n=cases``; values keep 4 decimals, as the paper prints;
@@ -22,11 +22,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from fsmi_bench.errors import BadInputError
-from fsmi_bench.report.aggregate import (FREE_SHAPE, FULL, MEASURED, PER_MASK_TYPE_GROUPS, POOLED_GROUPS,
-                                         MaskGroup)
-from fsmi_bench.report.results_table import REPORTED
+from fsmi_bench.report.aggregate import FREE_SHAPE, FULL, MEASURED, PER_MASK_TYPE_GROUPS, POOLED_GROUPS, MaskGroup
+from fsmi_bench.schema import REPORTED
 
-FORMATS = ("markdown", "latex", "csv")
 MISSING = "—"
 MEASURE_LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "clip_t": "CLIP-T", "clip_i": "CLIP-I",
                   "dinov2": "DINOv2"}
@@ -233,72 +231,3 @@ def build_tables(cells: pd.DataFrame, reported_order: list[tuple[str, str]], res
         raise BadInputError("the results hold none of the metrics of Tables 1 and 2 "
                             f"({', '.join(sorted({m for _, s in MULTI_SECTIONS + SINGLE_SECTIONS for m in s}))})")
     return tables
-
-
-def _number(value: float) -> str:
-    return f"{value:.4f}"
-
-
-def markdown_cell(cell: CellView) -> str:
-    if math.isnan(cell.mean):
-        text = MISSING
-    elif cell.reported or math.isnan(cell.ci_low):
-        text = _number(cell.mean)
-    else:
-        text = f"{_number(cell.mean)} [{_number(cell.ci_low)}, {_number(cell.ci_high)}] n={int(cell.n)}"
-    if cell.bold:
-        text = f"**{text}**"
-    if cell.note:
-        text += f" ({cell.note})"
-    return text
-
-
-def render_markdown(tables: list[Table]) -> str:
-    parts = []
-    for table in tables:
-        labels = [f"{section} {measure_label(metric)}" for section, metrics in table.sections for metric in metrics]
-        header = ["Mask", "Method"] + [f"{label} {'↑' if higher else '↓'}"
-                                       for label, higher in zip(labels, table.higher_is_better)]
-        parts.append(f"### {table.title}\n")
-        parts.append("| " + " | ".join(header) + " |")
-        parts.append("|" + "|".join(["---"] * 2 + ["---:"] * len(table.metrics)) + "|")
-        for block in table.blocks:
-            for index, row in enumerate(block.rows):
-                first = block.label if index == 0 else ""
-                parts.append("| " + " | ".join([first, row.label] + [markdown_cell(cell) for cell in row.cells]) + " |")
-        parts.append("")
-        parts.extend(f"{number}. {note}" for number, note in enumerate(table.notes, start=1))
-        parts.append("")
-    return "\n".join(parts)
-
-
-CSV_COLUMNS = ["table", "block", "method", "source", "section", "metric", "mean", "ci_low", "ci_high", "n",
-               "bold", "note"]
-
-
-def render_csv(tables: list[Table]) -> str:
-    records = []
-    for table in tables:
-        for block in table.blocks:
-            for row in block.rows:
-                for (section, metric), cell in zip(
-                        [(section, metric) for section, metrics in table.sections for metric in metrics], row.cells):
-                    records.append({"table": table.title, "block": block.label, "method": row.method,
-                                    "source": row.source, "section": section, "metric": metric,
-                                    "mean": cell.mean, "ci_low": cell.ci_low, "ci_high": cell.ci_high,
-                                    "n": cell.n, "bold": cell.bold,
-                                    "note": table.notes[cell.note - 1] if cell.note else ""})
-    return pd.DataFrame(records, columns=CSV_COLUMNS).to_csv(index=False, lineterminator="\n")
-
-
-def render_tables(tables: list[Table], fmt: str) -> str:
-    """Every output format from the same ``Table`` records."""
-    if fmt == "markdown":
-        return render_markdown(tables)
-    if fmt == "csv":
-        return render_csv(tables)
-    if fmt == "latex":
-        from fsmi_bench.report.latex import render_latex
-
-        return render_latex(tables)
-    raise BadInputError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")

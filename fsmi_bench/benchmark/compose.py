@@ -1,0 +1,163 @@
+"""Compositing: scene crops, object cut-outs, scaling, placement and pasting.
+
+Ground truth by compositing is exact: the only pixels that differ between a case's input and its GT
+are those of the pasted objects (with a one-pixel soft edge), so the edit region is known.
+Images are RGB uint8 (H, W, 3); masks are bool (H, W).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from fsmi_bench.benchmark.sources.base import ObjectInstance
+
+# Pasted object's mask area as a fraction of the scene's area: large enough to score, small enough to
+# leave most of the scene as background.
+OBJECT_AREA_RANGE = (0.03, 0.15)
+MAX_OBJECT_EXTENT = 0.8  # the object's box never exceeds this fraction of the scene's width or height
+MAX_UPSCALE = 3.0  # tiny annotated objects are not blown up beyond this factor
+SCENE_CROP_AREA_RANGE = (0.65, 1.0)
+EDGE_SOFTNESS_SIGMA = 0.7  # Gaussian blur of the paste alpha, for a natural edge
+REGION_DILATION_PX = 2  # the edit region covers the soft edge
+
+
+@dataclass(frozen=True, eq=False)
+class Cutout:
+    """An object cropped to its mask's box: RGB pixels and the mask (True = object)."""
+
+    rgb: np.ndarray
+    mask: np.ndarray
+    label: str
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    """Where and how large a cut-out goes in a scene: top-left corner and size in scene pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
+
+
+def resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    as_image = Image.fromarray(mask.astype(np.uint8) * 255)
+    return np.asarray(as_image.resize((width, height), Image.Resampling.BILINEAR)) >= 128
+
+
+def long_side_to(image: np.ndarray, size: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
+    return resize_rgb(image, max(1, round(width * scale)), max(1, round(height * scale)))
+
+
+def prepare_scene(photo: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random crop (same aspect ratio, 65-100 % of the area), maybe mirrored, long side ``size``."""
+    height, width = photo.shape[:2]
+    side_fraction = np.sqrt(rng.uniform(*SCENE_CROP_AREA_RANGE))
+    crop_height, crop_width = max(8, round(height * side_fraction)), max(8, round(width * side_fraction))
+    top = int(rng.integers(0, height - crop_height + 1))
+    left = int(rng.integers(0, width - crop_width + 1))
+    crop = photo[top:top + crop_height, left:left + crop_width]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return long_side_to(np.ascontiguousarray(crop), size)
+
+
+def cut_out(instance: ObjectInstance, mirror: bool = False) -> Cutout:
+    x0, y0, x1, y1 = instance.bbox()
+    rgb, mask = instance.image[y0:y1, x0:x1], instance.mask[y0:y1, x0:x1]
+    if mirror:
+        rgb, mask = rgb[:, ::-1], mask[:, ::-1]
+    return Cutout(np.ascontiguousarray(rgb), np.ascontiguousarray(mask), instance.label)
+
+
+def _fit(cutout: Cutout, scale: float, scene_shape) -> tuple[int, int]:
+    scene_height, scene_width = scene_shape[:2]
+    height, width = cutout.mask.shape
+    scale = min(scale, MAX_UPSCALE, MAX_OBJECT_EXTENT * scene_width / width,
+                MAX_OBJECT_EXTENT * scene_height / height)
+    return max(4, round(width * scale)), max(4, round(height * scale))
+
+
+def random_placement(cutout: Cutout, scene_shape, rng: np.random.Generator) -> Placement:
+    """A size drawn from OBJECT_AREA_RANGE and a position fully inside the scene, resting in its
+    lower part, as objects usually do."""
+    scene_height, scene_width = scene_shape[:2]
+    target_area = rng.uniform(*OBJECT_AREA_RANGE) * scene_height * scene_width
+    width, height = _fit(cutout, np.sqrt(target_area / max(1, cutout.mask.sum())), scene_shape)
+    x = int(rng.integers(0, scene_width - width + 1))
+    bottom = rng.uniform(0.55, 1.0) * scene_height
+    y = int(np.clip(round(bottom) - height, 0, scene_height - height))
+    return Placement(x, y, width, height)
+
+
+def placement_in_place_of(cutout: Cutout, old: Placement, scene_shape) -> Placement:
+    """Put ``cutout`` where ``old`` was: same box area, same bottom centre, clipped into the scene."""
+    scene_height, scene_width = scene_shape[:2]
+    height, width = cutout.mask.shape
+    width, height = _fit(cutout, np.sqrt(old.width * old.height / (width * height)), scene_shape)
+    centre_x, bottom = old.x + old.width / 2, old.y + old.height
+    x = int(np.clip(round(centre_x - width / 2), 0, scene_width - width))
+    y = int(np.clip(round(bottom - height), 0, scene_height - height))
+    return Placement(x, y, width, height)
+
+
+def paste(scene: np.ndarray, cutout: Cutout, where: Placement) -> tuple[np.ndarray, np.ndarray]:
+    """Composite ``cutout`` onto ``scene``; returns (image, footprint) where footprint is the bool
+    mask of every pixel the paste touched."""
+    from scipy.ndimage import gaussian_filter
+
+    rgb = resize_rgb(cutout.rgb, where.width, where.height).astype(np.float32)
+    mask = resize_mask(cutout.mask, where.width, where.height)
+    pad = 3  # room for the soft edge
+    alpha = np.zeros((where.height + 2 * pad, where.width + 2 * pad), np.float32)
+    alpha[pad:-pad, pad:-pad] = mask
+    alpha = gaussian_filter(alpha, EDGE_SOFTNESS_SIGMA)
+    alpha[alpha < 1e-3] = 0.0
+    canvas_alpha = np.zeros(scene.shape[:2], np.float32)
+    canvas_rgb = np.zeros(scene.shape, np.float32)
+    top, left = where.y - pad, where.x - pad
+    y0, x0 = max(0, top), max(0, left)
+    y1 = min(scene.shape[0], top + alpha.shape[0])
+    x1 = min(scene.shape[1], left + alpha.shape[1])
+    canvas_alpha[y0:y1, x0:x1] = alpha[y0 - top:y1 - top, x0 - left:x1 - left]
+    padded_rgb = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    canvas_rgb[y0:y1, x0:x1] = padded_rgb[y0 - top:y1 - top, x0 - left:x1 - left]
+    weight = canvas_alpha[..., None]
+    image = np.rint(weight * canvas_rgb + (1.0 - weight) * scene.astype(np.float32))
+    return np.clip(image, 0, 255).astype(np.uint8), canvas_alpha > 0
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+def subject_image(instance: ObjectInstance, complexity: str, size: int) -> np.ndarray:
+    """The reference picture of the object for a multi-image case.
+
+    ``simple``: the object alone on a plain white background. ``complex``: the object in its own
+    photo, cropped around it with a margin, background noise included. Long side ``size``.
+    """
+    x0, y0, x1, y1 = instance.bbox()
+    margin_x, margin_y = round(0.15 * (x1 - x0)) + 4, round(0.15 * (y1 - y0)) + 4
+    if complexity == "simple":
+        cut = cut_out(instance)
+        canvas = np.full((cut.mask.shape[0] + 2 * margin_y, cut.mask.shape[1] + 2 * margin_x, 3), 255, np.uint8)
+        window = canvas[margin_y:-margin_y, margin_x:-margin_x]
+        window[cut.mask] = cut.rgb[cut.mask]
+        return long_side_to(canvas, size)
+    height, width = instance.mask.shape
+    crop = instance.image[max(0, y0 - 2 * margin_y):min(height, y1 + 2 * margin_y),
+                          max(0, x0 - 2 * margin_x):min(width, x1 + 2 * margin_x)]
+    return long_side_to(np.ascontiguousarray(crop), size)

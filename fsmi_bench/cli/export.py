@@ -1,0 +1,36 @@
+"""``fsmi export``: write a built benchmark in another format. Only click is imported here, so that
+``fsmi --help`` stays fast; the work happens in ``fsmi_bench.benchmark.export``."""
+
+from __future__ import annotations
+
+import click
+
+from fsmi_bench.errors import BadInputError
+
+
+@click.command("export")
+@click.argument("bench_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--format", "export_format", type=click.Choice(["hf"]), default="hf", show_default=True,
+              help="hf: a Hugging Face `datasets` folder (save_to_disk), one row per case.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=str),
+              help="Folder to write; must be absent or empty unless --overwrite.")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (only once the export has succeeded).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def command(bench_dir, export_format, out_dir, overwrite, no_progress):
+    """Export the benchmark in BENCH_DIR (verified against its sha256) to OUT.
+
+    \b
+    Example:
+      fsmi export bench --format hf --out bench-hf
+      python -c "import datasets; print(datasets.load_from_disk('bench-hf'))"
+    The folder reads back as a source: fsmi build --source hf:bench-hf ...
+    """
+    from fsmi_bench.benchmark.export import export_hf
+
+    if export_format != "hf":  # click.Choice already refuses others; kept for when formats are added
+        raise BadInputError(f"unknown export format {export_format!r}")
+    summary = export_hf(bench_dir, out_dir, overwrite=overwrite, progress=not no_progress)
+    click.echo(f"wrote {summary.cases} cases ({summary.mask_conditions} masks, {summary.benchmark_version}) "
+               f"to {summary.out_dir}")
+
+

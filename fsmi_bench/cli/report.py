@@ -1,0 +1,56 @@
+"""``fsmi report``: tables, plots, paired tests and leaderboards from results tables."""
+
+from __future__ import annotations
+
+import click
+
+from fsmi_bench.cli.options import command_line
+from fsmi_bench.errors import BadInputError
+
+
+@click.command("report")
+@click.argument("results", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--markdown", "fmt", flag_value="markdown", default=True, help="Markdown tables (default).")
+@click.option("--latex", "fmt", flag_value="latex", help="LaTeX tables (needs booktabs and graphicx).")
+@click.option("--csv", "fmt", flag_value="csv", help="Tables as tidy CSV (one row per cell).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the tables here instead of printing them.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False), help="Write a PNG per metric here.")
+@click.option("--leaderboard", type=click.Path(dir_okay=False),
+              help="Also write a leaderboard CSV (cells with provenance) for `fsmi compare`.")
+@click.option("--paired", nargs=2, metavar="A B", help="Paired test of method A against method B instead of tables.")
+@click.option("--with-paper", is_flag=True, help="Add the paper's reported rows (Tables 1 and 2).")
+@click.option("--latex-standalone", is_flag=True, help="Wrap --latex output in a complete article.")
+@click.option("--resamples", default=1000, show_default=True, help="Bootstrap resamples of cases.")
+@click.option("--seed", default=0, show_default=True, help="Bootstrap seed (reports are reproducible).")
+@click.option("--write-paper-rows", type=click.Path(dir_okay=False),
+              help="Write the paper's reported rows as a results table (leaderboards/paper_reported.csv).")
+def command(results, fmt, out, plots_dir, leaderboard, paired, with_paper, latex_standalone, resamples, seed,
+            write_paper_rows):
+    """Tables (paper layout, mean [95 % bootstrap CI] n), plots, paired tests and leaderboards.
+
+    \b
+    Examples:
+      fsmi report results/*.parquet --with-paper --latex --out tables.tex --plots plots/
+      fsmi report results/*.parquet --paired flexedit copy-paste
+      fsmi report results/*.parquet --leaderboard leaderboards/mine.csv
+      fsmi report --write-paper-rows leaderboards/paper_reported.csv
+    """
+    if write_paper_rows:
+        from fsmi_bench.report.reported import write_paper_rows as write_rows
+
+        write_rows(write_paper_rows, command_line())
+        click.echo(f"wrote {write_paper_rows}", err=True)
+        if not results:
+            return
+    if not results:
+        raise BadInputError("give at least one results table (parquet or CSV); see `fsmi report --help`")
+    from fsmi_bench.report.make_report import ReportConfig, run_report
+
+    config = ReportConfig(results=tuple(results), fmt=fmt, out=out, plots_dir=plots_dir, leaderboard=leaderboard,
+                          paired=tuple(paired) if paired else None, with_paper=with_paper,
+                          latex_standalone=latex_standalone, resamples=resamples, seed=seed, command=command_line())
+    result = run_report(config)
+    if out is None:
+        click.echo(result.text)
+    for path in result.files:
+        click.echo(f"wrote {path}", err=True)

@@ -1,0 +1,95 @@
+"""The plain function behind ``fsmi report``: load results, aggregate once, write what was asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fsmi_bench.errors import BadInputError
+from fsmi_bench.io import atomic_write_text
+from fsmi_bench.report.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Options of ``fsmi report``. ``results``: parquet/CSV results tables (measured and/or reported rows)."""
+
+    results: tuple[str, ...]
+    fmt: str = "markdown"  # "markdown", "latex" or "csv"
+    out: str | None = None  # file for the tables; None: returned (the CLI prints it)
+    plots_dir: str | None = None
+    leaderboard: str | None = None
+    paired: tuple[str, str] | None = None
+    with_paper: bool = False  # add the paper's reported rows (fsmi_bench.report.reported)
+    latex_standalone: bool = False  # wrap LaTeX in a complete \documentclass{article}
+    resamples: int = DEFAULT_RESAMPLES
+    seed: int = DEFAULT_SEED
+    command: str = "fsmi_bench.report.make_report.run_report (Python)"
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    text: str  # the rendered tables (or the paired-test table)
+    files: tuple[Path, ...]  # every file written
+
+
+def _single_value(cells, column: str) -> str:
+    values = sorted(set(cells.loc[cells["source"] == "measured", column]) - {""})
+    return ", ".join(values) if values else "reported only"
+
+
+def run_report(config: ReportConfig) -> ReportResult:
+    """Make the report described by ``config``; files are written atomically, nothing half-written."""
+    from fsmi_bench.report.aggregate import aggregate_cells
+    from fsmi_bench.report.render import FORMATS, render_tables
+    from fsmi_bench.report.results_table import load_results
+    from fsmi_bench.report.tables import build_tables
+    from fsmi_bench.schema import REPORTED
+
+    if config.fmt not in FORMATS:
+        raise BadInputError(f"unknown report format {config.fmt!r}; choose one of {', '.join(FORMATS)}")
+    if config.resamples < 1:
+        raise BadInputError("--resamples must be at least 1")
+    extra = None
+    if config.with_paper:
+        from fsmi_bench.report.reported import paper_reported_frame
+
+        extra = paper_reported_frame()
+    frame = load_results(config.results, extra=extra)
+    files: list[Path] = []
+    if config.paired:
+        from fsmi_bench.report.paired import paired_tests, render_paired
+
+        method_a, method_b = config.paired
+        text = render_paired(paired_tests(frame, method_a, method_b, resamples=config.resamples, seed=config.seed),
+                             method_a, method_b, config.resamples, config.seed)
+    else:
+        text = None
+    cells = aggregate_cells(frame, resamples=config.resamples, seed=config.seed)
+    if text is None:
+        reported = frame[frame["status"] == REPORTED]
+        reported_order = list(dict.fromkeys(zip(reported["kind"], reported["method"])))
+        tables = build_tables(cells, reported_order, config.resamples, config.seed)
+        text = render_tables(tables, config.fmt)
+        if config.fmt == "latex" and config.latex_standalone:
+            from fsmi_bench.report.latex import standalone_document
+
+            text = standalone_document(text)
+    if config.out:
+        atomic_write_text(config.out, text)
+        files.append(Path(config.out))
+    if config.plots_dir:
+        from fsmi_bench.report.plots import write_plots
+
+        files.extend(write_plots(cells, config.plots_dir))
+    if config.leaderboard:
+        from fsmi_bench.report.leaderboard import LEADERBOARD_TABLE, Provenance, input_hashes, write_leaderboard
+
+        provenance = Provenance(
+            table=LEADERBOARD_TABLE, command=config.command,
+            benchmark_version=_single_value(cells, "benchmark_version"), protocol=_single_value(cells, "protocol"),
+            inputs=input_hashes(config.results), bootstrap_resamples=config.resamples, bootstrap_seed=config.seed,
+            notes=(("with the paper's reported rows (fsmi_bench.report.reported)",) if config.with_paper else ()))
+        write_leaderboard(config.leaderboard, cells, provenance)
+        files.append(Path(config.leaderboard))
+    return ReportResult(text, tuple(files))

@@ -1,0 +1,80 @@
+"""Writing ``Table`` records as Markdown, CSV or (through ``latex.py``) LaTeX: one function per format."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from fsmi_bench.errors import BadInputError
+from fsmi_bench.report.latex import render_latex
+from fsmi_bench.report.tables import MISSING, CellView, Table, measure_label
+
+FORMATS = ("markdown", "latex", "csv")
+
+
+def _number(value: float) -> str:
+    return f"{value:.4f}"
+
+
+def markdown_cell(cell: CellView) -> str:
+    if math.isnan(cell.mean):
+        text = MISSING
+    elif cell.reported or math.isnan(cell.ci_low):
+        text = _number(cell.mean)
+    else:
+        text = f"{_number(cell.mean)} [{_number(cell.ci_low)}, {_number(cell.ci_high)}] n={int(cell.n)}"
+    if cell.bold:
+        text = f"**{text}**"
+    if cell.note:
+        text += f" ({cell.note})"
+    return text
+
+
+def render_markdown(tables: list[Table]) -> str:
+    parts = []
+    for table in tables:
+        labels = [f"{section} {measure_label(metric)}" for section, metrics in table.sections for metric in metrics]
+        header = ["Mask", "Method"] + [f"{label} {'↑' if higher else '↓'}"
+                                       for label, higher in zip(labels, table.higher_is_better)]
+        parts.append(f"### {table.title}\n")
+        parts.append("| " + " | ".join(header) + " |")
+        parts.append("|" + "|".join(["---"] * 2 + ["---:"] * len(table.metrics)) + "|")
+        for block in table.blocks:
+            for index, row in enumerate(block.rows):
+                first = block.label if index == 0 else ""
+                parts.append("| " + " | ".join([first, row.label] + [markdown_cell(cell) for cell in row.cells]) + " |")
+        parts.append("")
+        parts.extend(f"{number}. {note}" for number, note in enumerate(table.notes, start=1))
+        parts.append("")
+    return "\n".join(parts)
+
+
+CSV_COLUMNS = ["table", "block", "method", "source", "section", "metric", "mean", "ci_low", "ci_high", "n",
+               "bold", "note"]
+
+
+def render_csv(tables: list[Table]) -> str:
+    records = []
+    for table in tables:
+        for block in table.blocks:
+            for row in block.rows:
+                for (section, metric), cell in zip(
+                        [(section, metric) for section, metrics in table.sections for metric in metrics], row.cells):
+                    records.append({"table": table.title, "block": block.label, "method": row.method,
+                                    "source": row.source, "section": section, "metric": metric,
+                                    "mean": cell.mean, "ci_low": cell.ci_low, "ci_high": cell.ci_high,
+                                    "n": cell.n, "bold": cell.bold,
+                                    "note": table.notes[cell.note - 1] if cell.note else ""})
+    return pd.DataFrame(records, columns=CSV_COLUMNS).to_csv(index=False, lineterminator="\n")
+
+
+def render_tables(tables: list[Table], fmt: str) -> str:
+    """Every output format from the same ``Table`` records."""
+    if fmt == "markdown":
+        return render_markdown(tables)
+    if fmt == "csv":
+        return render_csv(tables)
+    if fmt == "latex":
+        return render_latex(tables)
+    raise BadInputError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")

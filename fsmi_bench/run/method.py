@@ -1,0 +1,121 @@
+"""The method interface: how any editing method edits one case.
+
+Adding a method is one small file in ``baselines/`` (or ``flexedit_model/``) holding a subclass of
+``Method``, plus one ``METHODS.register`` line below. The run engine owns everything else:
+iteration, seeding, resume, sharding, size mapping, provenance and failure capture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fsmi_bench.registry import Registry
+
+if TYPE_CHECKING:  # `fsmi ls methods` reads the registry below without loading numpy
+    import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class EditRequest:
+    """One edit to make.
+
+    scene: RGB uint8 (H, W, 3), the image to edit.
+    subject: RGB uint8 (h, w, 3) reference image of the object to insert (multi-image cases), else None.
+    mask: bool (H, W), True = the region the user marked for editing (a free-shape or full mask).
+    instruction: the language instruction.
+    label: the object's class label.
+    seed: the seed for this edit; a method must give the same output for the same seed.
+    case_id, mask_type, kind, op, complexity: for logging and for methods that want them
+    (complexity: "simple" = subject alone on a plain background, "complex" = with its own background,
+    "none" for single-image cases).
+    """
+
+    scene: np.ndarray
+    subject: np.ndarray | None
+    mask: np.ndarray
+    instruction: str
+    label: str
+    seed: int
+    case_id: str = ""
+    mask_type: str = ""
+    kind: str = "single"
+    op: str = "add"
+    complexity: str = "none"
+
+
+class Method:
+    """Base class of editing methods.
+
+    Contract:
+    - ``edit(request)`` returns an RGB uint8 image. It may be of any size; the run engine maps it back
+      to the scene's size (and records the mapping). Returning the scene's size is best.
+    - Mask polarity: True = region to edit.
+    - Deterministic: the same request (same seed) gives the same image.
+    - Heavy set-up (loading weights) belongs in ``__init__`` or ``setup``, done once per run.
+    - Raise an exception for a failed edit: the run engine records it and goes on.
+    - ``close()`` frees resources (worker processes, GPU memory).
+
+    ``config`` holds the method's options (from ``--config FILE`` and flags) and is recorded in run.json.
+    ``weights`` maps a name to a local path; each is hashed into run.json.
+    """
+
+    name = "method"
+
+    def __init__(self, config: dict | None = None, device: str = "cpu"):
+        self.config = dict(config or {})
+        self.device = device
+
+    def setup(self) -> None:
+        """Load models. Called once before the first edit."""
+
+    def edit(self, request: EditRequest) -> np.ndarray:
+        raise NotImplementedError
+
+    def weights(self) -> dict[str, str]:
+        """Local weight files or folders this method loaded, name -> path (hashed into run.json)."""
+        return {}
+
+    def close(self) -> None:
+        """Free resources."""
+
+
+METHODS = Registry("method")
+
+# One line per method: name, lazy "module:Class" target, summary, what it needs ("weights", "GPU",
+# "checkout"). Nothing is imported until the method is used, so `fsmi ls methods` stays instant.
+METHODS.register("identity", "baselines.identity:Identity",
+                 "returns the scene unchanged (the floor of every table)", needs=())
+METHODS.register("copy-paste", "baselines.copy_paste:CopyPaste",
+                 "multi: the subject, cut out, scaled into the mask's bounding box; single: inpaints for "
+                 "remove, returns the scene for add/replace", needs=())
+METHODS.register("inpaint", "baselines.inpaint:Inpaint",
+                 "classical inpainting (OpenCV Telea) of the mask area, whatever the operation", needs=())
+METHODS.register("instruct-pix2pix", "baselines.instruct_pix2pix:InstructPix2Pix",
+                 "InstructPix2Pix (diffusers); mask ignored, as in the paper", needs=("weights", "GPU"),
+                 hf_model_id="timbrooks/instruct-pix2pix")
+METHODS.register("sd-inpaint", "baselines.sd_inpaint:SdInpaint",
+                 "Stable Diffusion inpainting (diffusers); mask = inpainting mask, prompt = label",
+                 needs=("weights", "GPU"), hf_model_id="stable-diffusion-v1-5/stable-diffusion-inpainting")
+METHODS.register("paint-by-example", "baselines.paint_by_example:PaintByExample",
+                 "Paint-by-Example (diffusers); subject as exemplar, multi-image cases", needs=("weights", "GPU"),
+                 hf_model_id="Fantasy-Studio/Paint-by-Example")
+METHODS.register("anydoor", "baselines.anydoor:AnyDoor",
+                 "AnyDoor official code in its own environment; mask reduced to its bounding box",
+                 needs=("weights", "GPU", "checkout"),
+                 weights="config keys python, checkout and weights: see baselines/README.md")
+METHODS.register("largen", "baselines.largen:Largen",
+                 "LAR-Gen through scepter's LargenInference in its own environment",
+                 needs=("weights", "GPU", "checkout"),
+                 weights="config keys python, checkout and weights: see baselines/README.md")
+METHODS.register("smartedit", "baselines.smartedit:SmartEdit",
+                 "SmartEdit official test-script model in its own environment; mask ignored",
+                 needs=("weights", "GPU", "checkout"),
+                 weights="config keys python, checkout and weights: see baselines/README.md")
+METHODS.register("instructany2pix", "baselines.instructany2pix:InstructAny2Pix",
+                 "InstructAny2Pix official pipeline in its own environment; mask ignored",
+                 needs=("weights", "GPU", "checkout"),
+                 weights="config keys python, checkout and weights: see baselines/README.md")
+METHODS.register("flexedit", "baselines.flexedit:FlexEditMethod",
+                 "FlexEdit trained in the repository (fsmi train flexedit); --weights DIR", needs=("weights",),
+                 weights="a checkpoint folder written by `fsmi train flexedit`, given as --weights DIR")

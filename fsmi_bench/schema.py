@@ -1,0 +1,52 @@
+"""The project's vocabulary, defined once: case tags, the 9 mask conditions, result columns and statuses.
+
+Every stage reads these names from here, so a benchmark, a run, a results table and a report agree on
+them. Cheap to import (no third-party library).
+"""
+
+from __future__ import annotations
+
+# Case tags.
+KINDS = ("single", "multi")
+OPS = ("add", "replace", "remove")
+SINGLE_OPS = OPS
+MULTI_OPS = ("add", "replace")  # a subject image makes no sense for a removal
+SCENARIOS = ("indoor", "outdoor")
+COMPLEXITIES = {"single": ("none",), "multi": ("simple", "complex")}
+
+# The 9 evaluation conditions of FSMI-Edit, in report order: the edit region itself plus 8 free shapes.
+MASK_CONDITIONS = (
+    "full",
+    "circle",
+    "circle_open",
+    "rectangle",
+    "rectangle_open",
+    "triangle",
+    "triangle_open",
+    "irregular",
+    "irregular_open",
+)
+FULL_MASK = MASK_CONDITIONS[0]
+FREE_SHAPE_TYPES = MASK_CONDITIONS[1:]
+# Training-time degradation W(m_o) of the paper (Sec. 3.3); not an evaluation condition.
+TRAINING_TYPES = ("random_walk",)
+# The position of a type here is part of its random stream: append new types, never reorder.
+ALL_MASK_TYPES = MASK_CONDITIONS + TRAINING_TYPES
+
+# The long results table of `fsmi score`: one row per (method, case, mask condition, metric).
+RESULT_COLUMNS = ("method", "case_id", "kind", "op", "scenario", "complexity", "mask_type", "metric", "value",
+                  "status", "reason", "higher_is_better", "metric_spec", "protocol", "benchmark_version",
+                  "manifest_sha256", "run_provenance")
+RESULT_STRING_COLUMNS = tuple(column for column in RESULT_COLUMNS if column not in ("value", "higher_is_better"))
+# Statuses of measured rows; the paper's numbers enter results tables as rows of status REPORTED.
+MEASURED_STATUSES = ("ok", "missing_output", "failed_case", "missing_weights", "bad_output")
+REPORTED = "reported"
+STATUSES = MEASURED_STATUSES + (REPORTED,)
+
+# The Hugging Face `datasets` export of a benchmark (`fsmi export`, read back by the `hf:` source).
+EXPORT_TEXT_COLUMNS = ("case_id", "kind", "op", "scenario", "complexity", "instruction", "label", "clip_text",
+                       "benchmark_version", "source")
+EXPORT_INT_COLUMNS = ("seed", "width", "height")
+EXPORT_IMAGE_COLUMNS = ("scene", "subject", "gt", "region")
+EXPORT_MASK_COLUMNS = tuple(f"mask_{mask_type}" for mask_type in MASK_CONDITIONS)
+EXPORT_JSON_COLUMNS = ("mask_params", "mask_stats", "origins")

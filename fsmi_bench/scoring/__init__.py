@@ -1,0 +1,1 @@
+"""The scoring stage: a run's outputs -> the long results table (batched scorer, feature cache)."""

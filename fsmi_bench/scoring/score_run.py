@@ -1,0 +1,186 @@
+"""``fsmi score``: one run's outputs -> the long results table (parquet + CSV beside it).
+
+One row per (method, case_id, mask_type, metric) with the columns fixed in the shared contracts.
+Outputs that are missing, failed or unreadable, and metrics whose weights are missing, are rows
+with NaN and a status and reason, counted in the summary, never skipped or scored as blank images.
+Scoring into an existing results file replaces that method's rows and keeps the others, after
+checking that the file holds the same benchmark build and protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fsmi_bench.errors import BadInputError
+from fsmi_bench.schema import MEASURED_STATUSES, RESULT_COLUMNS
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Options of ``fsmi score``.
+
+    metrics: metric names to compute (None = every metric of the protocol). weights: explicit weight
+    paths {name: path} (from ``--weights`` and ``--weights-config``). cache_dir: feature/value cache
+    folder (None = ``$FSMI_CACHE_DIR/features``); ``use_cache=False`` stores and reuses nothing.
+    out: results parquet (None = ``RUNDIR/results-<protocol>.parquet``).
+    """
+
+    bench: Path
+    run: Path
+    protocol: str = "paper"
+    metrics: tuple[str, ...] | None = None
+    batch_size: int = 16
+    device: str = "cpu"
+    out: Path | None = None
+    strict_weights: bool = False
+    weights: dict = field(default_factory=dict)
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """What a scoring pass did: where the table went and how many rows ended in each status."""
+
+    method: str
+    out: Path | None
+    csv: Path | None
+    rows: int
+    counts: dict
+    model_calls: int
+    cache_hits: int
+
+    def lines(self) -> list[str]:
+        counts = ", ".join(f"{status}: {self.counts.get(status, 0)}" for status in MEASURED_STATUSES)
+        lines = [f"{self.method}: {self.rows} rows ({counts}); {self.model_calls} model inputs encoded, "
+                 f"{self.cache_hits} cache hits"]
+        if self.out is not None:
+            lines.append(f"wrote {self.out} and {self.csv}")
+        return lines
+
+
+def _run_provenance(info: dict) -> str:
+    weights = {name: (value or {}).get("sha256") for name, value in (info.get("weights") or {}).items()}
+    return json.dumps({"method": info.get("method"), "method_config": info.get("method_config"),
+                       "weights_sha256": weights, "git_commit": info.get("git_commit"),
+                       "seed": info.get("seed"), "size_mapping_rule": (info.get("size_mapping") or {}).get("rule"),
+                       "fsmi_version": info.get("fsmi_version")}, sort_keys=True)
+
+
+def _check_run_matches(benchmark, info: dict, run_root: Path) -> None:
+    version = info.get("benchmark_version")
+    if version is not None and version != benchmark.version:
+        raise BadInputError(f"run {run_root} was made on benchmark version {version}, "
+                            f"the benchmark folder is {benchmark.version}; score it against its own build")
+    manifest = info.get("manifest_sha256")
+    if manifest is not None and manifest != benchmark.manifest_sha256:
+        raise BadInputError(f"run {run_root} was made on another build of the benchmark "
+                            f"(manifest sha256 {manifest[:12]}... vs {benchmark.manifest_sha256[:12]}...)")
+
+
+def select_specs(protocol: str, metrics: tuple[str, ...] | None) -> dict:
+    from fsmi_bench.metrics.specs import ALL_METRICS, metric_spec
+
+    names = metrics or ALL_METRICS
+    return {name: metric_spec(protocol, name) for name in names}
+
+
+def score_run(config: ScoreConfig, models=None):
+    """Score one run folder; returns (results DataFrame, ScoreSummary) and writes ``config.out``.
+
+    ``models`` (a ``ModelBank``) may be given by tests and the speed script; by default weights are
+    looked up locally (see ``fsmi_bench.metrics.weights``).
+    """
+    import pandas as pd
+
+    from fsmi_bench.benchmark.manifest import load_benchmark
+    from fsmi_bench.metrics.models import ModelBank
+    from fsmi_bench.run.folder import load_run
+    from fsmi_bench.scoring.feature_cache import FeatureCache
+    from fsmi_bench.scoring.scorer import OutputImage, Scorer
+
+    benchmark = load_benchmark(config.bench, verify=True)
+    run = load_run(config.run)
+    _check_run_matches(benchmark, run.info, Path(config.run))
+    specs = select_specs(config.protocol, config.metrics)
+    models = models or ModelBank(config.weights, config.device)
+    if not config.use_cache:
+        cache = FeatureCache(None)
+    else:
+        cache = FeatureCache(config.cache_dir) if config.cache_dir else FeatureCache.default()
+    scorer = Scorer(specs, models, cache, batch_size=config.batch_size,
+                    strict_weights=config.strict_weights, progress=config.progress)
+    outputs = {}
+    for row in benchmark.rows:
+        key = (row.case_id, row.mask_type)
+        if key in run.failures:
+            outputs[key] = OutputImage(*key, None, "failed_case", run.failures[key])
+        else:
+            outputs[key] = OutputImage(*key, run.output_path(*key))
+    resize = bool((run.info.get("size_mapping") or {}).get("rule"))
+    values = scorer.score(benchmark, outputs, resize_to_scene=resize)
+
+    rows_by_key = {(row.case_id, row.mask_type): row for row in benchmark.rows}
+    provenance = _run_provenance(run.info)
+    records = []
+    for item in values:
+        row = rows_by_key[(item.case_id, item.mask_type)]
+        spec = specs[item.metric]
+        records.append({
+            "method": run.method, "case_id": item.case_id, "kind": row.kind, "op": row.op,
+            "scenario": row.scenario, "complexity": row.complexity, "mask_type": item.mask_type,
+            "metric": item.metric, "value": float(item.value), "status": item.status, "reason": item.reason,
+            "higher_is_better": bool(spec.higher_is_better), "metric_spec": scorer.spec_json(item.metric),
+            "protocol": config.protocol, "benchmark_version": benchmark.version,
+            "manifest_sha256": benchmark.manifest_sha256, "run_provenance": provenance})
+    frame = pd.DataFrame.from_records(records, columns=list(RESULT_COLUMNS))
+    frame = frame.astype({"value": "float64", "higher_is_better": "bool"})
+    frame = frame.sort_values(["method", "case_id", "mask_type", "metric"], kind="stable").reset_index(drop=True)
+    out = Path(config.out) if config.out else Path(config.run) / f"results-{config.protocol}.parquet"
+    table = merge_into_existing(out, frame, run.method)
+    csv = write_results(table, out)
+    counts = dict(Counter(frame["status"]))
+    summary = ScoreSummary(run.method, out, csv, len(frame), counts, scorer.model_calls, cache.hits)
+    return frame, summary
+
+
+def merge_into_existing(out: Path, frame, method: str):
+    """``frame`` plus the rows of other methods already in ``out`` (same build and protocol only)."""
+    import pandas as pd
+
+    if not out.is_file() or frame.empty:
+        return frame
+    try:
+        existing = pd.read_parquet(out)
+    except Exception as error:  # pyarrow raises several types for a damaged file
+        raise BadInputError(f"cannot read existing results {out}: {error}") from None
+    if existing.empty:
+        return frame
+    for column in ("benchmark_version", "protocol", "manifest_sha256"):
+        theirs, ours = set(existing[column]), set(frame[column])
+        if theirs != ours:
+            raise BadInputError(f"{out} holds results with {column} {sorted(theirs)}, these are {sorted(ours)}; "
+                                "write them to another file")
+    kept = existing[existing["method"] != method]
+    merged = pd.concat([kept, frame], ignore_index=True)
+    return merged.sort_values(["method", "case_id", "mask_type", "metric"], kind="stable").reset_index(drop=True)
+
+
+def write_results(frame, out: Path) -> Path:
+    """Write ``frame`` to ``out`` (parquet) and ``out`` with suffix .csv, both atomically."""
+    import io
+
+    from fsmi_bench.io import atomic_write_bytes
+
+    if out.suffix != ".parquet":
+        raise BadInputError(f"--out {out}: the results table is written as .parquet (CSV beside it)")
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    atomic_write_bytes(out, buffer.getvalue())
+    csv = out.with_suffix(".csv")
+    atomic_write_bytes(csv, frame.to_csv(index=False).encode("utf-8"))
+    return csv

@@ -1,0 +1,68 @@
+"""The README's main job in small: build, run the weightless methods, score, report; then the CI
+regression check: a leaderboard written by the report passes `fsmi compare` until a number moves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fsmi_bench.cli import main
+from fsmi_bench.io import load_rgb, save_png
+from fsmi_bench.quickstart import QuickstartConfig, quickstart
+from fsmi_bench.report.compare import compare_with_baseline
+
+WEIGHTLESS = ("bg_psnr", "bg_ssim", "fg_psnr", "whole_psnr")
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    root = tmp_path_factory.mktemp("q")
+    config = QuickstartConfig(out=root / "out", metrics=WEIGHTLESS, single=3, multi=2, size=96,
+                              leaderboard=root / "board.csv", progress=False)
+    return config, quickstart(config)
+
+
+def test_chain_writes_results_report_and_plots(done):
+    config, result = done
+    assert [p.name for p in result.results] == ["identity.parquet", "copy-paste.parquet", "inpaint.parquet"]
+    assert "Table 1: multi-image editing" in result.report_text and "Table 2: single-image editing" in result.report_text
+    assert "| identity |" in result.report_text
+    assert "Whole Image LPIPS ↓" in result.report_text  # direction known even without LPIPS rows
+    assert result.report.read_text().startswith("###") or "Table 1" in result.report.read_text()
+    assert list((config.out / "plots").glob("*.png"))
+
+
+def test_rerun_reuses_everything_and_gives_the_same_report(done):
+    config, result = done
+    outputs = sorted((config.out / "runs" / "inpaint" / "outputs").rglob("*.png"))
+    stamps = [p.stat().st_mtime_ns for p in outputs]
+    again = quickstart(config)
+    assert again.report_text == result.report_text
+    assert [p.stat().st_mtime_ns for p in outputs] == stamps  # nothing redone
+
+
+def test_leaderboard_passes_compare_until_a_number_moves(done, tmp_path):
+    config, result = done
+    comparison = compare_with_baseline([str(p) for p in result.results], config.leaderboard)
+    assert comparison.ok, comparison.text()
+    # Change one output of one method, re-score it: the regression check must now fail.
+    output = sorted((config.out / "runs" / "copy-paste" / "outputs").rglob("*.png"))[0]
+    image = load_rgb(output)
+    save_png(output, (255 - image).astype(np.uint8))
+    from fsmi_bench.scoring.score_run import ScoreConfig, score_run
+
+    moved = tmp_path / "copy-paste.parquet"
+    score_run(ScoreConfig(bench=config.out / "bench", run=config.out / "runs" / "copy-paste", metrics=WEIGHTLESS,
+                          out=moved))
+    others = [str(p) for p in result.results if p.name != "copy-paste.parquet"]
+    comparison = compare_with_baseline(others + [str(moved)], config.leaderboard)
+    assert not comparison.ok and "copy-paste" in comparison.text()
+    code = CliRunner().invoke(main, ["compare", *others, str(moved), "--baseline", str(config.leaderboard)])
+    assert code.exit_code == 1 and "copy-paste" in code.output
+
+
+def test_unknown_method_fails_before_anything_is_built(tmp_path):
+    result = CliRunner().invoke(main, ["quickstart", "--out", str(tmp_path / "q"), "--methods", "identity,copy-pase"])
+    assert result.exit_code == 2 and "did you mean 'copy-paste'" in result.output
+    assert not (tmp_path / "q").exists()
