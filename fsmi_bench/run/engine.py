@@ -25,21 +25,36 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 import fsmi_bench
-from fsmi_bench.errors import BadInputError, MissingWeightsError
-from fsmi_bench.schema import KINDS
-from fsmi_bench.io import (atomic_write_bytes, atomic_write_text, ensure_writable_dir, load_mask, load_rgb,
-                          read_jsonl, write_jsonl)
 from fsmi_bench.benchmark.manifest import Benchmark, ManifestRow, load_benchmark
-from fsmi_bench.run.method import METHODS, EditRequest, Method
+from fsmi_bench.errors import BadInputError, MissingWeightsError
+from fsmi_bench.io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    ensure_writable_dir,
+    load_mask,
+    load_rgb,
+    read_jsonl,
+    write_jsonl,
+)
 from fsmi_bench.provenance import git_commit, package_versions, weights_provenance
-from fsmi_bench.run.folder import (Shard, failures_file, output_path, read_run_file, run_file, run_files,
-                               run_identity)
+from fsmi_bench.run.folder import (
+    IDENTITY_KEYS,
+    Shard,
+    failures_file,
+    output_path,
+    read_run_file,
+    run_file,
+    run_files,
+    run_identity,
+)
+from fsmi_bench.run.method import METHODS, EditRequest, Method
+from fsmi_bench.schema import KINDS
 
 SEED_RULE = "int(sha256(f'{run_seed}:{case_seed}:{mask_type}')[:8], 16) & 0x7fffffff"
 SIZE_MAPPING_RULE = ("outputs whose size differs from the scene's are resized to the scene's (width, height) "
@@ -242,19 +257,204 @@ def _json_normal(value):
         raise BadInputError(f"method config must be JSON-serialisable: {error}") from None
 
 
-def _check_same_run(root: Path, identity: dict) -> dict[str, dict]:
+# --- the records of one run ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class EditKey:
+    """One (case, mask condition): the key of an output, of a failure and of a resized-output record."""
+
+    case_id: str
+    mask_type: str
+
+    @property
+    def label(self) -> str:
+        """``case_id/mask_type``, the key of run.json's ``size_mapping.resized``."""
+        return f"{self.case_id}/{self.mask_type}"
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One edit of this invocation: its manifest row (case and mask condition), the file its output goes
+    to, and the seed the method is given (``derive_seed``)."""
+
+    row: ManifestRow
+    output: Path
+    seed: int
+
+    @property
+    def key(self) -> EditKey:
+        return EditKey(self.row.case_id, self.row.mask_type)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What makes two runs the same run (``folder.IDENTITY_KEYS``): a folder holds the outputs of one only."""
+
+    method: str
+    method_config: dict
+    seed: int
+    manifest_sha256: str
+
+    def as_dict(self) -> dict:
+        """The identity as run.json holds it, keys in ``IDENTITY_KEYS`` order."""
+        return {key: getattr(self, key) for key in IDENTITY_KEYS}
+
+
+@dataclass(frozen=True)
+class SizeMapping:
+    """run.json's ``size_mapping``: the rule, and the original [width, height] of each resized output."""
+
+    resized: dict[str, list[int]]
+    rule: str = SIZE_MAPPING_RULE
+
+
+@dataclass(frozen=True)
+class RunSelection:
+    """run.json's ``selection``: the options that chose the work (None = every mask type / every case)."""
+
+    mask_types: list[str] | None
+    kinds: list[str]
+    limit: int | None
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """run.json's ``counts`` of a finished invocation: ``failed`` counts the selected edits only."""
+
+    selected: int
+    written: int
+    skipped: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The content of run.json (or of this shard's run file). It is written with status "running" before
+    the first edit, and again at the end with the final status, ``finished_at`` and ``counts``."""
+
+    identity: RunIdentity
+    weights: dict
+    package_versions: dict
+    git_commit: str | None
+    fsmi_version: str
+    benchmark_dir: str
+    benchmark_version: str
+    size_mapping: SizeMapping
+    shard: Shard | None
+    selection: RunSelection
+    device: str
+    created_at: str
+    status: str = "running"
+    finished_at: str | None = None
+    counts: RunCounts | None = None
+    seed_rule: str = SEED_RULE
+    output_encoding: str = OUTPUT_PNG_ENCODING
+
+    def as_dict(self) -> dict:
+        """run.json's mapping: the identity's keys at the top level; no ``finished_at``/``counts`` until set."""
+        record = asdict(self)
+        record.update(record.pop("identity"))
+        for key in ("finished_at", "counts"):
+            if record[key] is None:
+                del record[key]
+        return record
+
+    def to_json(self) -> str:
+        """run.json's text (keys sorted at every level, two-space indent)."""
+        return json.dumps(self.as_dict(), indent=2, sort_keys=True)
+
+
+# --- the steps of run_method -----------------------------------------------------------------------------
+
+
+def select_work(benchmark: Benchmark, config: RunConfig, shard: Shard | None) -> list[WorkItem]:
+    """The edits ``config`` selects (``select_rows``: mask types, kinds, limit, ``shard``), in the engine's
+    fixed order, with their output paths under ``config.out`` and their seeds. Reads and writes nothing."""
+    rows = select_rows(benchmark, config.mask_types, tuple(config.kinds), config.limit, shard)
+    root = Path(config.out)
+    return [WorkItem(row=row, output=output_path(root, row.case_id, row.mask_type),
+                     seed=derive_seed(config.seed, row.seed, row.mask_type)) for row in rows]
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The output folder as this invocation found it.
+
+    existing: the content of every run file already there (all of this run), by file name.
+    previous: this process's own run file from an earlier invocation ({} if none), which is resumed.
+    """
+
+    root: Path
+    identity: RunIdentity
+    run_path: Path
+    existing: dict[str, dict]
+    previous: dict
+
+    def previous_resized(self) -> dict[str, list[int]]:
+        return dict((self.previous.get("size_mapping") or {}).get("resized", {}))
+
+
+def _check_same_run(root: Path, identity: RunIdentity) -> dict[str, dict]:
     """Refuse a folder that holds another run; return the existing run files' contents by file name."""
+    ours = identity.as_dict()
     existing = {}
     for _, path in run_files(root):
         info = read_run_file(path)
         theirs = run_identity(info)
-        if theirs != identity:
-            differences = [f"{key}: {theirs.get(key)!r} there, {identity.get(key)!r} now"
-                           for key in identity if theirs.get(key) != identity.get(key)]
+        if theirs != ours:
+            differences = [f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} now"
+                           for key in ours if theirs.get(key) != ours.get(key)]
             raise BadInputError(f"{root} already holds another run ({'; '.join(differences)}); "
                                 "use another --out folder, or delete that one to start again")
         existing[path.name] = info
     return existing
+
+
+def open_run_folder(config: RunConfig, benchmark: Benchmark, shard: Shard | None) -> RunFolder:
+    """Make the output folder (or check it is writable) and refuse it if it holds another run."""
+    root = ensure_writable_dir(config.out)
+    identity = RunIdentity(method=config.method, method_config=_json_normal(config.method_config),
+                           seed=int(config.seed), manifest_sha256=benchmark.manifest_sha256)
+    existing = _check_same_run(root, identity)
+    path = run_file(root, shard)
+    return RunFolder(root=root, identity=identity, run_path=path, existing=existing,
+                     previous=existing.get(path.name, {}))
+
+
+class FailureLog:
+    """The failures file of this process: the error of each (case, mask condition) whose last try failed.
+
+    Rewritten at every change, so a run killed at any moment leaves it current. Rows of edits outside this
+    invocation's selection are kept; an edit that succeeds (or is found done) loses its row.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.errors: dict[EditKey, str] = {}
+        if path.is_file():
+            self.errors = {EditKey(row["case_id"], row["mask_type"]): row["error"] for row in read_jsonl(path)}
+
+    def record(self, key: EditKey, error: str) -> None:
+        self.errors[key] = error
+        self.save()
+
+    def clear(self, key: EditKey) -> None:
+        if self.errors.pop(key, None) is not None:
+            self.save()
+
+    def save(self) -> None:
+        """Write the file, rows sorted by (case_id, mask_type)."""
+        write_jsonl(self.path, [{"case_id": key.case_id, "mask_type": key.mask_type, "error": error}
+                                for key, error in sorted(self.errors.items())])
+
+    def count(self, keys) -> int:
+        return sum(1 for key in keys if key in self.errors)
+
+
+def _instantiate(config: RunConfig) -> Method:
+    method_class = METHODS.get(config.method)
+    return method_class(config=dict(config.method_config), device=config.device)
 
 
 def _check_same_weights(root: Path, existing: dict[str, dict], weights: dict) -> None:
@@ -266,9 +466,36 @@ def _check_same_weights(root: Path, existing: dict[str, dict], weights: dict) ->
                                 "use another --out folder")
 
 
-def _instantiate(config: RunConfig) -> Method:
-    method_class = METHODS.get(config.method)
-    return method_class(config=dict(config.method_config), device=config.device)
+def start_record(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None,
+                 device: str, method: Method) -> RunRecord:
+    """Check the set-up method's weights against the folder's and write run.json with status "running"."""
+    weights = weights_provenance(method.weights())
+    _check_same_weights(folder.root, folder.existing, weights)
+    record = RunRecord(
+        identity=folder.identity, weights=weights, package_versions=package_versions(),
+        git_commit=git_commit(), fsmi_version=fsmi_bench.__version__,
+        benchmark_dir=str(Path(config.bench).resolve()), benchmark_version=benchmark.version,
+        size_mapping=SizeMapping(resized=folder.previous_resized()), shard=shard,
+        selection=RunSelection(mask_types=None if config.mask_types is None else list(config.mask_types),
+                               kinds=list(config.kinds), limit=config.limit),
+        device=device, created_at=folder.previous.get("created_at", _now()))
+    atomic_write_text(folder.run_path, record.to_json())
+    return record
+
+
+@dataclass(frozen=True, eq=False)
+class CaseInputs:
+    """The images shared by a case's mask conditions, loaded once per case."""
+
+    case_id: str
+    scene: np.ndarray
+    subject: np.ndarray | None
+
+    @classmethod
+    def load(cls, benchmark: Benchmark, row: ManifestRow) -> CaseInputs:
+        scene = load_rgb(benchmark.path(row.scene))
+        subject = load_rgb(benchmark.path(row.subject)) if row.subject else None
+        return cls(case_id=row.case_id, scene=scene, subject=subject)
 
 
 def _clear_stale_temporaries(case_dir: Path) -> None:
@@ -281,6 +508,94 @@ def _clear_stale_temporaries(case_dir: Path) -> None:
             pass
 
 
+def edit_request(item: WorkItem, inputs: CaseInputs, benchmark: Benchmark) -> EditRequest:
+    """What the method gets for one work item: copies of the case's images (a method may write into
+    them) and this mask condition's mask, which must be the scene's size."""
+    row = item.row
+    mask = load_mask(benchmark.path(row.mask))
+    if mask.shape != inputs.scene.shape[:2]:
+        raise BadInputError(f"mask {row.mask} is {mask.shape[::-1]}, scene is {inputs.scene.shape[1::-1]}")
+    return EditRequest(
+        scene=inputs.scene.copy(), subject=None if inputs.subject is None else inputs.subject.copy(), mask=mask,
+        instruction=row.instruction, label=row.label, seed=item.seed, case_id=row.case_id,
+        mask_type=row.mask_type, kind=row.kind, op=row.op, complexity=row.complexity)
+
+
+class EditLoop:
+    """Makes the work items' edits in order, keeping the failures file and the resized outputs current.
+
+    An output that is already there and valid is kept (resume). An exception from one edit is recorded in
+    the failures file and the loop goes on, except ``MissingWeightsError``, which ends the run.
+    """
+
+    def __init__(self, benchmark: Benchmark, method: Method, failures: FailureLog, resized: dict):
+        self.benchmark = benchmark
+        self.method = method
+        self.failures = failures
+        self.resized: dict[str, list[int]] = dict(resized)
+        self.written = 0
+        self.skipped = 0
+        self._inputs: CaseInputs | None = None
+
+    def run(self, work: list[WorkItem], progress) -> None:
+        """Every item, then close ``progress`` (a tqdm bar, updated per item) and save the failures file."""
+        for item in work:
+            self.do(item)
+            progress.update(1)
+        progress.close()
+        self.failures.save()
+
+    def do(self, item: WorkItem) -> None:
+        """One item: skip it if its output is valid, else make it and record how it went."""
+        if item.output.is_file() and is_valid_output(item.output, item.row.width, item.row.height):
+            self.skipped += 1
+            self.failures.clear(item.key)
+            return
+        try:
+            original_size = self._make_output(item)
+        except MissingWeightsError:
+            raise
+        except Exception as error:  # one edit's failure must not end the run
+            self.failures.record(item.key, f"{type(error).__name__}: {error}")
+            return
+        self.written += 1
+        if original_size is not None:
+            self.resized[item.key.label] = list(original_size)
+        else:
+            self.resized.pop(item.key.label, None)
+        self.failures.clear(item.key)
+
+    def _make_output(self, item: WorkItem) -> tuple[int, int] | None:
+        """Edit, map to the scene's size, write atomically; the output's original (width, height) if resized."""
+        if self._inputs is None or self._inputs.case_id != item.row.case_id:
+            _clear_stale_temporaries(item.output.parent)
+            self._inputs = CaseInputs.load(self.benchmark, item.row)
+        request = edit_request(item, self._inputs, self.benchmark)
+        image, original_size = map_to_scene_size(self.method.edit(request), item.row.width, item.row.height)
+        atomic_write_bytes(item.output, encode_output_png(image))
+        return original_size
+
+    def counts(self, work: list[WorkItem]) -> RunCounts:
+        return RunCounts(selected=len(work), written=self.written, skipped=self.skipped,
+                         failed=self.failures.count(item.key for item in work))
+
+
+def _progress_bar(config: RunConfig, shard: Shard | None, total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"{config.method}" + (f" shard {shard.label}" if shard else ""),
+                unit="edit", file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
+
+
+def finish_record(path: Path, record: RunRecord, edits: EditLoop, work: list[WorkItem]) -> RunCounts:
+    """Write run.json's final version: status, finish time, counts and the resized outputs after the edits."""
+    counts = edits.counts(work)
+    final = replace(record, status="complete" if not counts.failed else "complete_with_failures",
+                    finished_at=_now(), counts=counts, size_mapping=SizeMapping(resized=edits.resized))
+    atomic_write_text(path, final.to_json())
+    return counts
+
+
 def run_method(config: RunConfig, method: Method | None = None) -> RunSummary:
     """Run ``config.method`` (or the given ``method`` instance, recorded under ``config.method``) over the
     benchmark. Raises ``FsmiError`` subclasses for problems the user must fix; per-edit exceptions are
@@ -291,105 +606,18 @@ def run_method(config: RunConfig, method: Method | None = None) -> RunSummary:
     benchmark = load_benchmark(config.bench, verify=True)
     shard = resolve_shard(config.shard)
     device = resolve_device(config.device)
-    rows = select_rows(benchmark, config.mask_types, tuple(config.kinds), config.limit, shard)
-    root = ensure_writable_dir(config.out)
-    method_config = _json_normal(config.method_config)
-    identity = {"method": config.method, "method_config": method_config, "seed": int(config.seed),
-                "manifest_sha256": benchmark.manifest_sha256}
-    existing = _check_same_run(root, identity)
-    this_run_file = run_file(root, shard)
-    previous = existing.get(this_run_file.name, {})
-    resized: dict[str, list[int]] = dict((previous.get("size_mapping") or {}).get("resized", {}))
-    failures_path = failures_file(root, shard)
-    failures: dict[tuple[str, str], str] = {}
-    if failures_path.is_file():
-        failures = {(row["case_id"], row["mask_type"]): row["error"] for row in read_jsonl(failures_path)}
-
+    work = select_work(benchmark, config, shard)
+    folder = open_run_folder(config, benchmark, shard)
+    failures = FailureLog(failures_file(folder.root, shard))
     if method is None:
-        method = _instantiate(RunConfig(**{**config.__dict__, "method_config": method_config, "device": device}))
-    written = skipped = 0
+        method = _instantiate(replace(config, method_config=folder.identity.method_config, device=device))
     try:
         method.setup()
-        weights = weights_provenance(method.weights())
-        _check_same_weights(root, existing, weights)
-        info = {
-            **identity,
-            "weights": weights,
-            "package_versions": package_versions(),
-            "git_commit": git_commit(),
-            "fsmi_version": fsmi_bench.__version__,
-            "seed_rule": SEED_RULE,
-            "benchmark_dir": str(Path(config.bench).resolve()),
-            "benchmark_version": benchmark.version,
-            "size_mapping": {"rule": SIZE_MAPPING_RULE, "resized": resized},
-            "output_encoding": OUTPUT_PNG_ENCODING,
-            "shard": None if shard is None else {"index": shard.index, "count": shard.count},
-            "selection": {"mask_types": None if config.mask_types is None else list(config.mask_types),
-                          "kinds": list(config.kinds), "limit": config.limit},
-            "device": device,
-            "created_at": previous.get("created_at", _now()),
-            "status": "running",
-        }
-        atomic_write_text(this_run_file, json.dumps(info, indent=2, sort_keys=True))
-
-        def save_failures():
-            write_jsonl(failures_path, [{"case_id": case_id, "mask_type": mask_type, "error": error}
-                                        for (case_id, mask_type), error in sorted(failures.items())])
-
-        from tqdm import tqdm
-
-        progress = tqdm(total=len(rows), desc=f"{config.method}" + (f" shard {shard.label}" if shard else ""),
-                        unit="edit", file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
-        case_inputs: tuple[str, np.ndarray | None, np.ndarray | None] = ("", None, None)
-        for row in rows:
-            key = (row.case_id, row.mask_type)
-            target = output_path(root, row.case_id, row.mask_type)
-            if target.is_file() and is_valid_output(target, row.width, row.height):
-                skipped += 1
-                if failures.pop(key, None) is not None:
-                    save_failures()
-                progress.update(1)
-                continue
-            try:
-                if case_inputs[0] != row.case_id:
-                    _clear_stale_temporaries(target.parent)
-                    scene = load_rgb(benchmark.path(row.scene))
-                    subject = load_rgb(benchmark.path(row.subject)) if row.subject else None
-                    case_inputs = (row.case_id, scene, subject)
-                _, scene, subject = case_inputs
-                mask = load_mask(benchmark.path(row.mask))
-                if mask.shape != scene.shape[:2]:
-                    raise BadInputError(f"mask {row.mask} is {mask.shape[::-1]}, scene is {scene.shape[1::-1]}")
-                request = EditRequest(
-                    scene=scene.copy(), subject=None if subject is None else subject.copy(), mask=mask,
-                    instruction=row.instruction, label=row.label,
-                    seed=derive_seed(config.seed, row.seed, row.mask_type), case_id=row.case_id,
-                    mask_type=row.mask_type, kind=row.kind, op=row.op, complexity=row.complexity)
-                image, original_size = map_to_scene_size(method.edit(request), row.width, row.height)
-                atomic_write_bytes(target, encode_output_png(image))
-            except MissingWeightsError:
-                raise
-            except Exception as error:  # one edit's failure must not end the run
-                failures[key] = f"{type(error).__name__}: {error}"
-                save_failures()
-            else:
-                written += 1
-                if original_size is not None:
-                    resized[f"{row.case_id}/{row.mask_type}"] = list(original_size)
-                else:
-                    resized.pop(f"{row.case_id}/{row.mask_type}", None)
-                if failures.pop(key, None) is not None:
-                    save_failures()
-            progress.update(1)
-        progress.close()
-        save_failures()
-        selected_failed = sum(1 for row in rows if (row.case_id, row.mask_type) in failures)
-        info.update(status="complete" if not selected_failed else "complete_with_failures",
-                    finished_at=_now(),
-                    counts={"selected": len(rows), "written": written, "skipped": skipped,
-                            "failed": selected_failed})
-        atomic_write_text(this_run_file, json.dumps(info, indent=2, sort_keys=True))
+        record = start_record(config, benchmark, folder, shard, device, method)
+        edits = EditLoop(benchmark, method, failures, record.size_mapping.resized)
+        edits.run(work, _progress_bar(config, shard, len(work)))
+        counts = finish_record(folder.run_path, record, edits, work)
     finally:
         method.close()
-    return RunSummary(out=root, shard=shard, selected=len(rows), written=written, skipped=skipped,
-                      failed=selected_failed, elapsed_s=time.perf_counter() - started)
+    return RunSummary(out=folder.root, shard=shard, selected=counts.selected, written=counts.written,
+                      skipped=counts.skipped, failed=counts.failed, elapsed_s=time.perf_counter() - started)

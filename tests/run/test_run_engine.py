@@ -24,6 +24,7 @@ from fsmi_bench.run.engine import (
     resolve_shard,
     run_method,
     select_rows,
+    select_work,
 )
 from fsmi_bench.run.folder import Shard, load_run, parse_shard
 from fsmi_bench.run.method import METHODS
@@ -218,6 +219,31 @@ def test_selection_options(bench, tmp_path):
         parse_shard("4/4")
     with pytest.raises(BadInputError, match="expected i/n"):
         parse_shard("first")
+
+
+def test_select_work_names_each_edit_with_its_output_and_seed(bench, tmp_path):
+    # Shard positions are taken in the whole sorted case list (multi_0001..3, single_0001..3), before the
+    # kinds filter and the limit: multi, first 2 cases, shard 1/2 -> multi_0002 only.
+    benchmark = load_benchmark(bench)
+    config = _config(bench, tmp_path / "run", kinds=("multi",), limit=2, mask_types=("circle", "full"), seed=5)
+    work = select_work(benchmark, config, Shard(1, 2))
+    assert [(item.key.case_id, item.key.mask_type) for item in work] == [("multi_0002", "full"),
+                                                                          ("multi_0002", "circle")]
+    for item in work:
+        assert item.output == tmp_path / "run" / "outputs" / "multi_0002" / f"{item.row.mask_type}.png"
+        assert item.seed == derive_seed(5, item.row.seed, item.row.mask_type)
+        assert item.key.label == f"multi_0002/{item.row.mask_type}"
+    assert not (tmp_path / "run").exists()  # selecting reads and writes nothing
+    assert select_work(benchmark, config, Shard(0, 2)) == [
+        item for item in select_work(benchmark, config, None) if item.row.case_id == "multi_0001"]
+
+    run_method(_config(bench, tmp_path / "done", limit=1))
+    info = json.loads((tmp_path / "done" / "run.json").read_text())
+    assert sorted(info) == sorted(CONTRACT_RUN_KEYS | {"seed_rule", "output_encoding", "selection", "device",
+                                                       "status", "finished_at", "counts"})
+    assert info["counts"] == {"selected": 3, "written": 3, "skipped": 0, "failed": 0}
+    assert info["selection"] == {"mask_types": None, "kinds": ["single", "multi"], "limit": 1}
+    assert info["shard"] is None and info["size_mapping"]["resized"] == {}
 
 
 def test_a_folder_holding_another_run_is_refused_and_left_intact(bench, tmp_path):
