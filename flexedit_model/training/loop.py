@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from flexedit_model.training.settings import TrainingSettings
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import atomic_write_text
 
@@ -84,17 +85,6 @@ def loader_workers(device) -> int:
     return 0 if torch.device(device).type == "cpu" else max(0, min(12, (os.cpu_count() or 1) - 2))
 
 
-def _training_number(training: dict, key: str, default: float, valid, expected: str) -> float:
-    """``training[key]`` as a float, or BadInputError naming the key and what it should be."""
-    try:
-        value = float(training.get(key, default))
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not valid(value):  # NaN fails every comparison
-        raise BadInputError(f"training.{key} must be {expected}, got {training[key]!r}")
-    return value
-
-
 def cooldown_factor(progress: float, cooldown_fraction: float) -> float:
     """The learning rate's share of its base value at ``progress`` (0 to 1) through the run: 1 until the
     last ``cooldown_fraction`` of the run, then a linear fall to 0 at its end (0 = constant rate)."""
@@ -107,12 +97,12 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + rank) % (2**63)
 
 
-def _latest_state(out: Path) -> tuple[Path, int] | None:
+def _latest_state(out: Path) -> _SavedState | None:
     pointer = out / "latest.json"
     if not pointer.is_file():
         return None
     info = json.loads(pointer.read_text())
-    return out / info["state"], int(info["step"])
+    return _SavedState(out / info["state"], int(info["step"]))
 
 
 def _read_log(out: Path, up_to_step: int) -> list[dict]:
@@ -166,114 +156,236 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
     steps: the step to reach (default: the config's ``training.steps``, else 1000). ``resume``: go on
     from the last checkpoint in ``out``. ``content``: a SourceContent to use instead of loading ``data``
     (already split). ``time_limit_s``: stop (checkpoint and export) once this much time has passed
-    (single-process runs: ranks could disagree on the clock). Raises BadInputError when ``out`` holds a run and ``resume`` is not set.
+    (single-process runs: ranks could disagree on the clock). Raises BadInputError, before anything is
+    written, when ``out`` holds a run and ``resume`` is not set, or when ``config.training`` does not pass
+    ``TrainingSettings.from_config``.
     """
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-
-    from flexedit_model.build import build_components, build_pipeline, build_scheduler
     from flexedit_model.training.data import TrainingExamples, load_training_content
-    from flexedit_model.training.losses import CollateSpec, flexedit_loss
 
-    out = Path(out)
-    training = config.training
-    total_steps = int(steps or training.get("steps", 1000))
-    high_noise_bias = _training_number(training, "high_noise_bias", 1.0, lambda value: value > 0,
-                                       "a number above 0 (1 = uniform timesteps)")
-    layout_loss_weight = _training_number(training, "layout_loss_weight", 0.0, lambda value: value >= 0,
-                                          "a number, 0 or more (0 = no layout read-out)")
-    cooldown_fraction = _training_number(training, "lr_cooldown_fraction", 0.0, lambda value: 0 <= value <= 1,
-                                         "a number from 0 to 1 (0 = constant learning rate)")
+    run = _plan_run(config, Path(out), steps, resume, time_limit_s)
+    trainer = _build_trainer(config, run)
+    if content is None:
+        content = load_training_content(data, "train")
+    settings = run.settings
+    examples = TrainingExamples(content, config.resolution, settings.seed, settings.mask_task_fraction,
+                                settings.multi_fraction, mask_task_mix=_plain_mix(settings.mask_task_mix))
+    first_step = _restore(trainer, run)
+    _write_run_info(run.out, config, data, settings.seed, trainer.accelerator)
+    log_rows = _read_log(run.out, first_step)
+    started = time.perf_counter()
+    batches = _step_loader(examples, trainer, settings, first_step, run.total_steps)
+    outcome = _run_steps(run, trainer, batches, first_step, log_rows, started, progress)
+    pipeline_dir = _finish(config, trainer, run.out, log_rows)
+    elapsed = time.perf_counter() - started
+    return TrainSummary(run.out, first_step, outcome.steps, pipeline_dir, outcome.losses,
+                        outcome.samples / elapsed if outcome.samples else 0.0)
+
+
+@dataclass(frozen=True)
+class _SavedState:
+    """A checkpoint in the output folder: its accelerate state folder and the step it holds."""
+
+    path: Path
+    step: int
+
+
+@dataclass(frozen=True)
+class _RunPlan:
+    """What a call of ``train_flexedit`` is to do, settled before anything is built or written."""
+
+    out: Path
+    settings: TrainingSettings
+    total_steps: int  # the step to reach
+    latest: _SavedState | None  # the checkpoint to resume from
+    time_limit_s: float | None
+
+
+@dataclass(frozen=True, eq=False)
+class _Trainer:
+    """The model and what trains it, prepared by accelerate."""
+
+    accelerator: object  # accelerate.Accelerator
+    model: torch.nn.Module  # as prepared (wrapped for distributed runs)
+    unwrapped: torch.nn.Module  # the FlexEditModel itself
+    vae: torch.nn.Module
+    tokenizer: object
+    parameters: list  # the trained parameters
+    optimizer: torch.optim.Optimizer
+    noise_scheduler: object  # DDPM, for the forward process
+    subject_scale: float  # lambda of the config's inference section (DCA's weight)
+
+
+@dataclass(frozen=True)
+class _StepRecord:
+    """The losses of one optimisation step (host floats) and the learning rate it ran at."""
+
+    loss: float
+    diffusion_loss: float
+    language_loss: float
+    layout_loss: float
+    learning_rate: float
+
+
+@dataclass(frozen=True)
+class _LoopOutcome:
+    steps: int  # the step reached
+    losses: tuple[float, ...]  # total loss of each step run
+    samples: int  # examples trained on, over all processes
+
+
+def _plan_run(config, out: Path, steps: int | None, resume: bool, time_limit_s: float | None) -> _RunPlan:
+    """The checked settings and the resume point; BadInputError before anything is written."""
+    settings = TrainingSettings.from_config(config.training)
     latest = _latest_state(out)
     if latest is not None and not resume:
         raise BadInputError(f"{out} already holds a training run; pass --resume to go on, or use another --out")
-    accelerator = Accelerator(mixed_precision=training["mixed_precision"], project_dir=str(out))
-    seed = int(training["seed"])
-    model, vae, tokenizer = build_components(config, seed)
+    return _RunPlan(out, settings, int(steps or settings.steps), latest, time_limit_s)
+
+
+def _build_trainer(config, run: _RunPlan) -> _Trainer:
+    from accelerate import Accelerator
+
+    from flexedit_model.build import build_components, build_scheduler
+
+    settings = run.settings
+    accelerator = Accelerator(mixed_precision=settings.mixed_precision, project_dir=str(run.out))
+    model, vae, tokenizer = build_components(config, settings.seed)
     parameters = set_trainable(model, config)
-    if training["gradient_checkpointing"]:
+    if settings.gradient_checkpointing:
         model.use_gradient_checkpointing()
     model.train()
-    base_learning_rate = float(training["learning_rate"])
-    optimizer = torch.optim.AdamW(parameters, lr=base_learning_rate, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.0)
     model, optimizer = accelerator.prepare(model, optimizer)
     vae.to(accelerator.device).requires_grad_(False)
-    noise_scheduler = build_scheduler(config, "ddpm")
-    if content is None:
-        content = load_training_content(data, "train")
-    examples = TrainingExamples(content, config.resolution, seed, training["mask_task_fraction"],
-                                training["multi_fraction"], mask_task_mix=training.get("mask_task_mix"))
-    first_step = 0
-    if latest is not None:
-        accelerator.load_state(str(latest[0]))
-        first_step = latest[1]
+    return _Trainer(accelerator, model, accelerator.unwrap_model(model), vae, tokenizer, parameters, optimizer,
+                    build_scheduler(config, "ddpm"), config.inference["subject_scale"])
+
+
+def _plain_mix(mix) -> dict | None:
+    return None if mix is None else dict(mix)
+
+
+def _restore(trainer: _Trainer, run: _RunPlan) -> int:
+    """Load the checkpoint to resume from, if any; the step to start at."""
+    if run.latest is None:
+        return 0
+    trainer.accelerator.load_state(str(run.latest.path))
+    return run.latest.step
+
+
+def _write_run_info(out: Path, config, data: str, seed: int, accelerator) -> None:
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "train.json", json.dumps(
             {"config": config.to_dict(), "data": data, "seed": seed, "num_processes": accelerator.num_processes},
             indent=2, sort_keys=True))
-    log_rows = _read_log(out, first_step)
-    batch_size = int(training["batch_size"])
-    world, rank = accelerator.num_processes, accelerator.process_index
-    unwrapped = accelerator.unwrap_model(model)
-    losses, started, samples = [], time.perf_counter(), 0
+
+
+def _step_loader(examples, trainer: _Trainer, settings: TrainingSettings, first_step: int,
+                 total_steps: int) -> torch.utils.data.DataLoader:
+    """This rank's batches of steps ``first_step`` to ``total_steps`` (made by loader workers on a GPU)."""
+    from flexedit_model.training.losses import CollateSpec
+
+    accelerator = trainer.accelerator
     workers = loader_workers(accelerator.device)
-    batches = torch.utils.data.DataLoader(
-        StepBatches(examples, tokenizer, CollateSpec.from_model(unwrapped), batch_size, world, rank, first_step,
-                    total_steps),
+    return torch.utils.data.DataLoader(
+        StepBatches(examples, trainer.tokenizer, CollateSpec.from_model(trainer.unwrapped), settings.batch_size,
+                    accelerator.num_processes, accelerator.process_index, first_step, total_steps),
         batch_size=None, shuffle=False, num_workers=workers, prefetch_factor=4 if workers else None)
-    bar = tqdm(zip(range(first_step, total_steps), batches), disable=not (progress and accelerator.is_main_process),
-               desc="train flexedit", initial=first_step, total=total_steps)
+
+
+def _run_steps(run: _RunPlan, trainer: _Trainer, batches, first_step: int, log_rows: list[dict], started: float,
+               show_progress: bool) -> _LoopOutcome:
+    """Steps ``first_step`` to the run's end (or its time limit), logging into ``log_rows`` and
+    checkpointing as the settings say."""
+    from tqdm.auto import tqdm
+
+    settings, accelerator, time_limit_s = run.settings, trainer.accelerator, run.time_limit_s
+    bar = tqdm(zip(range(first_step, run.total_steps), batches),
+               disable=not (show_progress and accelerator.is_main_process),
+               desc="train flexedit", initial=first_step, total=run.total_steps)
+    losses, samples, reached = [], 0, run.total_steps
     waited, fetched = 0.0, time.perf_counter()
     for step, batch in bar:
         waited += time.perf_counter() - fetched
         batch = batch.to(accelerator.device)
-        # How far through the run: by steps, or by the time limit when that ends it first. A time-limited
-        # run ends where the clock says, so its rate schedule is as reproducible as its step count.
-        progress = step / total_steps
-        if time_limit_s is not None:
-            progress = max(progress, (time.perf_counter() - started) / time_limit_s)
-        learning_rate = base_learning_rate * cooldown_factor(progress, cooldown_fraction)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate
-        generator = torch.Generator(device=accelerator.device).manual_seed(_step_seed(seed, step, rank))
-        with accelerator.autocast():
-            parts = flexedit_loss(unwrapped, vae, noise_scheduler, batch, generator, training["condition_dropout"],
-                                  training["language_loss_weight"], config.inference["subject_scale"],
-                                  high_noise_bias, layout_loss_weight)
-        accelerator.backward(parts.total)
-        accelerator.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(float(parts.total.detach()))
-        samples += batch_size * world
+        learning_rate = settings.learning_rate * cooldown_factor(
+            _run_progress(step, run.total_steps, started, time_limit_s), settings.lr_cooldown_fraction)
+        record = _optimisation_step(trainer, settings, batch, step, learning_rate)
+        losses.append(record.loss)
+        samples += settings.batch_size * accelerator.num_processes
         elapsed = time.perf_counter() - started
         out_of_time = time_limit_s is not None and elapsed >= time_limit_s
-        if (step + 1) % int(training["log_every"]) == 0 or step + 1 == total_steps or out_of_time:
-            log_rows.append({"step": step + 1, "loss": f"{losses[-1]:.6f}",
-                             "diffusion_loss": f"{float(parts.diffusion):.6f}",
-                             "language_loss": f"{float(parts.language):.6f}",
-                             "layout_loss": f"{float(parts.layout):.6f}",
-                             "learning_rate": f"{learning_rate:.3g}",
-                             "samples_per_second": f"{samples / max(elapsed, 1e-9):.3f}",
-                             "elapsed_s": f"{elapsed:.2f}",
-                             "data_wait_fraction": f"{waited / max(elapsed, 1e-9):.3f}"})
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if (step + 1) % int(training["checkpoint_every"]) == 0 or step + 1 == total_steps or out_of_time:
-            _checkpoint(accelerator, out, step + 1, log_rows)
+        last = step + 1 == run.total_steps or out_of_time
+        if (step + 1) % settings.log_every == 0 or last:
+            log_rows.append(_log_row(step + 1, record, samples, elapsed, waited))
+            bar.set_postfix(loss=f"{record.loss:.4f}")
+        if (step + 1) % settings.checkpoint_every == 0 or last:
+            _checkpoint(accelerator, run.out, step + 1, log_rows)
         if out_of_time:
-            total_steps = step + 1
+            reached = step + 1
             break
         fetched = time.perf_counter()  # after the loss's host sync: the step's GPU work is done
+    return _LoopOutcome(reached, tuple(losses), samples)
+
+
+def _run_progress(step: int, total_steps: int, started: float, time_limit_s: float | None) -> float:
+    """How far through the run: by steps, or by the time limit when that ends it first. A time-limited
+    run ends where the clock says, so its rate schedule is as reproducible as its step count."""
+    progress = step / total_steps
+    if time_limit_s is not None:
+        progress = max(progress, (time.perf_counter() - started) / time_limit_s)
+    return progress
+
+
+def _optimisation_step(trainer: _Trainer, settings: TrainingSettings, batch, step: int,
+                       learning_rate: float) -> _StepRecord:
+    """One step at ``learning_rate``: loss (noise and dropout seeded by the step and rank), backward,
+    clipped update."""
+    from flexedit_model.training.losses import flexedit_loss
+
+    accelerator, optimizer = trainer.accelerator, trainer.optimizer
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+    generator = torch.Generator(device=accelerator.device).manual_seed(
+        _step_seed(settings.seed, step, accelerator.process_index))
+    with accelerator.autocast():
+        parts = flexedit_loss(trainer.unwrapped, trainer.vae, trainer.noise_scheduler, batch, generator,
+                              settings.condition_dropout, settings.language_loss_weight, trainer.subject_scale,
+                              settings.high_noise_bias, settings.layout_loss_weight)
+    accelerator.backward(parts.total)
+    accelerator.clip_grad_norm_(trainer.parameters, 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    # One host sync for the four losses.
+    total, diffusion, language, layout = torch.stack(
+        [parts.total.detach().float(), parts.diffusion.float(), parts.language.float(), parts.layout.float()]).tolist()
+    return _StepRecord(total, diffusion, language, layout, learning_rate)
+
+
+def _log_row(step: int, record: _StepRecord, samples: int, elapsed: float, waited: float) -> dict:
+    """The loss.csv row of ``step`` (the step count reached), as text."""
+    return {"step": step, "loss": f"{record.loss:.6f}",
+            "diffusion_loss": f"{record.diffusion_loss:.6f}",
+            "language_loss": f"{record.language_loss:.6f}",
+            "layout_loss": f"{record.layout_loss:.6f}",
+            "learning_rate": f"{record.learning_rate:.3g}",
+            "samples_per_second": f"{samples / max(elapsed, 1e-9):.3f}",
+            "elapsed_s": f"{elapsed:.2f}",
+            "data_wait_fraction": f"{waited / max(elapsed, 1e-9):.3f}"}
+
+
+def _finish(config, trainer: _Trainer, out: Path, log_rows: list[dict]) -> Path:
+    """Export the pipeline and plot the losses (main process); the pipeline folder."""
+    from flexedit_model.build import build_pipeline
+
     pipeline_dir = out / "pipeline"
-    if accelerator.is_main_process:
-        _export_pipeline(config, (unwrapped, vae, tokenizer), pipeline_dir, build_pipeline)
+    if trainer.accelerator.is_main_process:
+        _export_pipeline(config, (trainer.unwrapped, trainer.vae, trainer.tokenizer), pipeline_dir, build_pipeline)
         if log_rows:
             plot_losses(out, log_rows)
-    accelerator.wait_for_everyone()
-    elapsed = time.perf_counter() - started
-    return TrainSummary(out, first_step, total_steps, pipeline_dir, tuple(losses),
-                        samples / elapsed if samples else 0.0)
+    trainer.accelerator.wait_for_everyone()
+    return pipeline_dir
 
 
 def _checkpoint(accelerator, out: Path, step: int, log_rows: list[dict]) -> None:
@@ -284,8 +396,8 @@ def _checkpoint(accelerator, out: Path, step: int, log_rows: list[dict]) -> None
         previous = _latest_state(out)
         _write_log(out, log_rows)
         atomic_write_text(out / "latest.json", json.dumps({"state": state.name, "step": step}))
-        if previous is not None and previous[0] != state and previous[0].exists():
-            shutil.rmtree(previous[0])
+        if previous is not None and previous.path != state and previous.path.exists():
+            shutil.rmtree(previous.path)
     accelerator.wait_for_everyone()
 
 

@@ -41,7 +41,8 @@ class LossParts:
     layout: torch.Tensor  # 0 without a layout read-out
 
 
-def _pixels(images: list[np.ndarray]) -> torch.Tensor:
+def images_to_pixels(images: list[np.ndarray]) -> torch.Tensor:
+    """(B, 3, H, W) float32 in [-1, 1] (what the VAE encodes) from B uint8 (H, W, 3) RGB images of one size."""
     return torch.stack([torch.from_numpy(np.array(image)).permute(2, 0, 1) for image in images]
                        ).float() / 127.5 - 1.0
 
@@ -70,8 +71,8 @@ def collate_examples(examples, tokenizer, model) -> TrainingBatch:
     size = spec.clip_image_size
     return TrainingBatch(
         vllm=vllm,
-        scene_pixels=_pixels([example.scene for example in examples]),
-        target_pixels=_pixels([example.target for example in examples]),
+        scene_pixels=images_to_pixels([example.scene for example in examples]),
+        target_pixels=images_to_pixels([example.target for example in examples]),
         scene_clip=clip_pixels([example.scene for example in examples], size),
         subject_clip=clip_pixels([example.subject if example.subject is not None else example.scene
                                   for example in examples], size),

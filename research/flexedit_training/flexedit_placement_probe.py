@@ -54,10 +54,11 @@ class ProbeBatches(torch.utils.data.Dataset):
 
 
 def stack(examples):
-    from flexedit_model.training.losses import _pixels
+    from flexedit_model.training.losses import images_to_pixels
 
     masks = torch.from_numpy(np.stack([example.mask for example in examples]).astype(np.float32))
-    return _pixels([example.scene for example in examples]), _pixels([example.target for example in examples]), masks
+    return (images_to_pixels([example.scene for example in examples]),
+            images_to_pixels([example.target for example in examples]), masks)
 
 
 class MaskTokens(torch.nn.Module):
@@ -86,8 +87,9 @@ def main() -> None:
     from flexedit_model.build import build_components, build_scheduler
     from flexedit_model.config import load_config
     from flexedit_model.training.data import TrainingExamples, load_training_content
-    from flexedit_model.training.loop import _training_number, loader_workers
+    from flexedit_model.training.loop import loader_workers
     from flexedit_model.training.losses import diffusion_target, sample_timesteps
+    from flexedit_model.training.settings import TrainingSettings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="cpu-check")
@@ -110,17 +112,17 @@ def main() -> None:
     # --high-noise-bias overrides the config's; either is checked as training checks it (one line, exit 1).
     if args.high_noise_bias is not None:
         training = {**training, "high_noise_bias": args.high_noise_bias}
-    high_noise_bias = _training_number(training, "high_noise_bias", 1.0, lambda value: value > 0,
-                                       "a number above 0 (1 = uniform timesteps)")
-    model, vae, _ = build_components(config, seed=int(training["seed"]))
+    settings = TrainingSettings.from_config(training)
+    high_noise_bias = settings.high_noise_bias
+    model, vae, _ = build_components(config, seed=settings.seed)
     unet = model.unet.to(device).train()
     vae.to(device)
     tokens = MaskTokens(args.encoding, config.qformer["num_query_tokens"], unet.config.cross_attention_dim,
                         latent_codec.latent_channels(vae), model.config.num_subject_tokens).to(device)
     parameters = list(unet.parameters()) + list(tokens.parameters())
-    optimizer = torch.optim.AdamW(parameters, lr=args.lr or training["learning_rate"], weight_decay=0.0)
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr or settings.learning_rate, weight_decay=0.0)
     scheduler = build_scheduler(config, "ddpm")
-    batch_size = args.batch_size or int(training["batch_size"])
+    batch_size = args.batch_size or settings.batch_size
     mix = {"pasted": 0.5, "shape": 0.5}
     train = TrainingExamples(load_training_content(args.data, "train"), config.resolution, seed=0,
                              mask_task_fraction=1.0, mask_task_mix=mix)

@@ -175,6 +175,54 @@ def test_learning_rate_cools_down_over_the_end_of_the_run(tmp_path, train_conten
     assert_training_rejects(config, "lr_cooldown_fraction", (-0.1, 1.5, "end"), tmp_path / "run")
 
 
+@pytest.mark.parametrize("name", ["tiny", "small", "cpu-check", "paper"])
+def test_every_shipped_config_parses_into_training_settings(name):
+    from flexedit_model.config import available_configs
+    from flexedit_model.training.settings import TrainingSettings
+
+    assert name in available_configs()
+    training = load_config(name).training
+    settings = TrainingSettings.from_config(training)
+    assert settings.batch_size == training["batch_size"] and settings.seed == training["seed"]
+    assert settings.learning_rate == pytest.approx(training["learning_rate"])
+    assert settings.mixed_precision == training["mixed_precision"]
+    assert dict(settings.mask_task_mix) == pytest.approx(training["mask_task_mix"])
+
+
+def test_training_settings_reject_unknown_keys_and_bad_values_naming_the_key():
+    from flexedit_model.training.settings import TrainingSettings
+
+    training = load_config("tiny").training
+    with pytest.raises(BadInputError, match=r"training\.stepz \(did you mean training\.steps\?\)") as caught:
+        TrainingSettings.from_config({**training, "stepz": 10})
+    assert "\n" not in str(caught.value)
+    for key, value in (("batch_size", 0), ("batch_size", 2.5), ("learning_rate", float("nan")), ("seed", -1),
+                       ("log_every", "often"), ("condition_dropout", 1.5), ("gradient_checkpointing", "yes"),
+                       ("mixed_precision", "fp64"), ("steps", 0), ("mask_task_mix", {"stickers": 1.0}),
+                       ("mask_task_mix", [0.5, 0.5]), ("high_noise_bias", 0)):
+        with pytest.raises(BadInputError, match=rf"training\.{key}") as caught:
+            TrainingSettings.from_config({**training, key: value})
+        assert "\n" not in str(caught.value)
+    with pytest.raises(BadInputError, match=r"training\.high_noise_bias must be a number above 0 \(1 = uniform "
+                                            r"timesteps\), got 'strong'"):
+        TrainingSettings.from_config({**training, "high_noise_bias": "strong"})
+    missing = {key: value for key, value in training.items() if key != "batch_size"}
+    with pytest.raises(BadInputError, match=r"training\.batch_size is missing"):
+        TrainingSettings.from_config(missing)
+
+
+def test_training_settings_defaults_apply_for_missing_keys():
+    from flexedit_model.training.settings import TrainingSettings
+
+    optional = ("steps", "high_noise_bias", "layout_loss_weight", "layout_grid", "lr_cooldown_fraction",
+                "mask_task_mix")
+    training = {key: value for key, value in load_config("small").training.items() if key not in optional}
+    settings = TrainingSettings.from_config(training)
+    assert (settings.steps, settings.high_noise_bias, settings.layout_loss_weight, settings.layout_grid,
+            settings.lr_cooldown_fraction, settings.mask_task_mix) == (1000, 1.0, 0.0, 8, 0.0, None)
+    assert settings.batch_size == 128 and settings.mixed_precision == "bf16"
+
+
 def test_split_is_deterministic_and_disjoint():
     from flexedit_model.training.data import fsmi_bench_split, load_training_content
 
