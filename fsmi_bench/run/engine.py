@@ -25,7 +25,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +39,9 @@ from fsmi_bench.io import (
     ensure_writable_dir,
     load_mask,
     load_rgb,
-    read_jsonl,
-    write_jsonl,
 )
 from fsmi_bench.provenance import git_commit, package_versions, weights_provenance
 from fsmi_bench.run.folder import (
-    IDENTITY_KEYS,
     Shard,
     failures_file,
     output_path,
@@ -54,12 +51,16 @@ from fsmi_bench.run.folder import (
     run_identity,
 )
 from fsmi_bench.run.method import METHODS, EditRequest, Method
+from fsmi_bench.run.record import (
+    EditKey,
+    FailureLog,
+    RunCounts,
+    RunIdentity,
+    RunRecord,
+    RunSelection,
+    SizeMapping,
+)
 from fsmi_bench.schema import KINDS
-
-SEED_RULE = "int(sha256(f'{run_seed}:{case_seed}:{mask_type}')[:8], 16) & 0x7fffffff"
-SIZE_MAPPING_RULE = ("outputs whose size differs from the scene's are resized to the scene's (width, height) "
-                     "with PIL bicubic resampling, the whole image stretched (aspect ratio not kept), since "
-                     "methods work on a resized copy of the whole scene")
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,6 @@ def load_method_config(path: str | os.PathLike) -> dict:
     return config
 
 
-OUTPUT_PNG_ENCODING = ("OpenCV PNG: the 'average' filter on every row, zlib RLE strategy (lossless; byte-stable for "
-                       "a given OpenCV)")
 
 
 def encode_output_png(image: np.ndarray) -> bytes:
@@ -257,20 +256,7 @@ def _json_normal(value):
         raise BadInputError(f"method config must be JSON-serialisable: {error}") from None
 
 
-# --- the records of one run ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, order=True)
-class EditKey:
-    """One (case, mask condition): the key of an output, of a failure and of a resized-output record."""
-
-    case_id: str
-    mask_type: str
-
-    @property
-    def label(self) -> str:
-        """``case_id/mask_type``, the key of run.json's ``size_mapping.resized``."""
-        return f"{self.case_id}/{self.mask_type}"
+# --- the steps of run_method ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -285,87 +271,6 @@ class WorkItem:
     @property
     def key(self) -> EditKey:
         return EditKey(self.row.case_id, self.row.mask_type)
-
-
-@dataclass(frozen=True)
-class RunIdentity:
-    """What makes two runs the same run (``folder.IDENTITY_KEYS``): a folder holds the outputs of one only."""
-
-    method: str
-    method_config: dict
-    seed: int
-    manifest_sha256: str
-
-    def as_dict(self) -> dict:
-        """The identity as run.json holds it, keys in ``IDENTITY_KEYS`` order."""
-        return {key: getattr(self, key) for key in IDENTITY_KEYS}
-
-
-@dataclass(frozen=True)
-class SizeMapping:
-    """run.json's ``size_mapping``: the rule, and the original [width, height] of each resized output."""
-
-    resized: dict[str, list[int]]
-    rule: str = SIZE_MAPPING_RULE
-
-
-@dataclass(frozen=True)
-class RunSelection:
-    """run.json's ``selection``: the options that chose the work (None = every mask type / every case)."""
-
-    mask_types: list[str] | None
-    kinds: list[str]
-    limit: int | None
-
-
-@dataclass(frozen=True)
-class RunCounts:
-    """run.json's ``counts`` of a finished invocation: ``failed`` counts the selected edits only."""
-
-    selected: int
-    written: int
-    skipped: int
-    failed: int
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """The content of run.json (or of this shard's run file). It is written with status "running" before
-    the first edit, and again at the end with the final status, ``finished_at`` and ``counts``."""
-
-    identity: RunIdentity
-    weights: dict
-    package_versions: dict
-    git_commit: str | None
-    fsmi_version: str
-    benchmark_dir: str
-    benchmark_version: str
-    size_mapping: SizeMapping
-    shard: Shard | None
-    selection: RunSelection
-    device: str
-    created_at: str
-    status: str = "running"
-    finished_at: str | None = None
-    counts: RunCounts | None = None
-    seed_rule: str = SEED_RULE
-    output_encoding: str = OUTPUT_PNG_ENCODING
-
-    def as_dict(self) -> dict:
-        """run.json's mapping: the identity's keys at the top level; no ``finished_at``/``counts`` until set."""
-        record = asdict(self)
-        record.update(record.pop("identity"))
-        for key in ("finished_at", "counts"):
-            if record[key] is None:
-                del record[key]
-        return record
-
-    def to_json(self) -> str:
-        """run.json's text (keys sorted at every level, two-space indent)."""
-        return json.dumps(self.as_dict(), indent=2, sort_keys=True)
-
-
-# --- the steps of run_method -----------------------------------------------------------------------------
 
 
 def select_work(benchmark: Benchmark, config: RunConfig, shard: Shard | None) -> list[WorkItem]:
@@ -420,36 +325,6 @@ def open_run_folder(config: RunConfig, benchmark: Benchmark, shard: Shard | None
     path = run_file(root, shard)
     return RunFolder(root=root, identity=identity, run_path=path, existing=existing,
                      previous=existing.get(path.name, {}))
-
-
-class FailureLog:
-    """The failures file of this process: the error of each (case, mask condition) whose last try failed.
-
-    Rewritten at every change, so a run killed at any moment leaves it current. Rows of edits outside this
-    invocation's selection are kept; an edit that succeeds (or is found done) loses its row.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.errors: dict[EditKey, str] = {}
-        if path.is_file():
-            self.errors = {EditKey(row["case_id"], row["mask_type"]): row["error"] for row in read_jsonl(path)}
-
-    def record(self, key: EditKey, error: str) -> None:
-        self.errors[key] = error
-        self.save()
-
-    def clear(self, key: EditKey) -> None:
-        if self.errors.pop(key, None) is not None:
-            self.save()
-
-    def save(self) -> None:
-        """Write the file, rows sorted by (case_id, mask_type)."""
-        write_jsonl(self.path, [{"case_id": key.case_id, "mask_type": key.mask_type, "error": error}
-                                for key, error in sorted(self.errors.items())])
-
-    def count(self, keys) -> int:
-        return sum(1 for key in keys if key in self.errors)
 
 
 def _instantiate(config: RunConfig) -> Method:
