@@ -59,7 +59,7 @@ def _existing_benchmark(bench: Path, config: QuickstartConfig) -> bool:
 def quickstart(config: QuickstartConfig) -> QuickstartResult:
     from fsmi_bench.benchmark.builder import BuildConfig, build_benchmark
     from fsmi_bench.errors import BadInputError
-    from fsmi_bench.report.make_report import ReportConfig, run_report
+    from fsmi_bench.report.make_report import ReportConfig, make_report
     from fsmi_bench.run.engine import RunConfig, run_method
     from fsmi_bench.run.method import METHODS
     from fsmi_bench.scoring.score_run import ScoreConfig, score_run
@@ -88,7 +88,7 @@ def quickstart(config: QuickstartConfig) -> QuickstartResult:
         results.append(result_path)
     report_path = out / "report.md"
     _say(f"[4/4] report -> {report_path} (plots in {out / 'plots'})")
-    report = run_report(ReportConfig(results=tuple(map(str, results)), fmt="markdown", out=str(report_path),
+    report = make_report(ReportConfig(results=tuple(map(str, results)), fmt="markdown", out=str(report_path),
                                      plots_dir=str(out / "plots"),
                                      leaderboard=str(config.leaderboard) if config.leaderboard else None,
                                      command=config.command))

@@ -121,7 +121,7 @@ def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: 
     region's share of each cell of a G x G grid): it keeps the place of the mask in e while the UNet
     cannot yet use it. Trained from scratch, the Q-Former otherwise learns to shut out its input, since
     a place the UNet does not read is only noise to it, and then the UNet never gets a place to learn
-    to read (``benchmarks/gpu_flexedit.py`` measures this as ``mask_moved_qformer_e``)."""
+    to read (``flexedit_model.evaluation.mask_sensitivity`` measures this as ``mask_moved_qformer_e``)."""
     device = batch.scene_pixels.device
     size = batch.scene_pixels.shape[0]
     dtype = next(model.unet.parameters()).dtype

@@ -44,12 +44,12 @@ def command(results, fmt, out, plots_dir, leaderboard, paired, with_paper, latex
             return
     if not results:
         raise BadInputError("give at least one results table (parquet or CSV); see `fsmi report --help`")
-    from fsmi_bench.report.make_report import ReportConfig, run_report
+    from fsmi_bench.report.make_report import ReportConfig, make_report
 
     config = ReportConfig(results=tuple(results), fmt=fmt, out=out, plots_dir=plots_dir, leaderboard=leaderboard,
                           paired=tuple(paired) if paired else None, with_paper=with_paper,
                           latex_standalone=latex_standalone, resamples=resamples, seed=seed, command=command_line())
-    result = run_report(config)
+    result = make_report(config)
     if out is None:
         click.echo(result.text)
     for path in result.files:

@@ -24,7 +24,7 @@ class ReportConfig:
     latex_standalone: bool = False  # wrap LaTeX in a complete \documentclass{article}
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
-    command: str = "fsmi_bench.report.make_report.run_report (Python)"
+    command: str = "fsmi_bench.report.make_report.make_report (Python)"
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def _single_value(cells, column: str) -> str:
     return ", ".join(values) if values else "reported only"
 
 
-def run_report(config: ReportConfig) -> ReportResult:
+def make_report(config: ReportConfig) -> ReportResult:
     """Make the report described by ``config``; files are written atomically, nothing half-written."""
     from fsmi_bench.report.aggregate import aggregate_cells
     from fsmi_bench.report.render import FORMATS, render_tables

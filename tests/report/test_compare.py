@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from fsmi_bench.cli.compare import command as compare_command
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.report.compare import compare_with_baseline
-from fsmi_bench.report.make_report import ReportConfig, run_report
+from fsmi_bench.report.make_report import ReportConfig, make_report
 from tests.support.results_tables import results_frame, write_results
 
 
@@ -19,7 +19,7 @@ def baseline(tmp_path):
     frame = pd.concat([results_frame("alpha", 0.0, cases=3, noise=0.3), results_frame("beta", 1.0, cases=3)])
     results = write_results(tmp_path, frame, "results")
     board = tmp_path / "board.csv"
-    run_report(ReportConfig(results=(str(results),), leaderboard=str(board), resamples=200, seed=5,
+    make_report(ReportConfig(results=(str(results),), leaderboard=str(board), resamples=200, seed=5,
                             command="fsmi report results.parquet --leaderboard board.csv"))
     return frame, results, board
 

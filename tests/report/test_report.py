@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.report.aggregate import FREE_SHAPE, FULL, aggregate_cells
-from fsmi_bench.report.make_report import ReportConfig, run_report
+from fsmi_bench.report.make_report import ReportConfig, make_report
 from fsmi_bench.report.render import render_tables
 from fsmi_bench.report.reported import PAPER_TABLES_FILE, paper_reported_frame
 from fsmi_bench.report.results_table import load_results
@@ -103,8 +103,8 @@ def test_report_is_independent_of_row_order_and_file_order(tmp_path, two_methods
     frame = pd.concat([results_frame("alpha", 0.0, noise=0.5), results_frame("beta", 1.0, noise=0.5, seed=1)])
     forward = write_results(tmp_path, frame, "forward")
     shuffled = write_results(tmp_path, frame.sample(frac=1.0, random_state=4), "shuffled")
-    first = run_report(ReportConfig(results=(str(forward),), resamples=300)).text
-    second = run_report(ReportConfig(results=(str(shuffled),), resamples=300)).text
+    first = make_report(ReportConfig(results=(str(forward),), resamples=300)).text
+    second = make_report(ReportConfig(results=(str(shuffled),), resamples=300)).text
     assert first == second
 
 
@@ -139,7 +139,7 @@ def test_markdown_structure_missing_cells_and_spec_footnotes(tmp_path):
     lpips = (frame["method"] == "beta") & (frame["metric"] == "whole_lpips")
     frame.loc[lpips, ["status", "reason"]] = ["missing_weights", "LPIPS weights not found: put alex.pth in $TORCH_HOME"]
     frame.loc[lpips, "value"] = float("nan")
-    text = run_report(ReportConfig(results=(str(write_results(tmp_path, frame, "both")),), with_paper=True,
+    text = make_report(ReportConfig(results=(str(write_results(tmp_path, frame, "both")),), with_paper=True,
                                    resamples=100)).text
     section = text.split("### ")[1]
     lines = [line for line in section.splitlines() if line.startswith("|")]
@@ -170,7 +170,7 @@ def test_csv_format_one_row_per_cell(two_methods):
 
 def test_latex_structure_and_compiles(tmp_path, two_methods):
     out = tmp_path / "tables.tex"
-    run_report(ReportConfig(results=tuple(map(str, two_methods)), fmt="latex", out=str(out), with_paper=True,
+    make_report(ReportConfig(results=tuple(map(str, two_methods)), fmt="latex", out=str(out), with_paper=True,
                             resamples=100))
     latex = out.read_text()
     assert latex.startswith("% fsmi report tables; needs in the preamble: \\usepackage{booktabs,graphicx}")
@@ -197,7 +197,7 @@ def test_latex_structure_and_compiles(tmp_path, two_methods):
 
 def test_plots_one_png_per_kind_and_metric(tmp_path):
     frame = pd.concat([results_frame("alpha", 0.0, kinds=("single",)), results_frame("beta", 1.0, kinds=("single",))])
-    result = run_report(ReportConfig(results=(str(write_results(tmp_path, frame, "both")),),
+    result = make_report(ReportConfig(results=(str(write_results(tmp_path, frame, "both")),),
                                      plots_dir=str(tmp_path / "plots"), resamples=50))
     names = sorted(path.name for path in result.files)
     expected = sorted(f"single_{m}.png" for m in SINGLE_METRICS)
@@ -300,5 +300,5 @@ def test_bad_inputs_give_one_line_errors(tmp_path, two_methods):
     # Nothing is written when the input is bad.
     out = tmp_path / "report.md"
     with pytest.raises(BadInputError):
-        run_report(ReportConfig(results=(str(two_methods[0]), str(other_version)), out=str(out)))
+        make_report(ReportConfig(results=(str(two_methods[0]), str(other_version)), out=str(out)))
     assert not out.exists()
