@@ -47,6 +47,6 @@ STATUSES = MEASURED_STATUSES + (REPORTED,)
 EXPORT_TEXT_COLUMNS = ("case_id", "kind", "op", "scenario", "complexity", "instruction", "label", "clip_text",
                        "benchmark_version", "source")
 EXPORT_INT_COLUMNS = ("seed", "width", "height")
-EXPORT_IMAGE_COLUMNS = ("scene", "subject", "gt", "region")
+EXPORT_IMAGE_COLUMNS = ("scene", "subject", "gt", "region", "subject_mask")
 EXPORT_MASK_COLUMNS = tuple(f"mask_{mask_type}" for mask_type in MASK_CONDITIONS)
 EXPORT_JSON_COLUMNS = ("mask_params", "mask_stats", "origins")

@@ -60,6 +60,7 @@ class BuiltCase:
     subject: np.ndarray | None
     origins: dict
     drawn_masks: dict = field(default_factory=dict)
+    subject_mask: np.ndarray | None = None  # bool, True = the object's pixels in ``subject``
 
 
 def case_seed(seed: int, kind: str, index: int) -> int:
@@ -91,6 +92,7 @@ def composite_case(content: SourceContent, kind: str, index: int, seed: int, siz
         prepare_scene,
         random_placement,
         subject_image,
+        subject_mask_image,
     )
     from fsmi_bench.benchmark.instructions import REMOVE_CLIP_TEXT, make_instruction
 
@@ -133,9 +135,10 @@ def composite_case(content: SourceContent, kind: str, index: int, seed: int, siz
         footprints.append(new_footprint)
     region = dilate(np.logical_or.reduce(footprints), REGION_DILATION_PX)
 
-    subject = None
+    subject = subject_mask = None
     if kind == "multi":
         subject = subject_image(new_object, complexity, size // 2)
+        subject_mask = subject_mask_image(new_object, complexity, size // 2)
     label = (new_object or old_object).label
     instruction = make_instruction(kind, op, rng, new_object.label if new_object else None,
                                    old_object.label if old_object else None)
@@ -147,7 +150,8 @@ def composite_case(content: SourceContent, kind: str, index: int, seed: int, siz
     return BuiltCase(
         case_id=f"{kind}_{index + 1:04d}", kind=kind, op=op, scenario=scene_photo.scenario, complexity=complexity,
         instruction=instruction, label=label, clip_text=REMOVE_CLIP_TEXT if op == "remove" else label,
-        seed=this_seed, scene=before, gt=after, region=region, subject=subject, origins=origins)
+        seed=this_seed, scene=before, gt=after, region=region, subject=subject, origins=origins,
+        subject_mask=subject_mask)
 
 
 def prepared_case(case: PreparedCase, index: int, seed: int) -> BuiltCase:
@@ -155,7 +159,8 @@ def prepared_case(case: PreparedCase, index: int, seed: int) -> BuiltCase:
         case_id=case.case_id, kind=case.kind, op=case.op, scenario=case.scenario, complexity=case.complexity,
         instruction=case.instruction, label=case.label, clip_text=case.clip_text,
         seed=case_seed(seed, case.kind, index), scene=case.scene, gt=case.gt, region=case.region,
-        subject=case.subject, origins={"case": case.origin}, drawn_masks=dict(case.masks))
+        subject=case.subject, origins={"case": case.origin}, drawn_masks=dict(case.masks),
+        subject_mask=case.subject_mask)
 
 
 def mask_overlap(mask: np.ndarray, region: np.ndarray) -> tuple[float, float]:
@@ -188,6 +193,10 @@ def write_case(case: BuiltCase, root: Path, source: str, mask_types) -> list[Man
     if case.subject is not None:
         subject_path = f"{folder}/subject.png"
         subject_hash = save_png(root / subject_path, case.subject)
+    subject_mask_path = subject_mask_hash = None
+    if case.subject is not None and case.subject_mask is not None:
+        subject_mask_path = f"{folder}/subject_mask.png"
+        subject_mask_hash = save_png(root / subject_mask_path, case.subject_mask)
     rows = []
     height, width = case.region.shape
     for mask_type, result in case_masks(case, mask_types):
@@ -201,7 +210,8 @@ def write_case(case: BuiltCase, root: Path, source: str, mask_types) -> list[Man
             mask=mask_path, mask_sha256=save_png(root / mask_path, result.mask),
             mask_iou=round(float(result.iou), 6), mask_coverage=round(float(result.coverage), 6),
             mask_params=result.params, benchmark_version=BENCHMARK_VERSION, source=source,
-            origins=case.origins, subject=subject_path, subject_sha256=subject_hash))
+            origins=case.origins, subject=subject_path, subject_sha256=subject_hash,
+            subject_mask=subject_mask_path, subject_mask_sha256=subject_mask_hash))
     return rows
 
 
@@ -212,6 +222,9 @@ def check_case(case: BuiltCase) -> None:
                             f"{case.region.shape} differ in size")
     if not case.region.any():
         raise BadInputError(f"case {case.case_id}: the edit region is empty")
+    if case.subject_mask is not None and (case.subject is None or case.subject_mask.shape != case.subject.shape[:2]
+                                          or not case.subject_mask.any()):
+        raise BadInputError(f"case {case.case_id}: the subject mask is empty or not the subject image's size")
     changed = np.any(case.scene != case.gt, axis=2)
     if (changed & ~case.region).any():
         raise BadInputError(f"case {case.case_id}: {int((changed & ~case.region).sum())} changed pixels lie "

@@ -161,3 +161,24 @@ def subject_image(instance: ObjectInstance, complexity: str, size: int) -> np.nd
     crop = instance.image[max(0, y0 - 2 * margin_y):min(height, y1 + 2 * margin_y),
                           max(0, x0 - 2 * margin_x):min(width, x1 + 2 * margin_x)]
     return long_side_to(np.ascontiguousarray(crop), size)
+
+
+def subject_mask_image(instance: ObjectInstance, complexity: str, size: int) -> np.ndarray:
+    """The object's own pixels (bool, True = object) in ``subject_image``'s picture, same size.
+
+    Made with the same crop and margin as ``subject_image``, and resized by ``resize_mask`` (thresholded,
+    so it stays binary), so methods that take a reference mask (AnyDoor, LAR-Gen) get the true one.
+    """
+    x0, y0, x1, y1 = instance.bbox()
+    margin_x, margin_y = round(0.15 * (x1 - x0)) + 4, round(0.15 * (y1 - y0)) + 4
+    if complexity == "simple":
+        cut = cut_out(instance)
+        canvas = np.zeros((cut.mask.shape[0] + 2 * margin_y, cut.mask.shape[1] + 2 * margin_x), bool)
+        canvas[margin_y:-margin_y, margin_x:-margin_x] = cut.mask
+    else:
+        height, width = instance.mask.shape
+        canvas = instance.mask[max(0, y0 - 2 * margin_y):min(height, y1 + 2 * margin_y),
+                               max(0, x0 - 2 * margin_x):min(width, x1 + 2 * margin_x)]
+    scale = size / max(canvas.shape)
+    return resize_mask(np.ascontiguousarray(canvas), max(1, round(canvas.shape[1] * scale)),
+                       max(1, round(canvas.shape[0] * scale)))

@@ -7,6 +7,7 @@ back as ``PreparedCase`` objects. The schema is documented in ``sources/FORMATS.
 - text: case_id, kind, op, scenario, complexity, instruction, label, clip_text, benchmark_version,
   source; int: seed, width, height (pixels)
 - images: scene, subject (None for single-image cases), gt, region (0/255 grayscale, 255 = edit),
+  subject_mask (0/255, 255 = the subject's own pixels; None for single-image cases and older builds),
   and ``mask_<type>`` for each of the 9 mask conditions (0/255, 255 = region to edit; None when the
   benchmark lacks that condition for the case)
 - JSON strings: mask_params ({mask_type: generator parameters}), mask_stats ({mask_type: {"iou",

@@ -14,7 +14,7 @@ from fsmi_bench.errors import BadInputError, IntegrityError
 from fsmi_bench.io import read_jsonl, sha256_bytes, sha256_file
 
 MANIFEST_NAME = "manifest.jsonl"
-FILE_KEYS = ("scene", "subject", "gt", "region", "mask")
+FILE_KEYS = ("scene", "subject", "gt", "region", "mask", "subject_mask")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,9 @@ class ManifestRow:
     subject: str | None = None
     subject_sha256: str | None = None
     extra: dict = field(default_factory=dict)
+    # the subject's own pixels in the subject image (True = object); absent in benchmarks built before it
+    subject_mask: str | None = None
+    subject_mask_sha256: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -57,7 +60,7 @@ class ManifestRow:
     @classmethod
     def from_json(cls, row: dict) -> "ManifestRow":
         names = {f.name for f in fields(cls)}
-        optional = ("subject", "subject_sha256", "extra")
+        optional = ("subject", "subject_sha256", "extra", "subject_mask", "subject_mask_sha256")
         missing = [f.name for f in fields(cls) if f.name not in row and f.name not in optional]
         if missing:
             raise BadInputError(f"manifest row for {row.get('case_id', '?')} lacks fields: {', '.join(missing)}")

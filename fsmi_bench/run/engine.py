@@ -365,12 +365,14 @@ class CaseInputs:
     case_id: str
     scene: np.ndarray
     subject: np.ndarray | None
+    subject_mask: np.ndarray | None = None
 
     @classmethod
     def load(cls, benchmark: Benchmark, row: ManifestRow) -> CaseInputs:
         scene = load_rgb(benchmark.path(row.scene))
         subject = load_rgb(benchmark.path(row.subject)) if row.subject else None
-        return cls(case_id=row.case_id, scene=scene, subject=subject)
+        subject_mask = load_mask(benchmark.path(row.subject_mask)) if row.subject and row.subject_mask else None
+        return cls(case_id=row.case_id, scene=scene, subject=subject, subject_mask=subject_mask)
 
 
 def _clear_stale_temporaries(case_dir: Path) -> None:
@@ -393,7 +395,8 @@ def edit_request(item: WorkItem, inputs: CaseInputs, benchmark: Benchmark) -> Ed
     return EditRequest(
         scene=inputs.scene.copy(), subject=None if inputs.subject is None else inputs.subject.copy(), mask=mask,
         instruction=row.instruction, label=row.label, seed=item.seed, case_id=row.case_id,
-        mask_type=row.mask_type, kind=row.kind, op=row.op, complexity=row.complexity)
+        mask_type=row.mask_type, kind=row.kind, op=row.op, complexity=row.complexity,
+        subject_mask=None if inputs.subject_mask is None else inputs.subject_mask.copy())
 
 
 class EditLoop:

@@ -29,6 +29,8 @@ class EditRequest:
     case_id, mask_type, kind, op, complexity: for logging and for methods that want them
     (complexity: "simple" = subject alone on a plain background, "complex" = with its own background,
     "none" for single-image cases).
+    subject_mask: bool (h, w), True = the subject's own pixels in ``subject`` (the object's true mask,
+    known to the benchmark builder), or None when the benchmark does not give it.
     """
 
     scene: np.ndarray
@@ -42,6 +44,7 @@ class EditRequest:
     kind: str = "single"
     op: str = "add"
     complexity: str = "none"
+    subject_mask: np.ndarray | None = None
 
 
 class Method:

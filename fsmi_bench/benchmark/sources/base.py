@@ -61,6 +61,7 @@ class PreparedCase:
     subject: np.ndarray | None = None
     masks: dict = field(default_factory=dict)  # mask_type -> bool array, when the user drew them
     origin: str = ""
+    subject_mask: np.ndarray | None = None  # bool, True = the object's pixels in ``subject``, when known
 
 
 @dataclass

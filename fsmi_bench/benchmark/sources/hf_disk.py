@@ -118,6 +118,8 @@ def _exported_cases(root: Path, split_name: str, split) -> list[PreparedCase]:
             clip_text=row.get("clip_text") or row["label"], scene=_rgb(row["scene"], where, "scene"),
             gt=_rgb(row["gt"], where, "gt"), region=_mask(row["region"], where, "region"),
             subject=None if row.get("subject") is None else _rgb(row["subject"], where, "subject"),
+            # exports made before the subject mask existed have no such column
+            subject_mask=None if row.get("subject_mask") is None else _mask(row["subject_mask"], where, "subject_mask"),
             masks=masks, origin=origins if origins not in ("{}", "") else f"hf:{root.name} row {index}")
         validate_case_arrays(case, where)
         cases.append(case)
