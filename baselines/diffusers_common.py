@@ -189,10 +189,12 @@ class DiffusersMethod(Method):
     pipeline_class_name = ""
     default_model_id = ""
     extra_config_keys: tuple[str, ...] = ()
+    config_defaults: dict = {}  # the method's own defaults for shared options (e.g. its paper's steps)
 
     def __init__(self, config: dict | None = None, device: str = "cpu"):
         super().__init__(config, device)
-        self.options = DiffusersOptions.from_config(self.config, self.default_model_id, self.extra_config_keys)
+        self.options = DiffusersOptions.from_config({**self.config_defaults, **self.config}, self.default_model_id,
+                                                    self.extra_config_keys)
         self.pipeline = None
         self._weights_path: Path | None = None
 

@@ -13,13 +13,15 @@ from baselines.diffusers_common import DiffusersMethod, to_pil_rgb
 
 
 class InstructPix2Pix(DiffusersMethod):
-    """Config: weights | model_id (default timbrooks/instruct-pix2pix), num_inference_steps (50),
+    """Config: weights | model_id (default timbrooks/instruct-pix2pix), num_inference_steps (100),
     guidance_scale (text, 7.5), image_guidance_scale (1.5), torch_dtype, cpu_offload, working_long_side."""
 
     name = "instruct-pix2pix"
     pipeline_class_name = "StableDiffusionInstructPix2PixPipeline"
     default_model_id = "timbrooks/instruct-pix2pix"
     extra_config_keys = ("image_guidance_scale",)
+    # 100 steps: the pipeline's own default and the setting of the InstructPix2Pix paper
+    config_defaults = {"num_inference_steps": 100}
 
     def run_pipeline(self, request, scene, mask, size, generator):
         result = self.pipeline(

@@ -1,10 +1,12 @@
 """SmartEdit (Huang et al., 2024) through its official test script's model, in the user's environment.
 
-Config: python, checkout (TencentARC/SmartEdit), total_dir (the SmartEdit-7B/13B checkpoint folder),
+Config: python, checkout (TencentARC/SmartEdit), total_dir (the SmartEdit-7B/13B checkpoint folder as on
+the hub, adapter_config.json inside LLM-<steps>/),
 steps (15000), model_name_or_path (Vicuna), llava_model_path (LLaVA), sd_ip2p_path (local
 timbrooks/instruct-pix2pix folder), sd_model_path (local stable-diffusion-v1-5 folder),
 sd_qformer_version ("v1.1-7b"), resize_resolution (256), num_inference_steps (100), guidance_scale
 (7.5), image_guidance_scale (1.5), temperature (0.7), case_timeout_s, startup_timeout_s.
+bert-base-uncased and the LLaVA vision tower must be in the local Hugging Face cache.
 Mask: ignored (instruction only). Needs a CUDA GPU. See baselines/drivers/smartedit_driver.py.
 """
 

@@ -6,7 +6,11 @@ then one *driver* file given by path. A driver is a plain module with two functi
     load(config: dict) -> state                 # load the model once (config from our side)
     edit(state, request: dict, scene, mask, subject) -> RGB uint8 array (H, W, 3)
         # scene: RGB uint8 (H, W, 3); mask: bool (H, W), True = region to edit;
-        # subject: RGB uint8 or None; request: case_id, mask_type, kind, op, instruction, label, seed
+        # subject: RGB uint8 or None; request: case_id, mask_type, kind, op, instruction, label, seed,
+        # and subject_mask: bool (h, w), True = the subject's own pixels, or None when not known
+    check(config: dict) -> list of str          # optional pre-flight: one line per missing piece
+
+``load`` raises FileNotFoundError (its message names what is missing) when a file is missing.
 
 Protocol (all files in the exchange folder; every file is written to a temporary name and renamed,
 so a reader never sees half a file):
@@ -19,6 +23,8 @@ so a reader never sees half a file):
 - ``shutdown.json`` -> exit 0. The worker also exits when its parent process is gone.
 
 Usage: python worker_main.py --driver DRIVER.py --exchange DIR --config CONFIG.json
+       python worker_main.py --driver DRIVER.py --config CONFIG.json --check
+           (prints {"problems": [...]} as JSON: the driver's pre-flight, nothing is loaded)
 """
 
 import argparse
@@ -92,6 +98,8 @@ def serve(driver, state, exchange):
             scene = read_rgb(os.path.join(exchange, inputs["scene"]))
             mask = read_mask(os.path.join(exchange, inputs["mask"]))
             subject = read_rgb(os.path.join(exchange, inputs["subject"])) if inputs.get("subject") else None
+            subject_mask = inputs.get("subject_mask")
+            request["subject_mask"] = read_mask(os.path.join(exchange, subject_mask)) if subject_mask else None
             output = driver.edit(state, request, scene, mask, subject)
             output_name = f"reply_{number}/output.png"
             save_rgb_atomic(os.path.join(exchange, output_name), output)
@@ -105,11 +113,19 @@ def serve(driver, state, exchange):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--driver", required=True)
-    parser.add_argument("--exchange", required=True)
+    parser.add_argument("--exchange")
     parser.add_argument("--config", required=True)
+    parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     with open(args.config, encoding="utf-8") as handle:
         config = json.load(handle)
+    if args.check:
+        driver = load_driver(args.driver)
+        problems = list(driver.check(config)) if hasattr(driver, "check") else []
+        print(json.dumps({"problems": problems}))
+        return 0
+    if not args.exchange:
+        parser.error("--exchange is required unless --check is given")
     try:
         driver = load_driver(args.driver)
         state = driver.load(config)

@@ -32,6 +32,8 @@ from fsmi_bench.io import atomic_write_bytes, atomic_write_text, encode_png, loa
 from fsmi_bench.run.method import EditRequest, Method
 
 WORKER_MAIN = Path(__file__).with_name("worker_main.py")
+# set in every worker unless the config's ``env`` says otherwise: weights are never downloaded
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 DRIVERS_DIR = Path(__file__).with_name("drivers")
 STDERR_TAIL_CHARS = 2000
 
@@ -109,9 +111,11 @@ class WorkerClient:
             if failed.exists():
                 details = json.loads(failed.read_text(encoding="utf-8"))
                 self._kill()
-                error_class = MissingWeightsError if details.get("missing_file") else WorkerStartError
-                raise error_class(f"{self.spec.name}: the worker could not load the model: {details.get('message')}"
-                                  f" | {self._one_line(details.get('error', ''))}")
+                if details.get("missing_file"):
+                    # the driver's message names what is missing; its traceback would only bury it
+                    raise MissingWeightsError(f"{self.spec.name}: {self._one_line(details.get('message', ''))}")
+                raise WorkerStartError(f"{self.spec.name}: the worker could not load the model: {details.get('message')}"
+                                       f" | {self._one_line(details.get('error', ''))}")
             if self._process.poll() is not None:
                 code = self._process.returncode
                 self._process = None
@@ -150,12 +154,16 @@ class WorkerClient:
         self._number += 1
         number, exchange = self._number, self._exchange
         folder = exchange / f"request_{number}"
-        inputs = {"scene": f"request_{number}/scene.png", "mask": f"request_{number}/mask.png", "subject": None}
+        inputs = {"scene": f"request_{number}/scene.png", "mask": f"request_{number}/mask.png", "subject": None,
+                  "subject_mask": None}
         atomic_write_bytes(folder / "scene.png", encode_png(np.ascontiguousarray(request.scene, dtype=np.uint8)))
         atomic_write_bytes(folder / "mask.png", encode_png(np.asarray(request.mask, dtype=bool)))
         if request.subject is not None:
             inputs["subject"] = f"request_{number}/subject.png"
             atomic_write_bytes(folder / "subject.png", encode_png(np.ascontiguousarray(request.subject, dtype=np.uint8)))
+        if request.subject is not None and request.subject_mask is not None:
+            inputs["subject_mask"] = f"request_{number}/subject_mask.png"
+            atomic_write_bytes(folder / "subject_mask.png", encode_png(np.asarray(request.subject_mask, dtype=bool)))
         payload = {"id": number, "case_id": request.case_id, "mask_type": request.mask_type, "kind": request.kind,
                    "op": request.op, "instruction": request.instruction, "label": request.label,
                    "seed": int(request.seed), "inputs": inputs}
@@ -255,10 +263,42 @@ class WorkerMethod(Method):
         reserved = {"python", "checkout", "driver", "startup_timeout_s", "case_timeout_s", "env"}
         driver_config = {key: value for key, value in self.config.items() if key not in reserved}
         driver_config.update(checkout=str(checkout.resolve()), device=self.device)
+        # the official code loads helper models by hub id; offline, a missing one fails instead of downloading
+        environment = {**OFFLINE_ENV, **dict(self.config.get("env", {}))}
         return WorkerSpec(python=str(python), driver=str(driver.resolve()), config=driver_config,
-                          cwd=str(checkout.resolve()), env=dict(self.config.get("env", {})),
+                          cwd=str(checkout.resolve()), env=environment,
                           startup_timeout_s=float(self.config.get("startup_timeout_s", 600)),
                           case_timeout_s=float(self.config.get("case_timeout_s", 600)), name=self.name)
+
+    def preflight(self, timeout_s: float = 120.0) -> list[str]:
+        """Problems that would stop this method, one line each (empty: ready to run).
+
+        Checks the config here, then runs the driver's ``check`` in the method's own python (imports of
+        the official code, every checkpoint file it will open, helper models in the local cache), so a
+        run fails in seconds instead of after a model load.
+        """
+        try:
+            spec = self.worker_spec()
+        except FsmiError as error:
+            return [str(error)]
+        config_path = Path(tempfile.mkdtemp(prefix=f"fsmi-{spec.name}-check-")) / "config.json"
+        try:
+            atomic_write_text(config_path, json.dumps(spec.config))
+            command = [spec.python, "-u", str(WORKER_MAIN), "--driver", spec.driver, "--config", str(config_path),
+                       "--check"]
+            environment = {**os.environ, **{key: str(value) for key, value in spec.env.items()}}
+            try:
+                done = subprocess.run(command, cwd=spec.cwd, env=environment, stdin=subprocess.DEVNULL,
+                                      capture_output=True, text=True, timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                return [f"{self.name}: the pre-flight check did not finish within {timeout_s:g} s"]
+            lines = [line for line in done.stdout.splitlines() if line.startswith('{"problems"')]
+            if done.returncode != 0 or not lines:
+                return [f"{self.name}: the pre-flight check failed in {spec.python}: "
+                        f"{WorkerClient._one_line(done.stderr[-STDERR_TAIL_CHARS:])}"]
+            return [f"{self.name}: {problem}" for problem in json.loads(lines[-1])["problems"]]
+        finally:
+            shutil.rmtree(config_path.parent, ignore_errors=True)
 
     def setup(self) -> None:
         if self.client is None:

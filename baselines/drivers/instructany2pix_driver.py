@@ -1,16 +1,27 @@
 """InstructAny2Pix driver (runs in the user's environment, cwd = the checkout of jacklishufan/InstructAny2Pix).
 
-Entry point: ``instructany2pix.InstructAny2PixPipeline(ckpt=..., llm_folder=...)`` called as in the
-official ``serve.py``: ``pipe(instruction, mm_data, alpha, h=[h0, h1, h2], norm, refinement,
-num_inference_steps)`` -> (non_refined, refined, message); we keep the refined image. Multimodal
-inputs are files referenced in the instruction by ``<video>`` tokens in the order of ``mm_data``
-(serve.py replaces its ``[image1]`` marks this way); our ``instruction_template`` uses ``[scene]``
-and ``[subject]`` marks. Defaults are serve.py's slider defaults. Seeding: ``torch.manual_seed``.
+Checked against jacklishufan/InstructAny2Pix d11e49b. Entry point:
+``instructany2pix.InstructAny2PixPipeline(ckpt=..., llm_folder=...)`` called as in the official
+``serve.py``: ``pipe(instruction, mm_data, alpha, h=[h0, h1, h2], norm, refinement,
+num_inference_steps, subject_strength=...)`` -> (non_refined, refined, message); we keep the refined
+image. Defaults are serve.py's slider defaults (subject_strength 0.65, its "subject_refinement").
+Checkpoints: the released ``jacklishufan/instructany2pix_retrained`` in ``<checkout>/ckpts``
+(``llm-retrained/``, ``sdxl/``, ``prior/``, ``gdino/``, ``imagebind_huge.pth``); the constructor always
+builds the segmentator, so ``gdino/`` must hold ``sam_vit_h_4b8939.pth``, ``gdino.pth`` and
+``GroundingDINO_SwinT_OGC.py``, and the packages ``groundingdino``, ``segment_anything`` and
+``imagebind`` must be installed; SDXL base and refiner are loaded by hub id, so they must be in the local
+Hugging Face cache (the worker runs offline). All are checked before loading.
+Multimodal inputs are files referenced in the instruction by ``<video>`` tokens in the order of
+``mm_data`` (serve.py replaces its ``[image1]`` marks this way); our ``instruction_template`` uses
+``[scene]`` and ``[subject]`` marks. Seeding: ``torch.manual_seed``.
 Mask: InstructAny2Pix has no mask input, so the mask is ignored. Sizes: the pipeline center-crops
 its base image to a 1024 square, so we pad the scene to a square first (edge pixels), and cut the
-scene's area out of the 1024 output and resize it back: the output covers the whole scene.
+scene's area out of the 1024 output and resize it back: the output covers the whole scene. With two
+images the LLM picks the base image itself (``base_idx``); when it picks the subject, there is no
+scene area to cut, so the whole output is resized to the scene's size (and said on stderr).
 """
 
+import importlib.util
 import os
 import sys
 import tempfile
@@ -19,21 +30,45 @@ import numpy as np
 from PIL import Image
 
 DEFAULT_TEMPLATES = {"single": "[scene] {instruction}", "multi": "[scene] [subject] {instruction}"}
+DEFAULT_LLM_FOLDER = "llm-retrained"  # the released checkpoints and the pipeline's own default
+CHECKPOINT_FILES = ("sdxl/ip_adapter_global_local_2_view.bin", "imagebind_huge.pth", "prior/model.bin",
+                    "gdino/sam_vit_h_4b8939.pth", "gdino/gdino.pth", "gdino/GroundingDINO_SwinT_OGC.py")
+PACKAGES = ("groundingdino", "segment_anything", "imagebind")
+HUB_PIPELINES = ("stabilityai/stable-diffusion-xl-base-1.0", "stabilityai/stable-diffusion-xl-refiner-1.0")
+
+
+def _ckpt(config):
+    return os.path.join(config["checkout"], config.get("ckpt", "ckpts"))
+
+
+def check(config):
+    """One line per missing piece, before anything is loaded."""
+    ckpt = _ckpt(config)
+    llm_folder = config.get("llm_folder", DEFAULT_LLM_FOLDER)
+    problems = []
+    if not os.path.isfile(os.path.join(ckpt, llm_folder, "config.json")):
+        problems.append(f"{os.path.join(ckpt, llm_folder)} (config key 'llm_folder') has no config.json")
+    problems += [f"{os.path.join(ckpt, name)} does not exist" for name in CHECKPOINT_FILES
+                 if not os.path.isfile(os.path.join(ckpt, name))]
+    problems += [f"python package {name} is not installed (the official code imports it)" for name in PACKAGES
+                 if importlib.util.find_spec(name) is None]
+    from huggingface_hub import try_to_load_from_cache
+
+    problems += [f"{model_id} is not in the local Hugging Face cache (the pipeline loads it by hub id)"
+                 for model_id in HUB_PIPELINES if not isinstance(try_to_load_from_cache(model_id, "model_index.json"), str)]
+    return problems
 
 
 def load(config):
     checkout = config["checkout"]
+    problems = check(config)
+    if problems:
+        raise FileNotFoundError("InstructAny2Pix: " + "; ".join(problems))
     os.chdir(checkout)
     sys.path.insert(0, checkout)
-    ckpt = os.path.join(checkout, config.get("ckpt", "ckpts"))
-    llm_folder = config.get("llm_folder", "llm")
-    for path in (os.path.join(ckpt, llm_folder), os.path.join(ckpt, "sdxl"), os.path.join(ckpt, "imagebind_huge.pth"),
-                 os.path.join(ckpt, "prior", "model.bin")):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"InstructAny2Pix needs {path} (the checkpoints of huggingface.co/jacklishufan/instructany2pix)")
     from instructany2pix import InstructAny2PixPipeline
 
-    pipeline = InstructAny2PixPipeline(ckpt=ckpt, llm_folder=llm_folder)
+    pipeline = InstructAny2PixPipeline(ckpt=_ckpt(config), llm_folder=config.get("llm_folder", DEFAULT_LLM_FOLDER))
     pipeline.pipe.scheduler = pipeline.pipe_inversion.scheduler  # as serve.py does
     return {"pipeline": pipeline, "config": config, "scratch": tempfile.mkdtemp(prefix="fsmi-any2pix-")}
 
@@ -69,12 +104,19 @@ def edit(state, request, scene, mask, subject):
         mm_data.append({"type": "image", "fname": files[mark]})
         text = text.replace(mark, "<video>", 1)
     torch.manual_seed(int(request["seed"]))
-    _, refined, _ = state["pipeline"](
+    pipeline = state["pipeline"]
+    _, refined, _ = pipeline(
         text, mm_data, alpha=float(config.get("alpha", 1.0)),
         h=[float(config.get("h0", 0.4)), float(config.get("h1", 0.6)), float(config.get("h2", 0.4))],
         norm=float(config.get("norm", 20.0)), refinement=float(config.get("refinement", 0.3)),
-        num_inference_steps=int(config.get("num_inference_steps", 25)))
+        num_inference_steps=int(config.get("num_inference_steps", 25)),
+        subject_strength=float(config.get("subject_strength", 0.65)))
+    height, width = scene.shape[:2]
+    base_image = pipeline.cache[3] if getattr(pipeline, "cache", None) else files["[scene]"]
+    if os.path.abspath(base_image) != os.path.abspath(files["[scene]"]):
+        print(f"{request['case_id']}: the model edited the subject image, not the scene; "
+              "its whole output is resized to the scene's size", file=sys.stderr)
+        return np.asarray(refined.convert("RGB").resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
     side = square.shape[0]
     output = np.asarray(refined.convert("RGB").resize((side, side), Image.Resampling.BICUBIC), dtype=np.uint8)
-    height, width = scene.shape[:2]
     return output[top:top + height, left:left + width].copy()

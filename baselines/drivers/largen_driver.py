@@ -1,43 +1,133 @@
 """LAR-Gen driver (runs in the user's scepter environment, cwd = the checkout of modelscope/scepter).
 
-Entry point: ``scepter.modules.inference.largen_inference.LargenInference``, built with
-``init_from_cfg(Config(cfg_file=model_yaml))`` (the LAR-Gen model yaml of scepter's studio configs,
-whose PRETRAINED_MODEL points at the local checkpoint) and called with ``largen_state=True`` and the
-tensors that scepter's own ``LargenUI.data_preprocess_inpaint`` prepares (we call that function, so
-the crop/pad/resize is the official one). Only the local file system is registered: nothing is
-downloaded.
+Checked against modelscope/scepter 9f5b439. Entry point:
+``scepter.modules.inference.largen_inference.LargenInference``, built with
+``init_from_cfg(Config(cfg_file=...))`` from the LAR-Gen model yaml (scepter's
+``scepter/methods/studio/inference/largen/largen_pro.yaml`` unless ``model_yaml`` names another) and
+called with ``largen_state=True`` and the tensors that scepter's own
+``LargenUI.data_preprocess_inpaint`` prepares (we call that function, so the crop/pad/resize is the
+official one).
 
-Tasks and mask conversion: multi-image cases use ``Text_Subject_Guided_Inpainting`` (config
-``subject_task``; the official preprocessing fills the mask's bounding box for this task), single-image
-cases ``Text_Guided_Inpainting`` with the free-shape mask as the inpainting mask as is. The scene is
-cropped to a square around the mask's box expanded 1.3x, edited at ``output_size`` and pasted back
-(the official ``crop_back``), so the output has the scene's size. The subject's mask covers the whole
-subject image. Prompt: ``prompt_template`` ("{label}"), ``remove_prompt`` for remove cases.
+Weights: the yaml names five files and folders as ``ms://<model id>@<path>`` (ModelScope). Only the
+local file system is registered, so nothing is downloaded: ``ms_models`` maps each model id to the
+user's local snapshot of it (``iic/LARGEN``, ``AI-ModelScope/clip-vit-large-patch14``), and the driver
+writes a copy of the yaml with every reference replaced by the local path. An unmapped model id or a
+missing file fails before loading, naming the yaml key. First load splits the checkpoint into three
+``.pth`` files next to it, so its folder must be writable (checked).
+
+Tasks and masks: multi-image cases use ``Text_Subject_Guided_Inpainting`` (config ``subject_task``;
+the official preprocessing fills the mask's bounding box for this task) with the subject's true mask
+from the benchmark (``subject_mask``) as the reference mask (whole subject image when the benchmark
+has none); single-image cases ``Text_Guided_Inpainting`` with the free-shape mask as the inpainting
+mask as is. The scene is cropped to a square around the mask's box expanded 1.3x, edited at
+``output_size`` and pasted back (the official ``crop_back``), so the output has the scene's size.
+Prompt: ``prompt_template`` ("{label}"), ``remove_prompt`` for remove cases.
 """
 
 import os
 import sys
+import tempfile
 
 import numpy as np
 
+DEFAULT_MODEL_YAML = os.path.join("scepter", "methods", "studio", "inference", "largen", "largen_pro.yaml")
+MODELSCOPE_PREFIX = "ms://"
+
+
+def _model_yaml(config):
+    return os.path.join(config["checkout"], config.get("model_yaml") or DEFAULT_MODEL_YAML)
+
+
+def _references(node, trail=""):
+    """Yield (yaml key path, value) for every ``ms://`` string in a parsed yaml."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _references(value, f"{trail}.{key}" if trail else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _references(value, f"{trail}[{index}]")
+    elif isinstance(node, str) and node.startswith(MODELSCOPE_PREFIX):
+        yield trail, node
+
+
+def local_path(reference, ms_models):
+    """``ms://<model id>@<path>`` -> ``<local snapshot of model id>/<path>``; None when the id is not mapped."""
+    model_id, _, inner = reference[len(MODELSCOPE_PREFIX):].partition("@")
+    root = ms_models.get(model_id)
+    if root is None:
+        return None
+    return os.path.join(os.path.expanduser(root), inner) if inner else os.path.expanduser(root)
+
+
+def _resolve(node, ms_models):
+    if isinstance(node, dict):
+        return {key: _resolve(value, ms_models) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve(value, ms_models) for value in node]
+    if isinstance(node, str) and node.startswith(MODELSCOPE_PREFIX):
+        return local_path(node, ms_models)
+    return node
+
+
+def check(config):
+    """One line per missing piece, before anything is loaded."""
+    import yaml
+
+    model_yaml = _model_yaml(config)
+    if not os.path.isfile(model_yaml):
+        return [f"LAR-Gen model yaml {model_yaml} not found (config key 'model_yaml')"]
+    with open(model_yaml, encoding="utf-8") as handle:
+        settings = yaml.safe_load(handle) or {}
+    ms_models = config.get("ms_models") or {}
+    problems = []
+    for key, reference in _references(settings):
+        path = local_path(reference, ms_models)
+        model_id = reference[len(MODELSCOPE_PREFIX):].partition("@")[0]
+        if path is None:
+            problems.append(f"{key} = {reference}: map {model_id!r} to its local snapshot in config key 'ms_models'")
+        elif not os.path.exists(path):
+            problems.append(f"{key} = {reference}: {path} does not exist")
+    checkpoint = (settings.get("MODEL") or {}).get("PRETRAINED_MODEL")
+    if isinstance(checkpoint, str):
+        path = local_path(checkpoint, ms_models) if checkpoint.startswith(MODELSCOPE_PREFIX) else checkpoint
+        folder = os.path.dirname(path) if path else None
+        if folder and os.path.isdir(folder) and not os.access(folder, os.W_OK):
+            problems.append(f"{folder} is not writable; the first load writes the split model files there")
+    return problems
+
 
 def load(config):
+    import yaml
+
     checkout = config["checkout"]
+    problems = check(config)
+    if problems:
+        raise FileNotFoundError("LAR-Gen: " + "; ".join(problems))
     os.chdir(checkout)
     sys.path.insert(0, checkout)
-    model_yaml = config.get("model_yaml")
-    if not model_yaml or not os.path.isfile(model_yaml):
-        raise FileNotFoundError(f"LAR-Gen model yaml {model_yaml!r} not found (config key 'model_yaml')")
+    with open(_model_yaml(config), encoding="utf-8") as handle:
+        settings = _resolve(yaml.safe_load(handle), config.get("ms_models") or {})
+    scratch = tempfile.mkdtemp(prefix="fsmi-largen-")
+    resolved_yaml = os.path.join(scratch, "largen_local.yaml")
+    with open(resolved_yaml, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(settings, handle, sort_keys=False)
     from scepter.modules.inference.largen_inference import LargenInference
     from scepter.modules.utils.config import Config
     from scepter.modules.utils.file_system import FS
     from scepter.modules.utils.logger import get_logger
 
     FS.init_fs_client(Config(cfg_dict={"NAME": "LocalFs"}, load=False))
-    model_config = Config(cfg_file=model_yaml, load=True)
+    model_config = Config(cfg_file=resolved_yaml, load=True)
     pipeline = LargenInference(logger=get_logger(name="fsmi-largen"))
     pipeline.init_from_cfg(model_config)
-    return {"pipeline": pipeline, "config": config}
+    return {"pipeline": pipeline, "config": config, "model_yaml": resolved_yaml}
+
+
+def reference_mask(subject, subject_mask):
+    """uint8 0/1 mask of the subject's own pixels; the whole image when the benchmark gives none."""
+    if subject_mask is None or not np.any(subject_mask):
+        return np.ones(subject.shape[:2], dtype=np.uint8)
+    return np.asarray(subject_mask, dtype=bool).astype(np.uint8)
 
 
 def edit(state, request, scene, mask, subject):
@@ -47,17 +137,17 @@ def edit(state, request, scene, mask, subject):
     config = state["config"]
     size = int(config.get("output_size", 1024))
     if subject is None:
-        task, reference, reference_mask = "Text_Guided_Inpainting", None, None
+        task, reference, subject_mask = "Text_Guided_Inpainting", None, None
     else:
         task = config.get("subject_task", "Text_Subject_Guided_Inpainting")
-        reference, reference_mask = subject, np.ones(subject.shape[:2], dtype=np.uint8)
+        reference, subject_mask = subject, reference_mask(subject, request.get("subject_mask"))
     if request["op"] == "remove":
         prompt = config.get("remove_prompt", "background")
     else:
         prompt = config.get("prompt_template", "{label}").format(label=request["label"], instruction=request["instruction"])
     # data_preprocess_inpaint does not use ``self``; calling it unbound avoids building the gradio UI
     prepared = LargenUI.data_preprocess_inpaint(
-        None, scene, mask.astype(np.uint8), reference, reference_mask,
+        None, scene, mask.astype(np.uint8), reference, subject_mask,
         task == "Text_Subject_Guided_Inpainting", 1.3, size, size,
     )
     names = ("tar_image", "tar_mask", "masked_image", "ref_image", "ref_mask", "ref_clip", "base_image",

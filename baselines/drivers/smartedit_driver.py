@@ -1,14 +1,23 @@
 """SmartEdit driver (runs in the user's SmartEdit environment, cwd = the checkout of TencentARC/SmartEdit).
 
-Entry point: the official test script ``test/DS_SmartEdit_test.py``. We import it as a module (its
-``main`` walks the ReasonEdit folders, so it is not called) and repeat ``main``'s loading steps for
-one model: ``SmartEdit_model.from_pretrained(model_name_or_path)``, the LLaMA tokenizer, the CLIP
-vision tower, the new tokens, the SD Q-Former, the LoRA (``PeftModel_for_LLM``), the BIM module, then
+Checked against TencentARC/SmartEdit a65f126. Entry point: the official test script
+``test/DS_SmartEdit_test.py``. We import it as a module (its ``main`` walks the ReasonEdit folders,
+so it is not called) and repeat ``main``'s loading steps for one model:
+``SmartEdit_model.from_pretrained(model_name_or_path)``, the LLaMA tokenizer, the CLIP vision tower,
+the new tokens, the SD Q-Former, the LoRA (``PeftModel_for_LLM``), the BIM module, then
 ``StableDiffusionInstructPix2PixPipeline_modulated`` with the ``UNet2DConditionModel_ZeroConv`` UNet
 (8 input channels) and the ``unet-<steps>`` checkpoint. Per case: ``generate_LLaVA_image`` ->
 ``inference_BIM_module`` -> the pipeline, as in the script (100 steps, text guidance 7.5, image 1.5,
 input resized to ``resize_resolution`` = 256). Both models stay loaded (the script frees the first
 one before loading the pipeline; a run needs both), so it needs more GPU memory than the script.
+
+LoRA config: the hub's SmartEdit-7B/13B ship ``adapter_config.json`` inside ``LLM-<steps>/`` only;
+the script copies ``<total_dir>/adapter_config.json`` there and so fails on them. We use
+``LLM-<steps>/adapter_config.json`` when present, else ``<total_dir>/adapter_config.json`` through a
+scratch folder (the user's checkpoint folder is never written). Helper models loaded by hub id:
+``bert-base-uncased`` (the Q-Former's config) and the LLaVA vision tower (``mm_vision_tower`` in the
+LLaVA config.json, ``openai/clip-vit-large-patch14``) must be local folders or in the local Hugging Face
+cache; the worker runs offline, and both are checked before loading.
 Mask: ignored (SmartEdit takes the instruction only). The output is resize_resolution square; our
 side resizes it to the scene's size.
 """
@@ -18,6 +27,7 @@ import os
 import random
 import shutil
 import sys
+import tempfile
 from types import SimpleNamespace
 
 import numpy as np
@@ -31,22 +41,81 @@ def _load_test_module(checkout, temperature):
     return module
 
 
+def _shard(config):
+    version = config.get("sd_qformer_version", "v1.1-7b")
+    return "pytorch_model-00002-of-00002.bin" if version == "v1.1-7b" else "pytorch_model-00003-of-00003.bin"
+
+
+def _vision_tower(llava_path):
+    import json
+
+    config_path = os.path.join(llava_path, "config.json")
+    if not os.path.isfile(config_path):
+        return None
+    with open(config_path, encoding="utf-8") as handle:
+        return json.load(handle).get("mm_vision_tower")
+
+
+def hub_model_available(name, filename="config.json"):
+    """True when ``name`` is a local folder with ``filename`` or a hub id whose ``filename`` is cached."""
+    if os.path.isdir(name):
+        return os.path.isfile(os.path.join(name, filename))
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name, filename), str)
+
+
+def lora_config(total_dir, steps):
+    """The adapter_config.json to use: inside LLM-<steps>/ (as on the hub), else at the top of total_dir."""
+    for path in (os.path.join(total_dir, f"LLM-{steps}", "adapter_config.json"),
+                 os.path.join(total_dir, "adapter_config.json")):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def check(config):
+    """One line per missing piece, before anything is loaded."""
+    problems = []
+    for key in ("total_dir", "model_name_or_path", "llava_model_path", "sd_ip2p_path", "sd_model_path"):
+        if not config.get(key):
+            problems.append(f"set config key {key!r}")
+    if problems:
+        return problems
+    total_dir, steps = config["total_dir"], int(config.get("steps", 15000))
+    llava_path = config["llava_model_path"]
+    required = [config["model_name_or_path"], os.path.join(llava_path, _shard(config)),
+                os.path.join(total_dir, f"LLM-{steps}", "adapter_model.bin"),
+                os.path.join(total_dir, f"unet-{steps}", "adapter_model.bin"),
+                os.path.join(total_dir, f"modulate-{steps}", "adapter_model.bin"),
+                os.path.join(total_dir, "embeddings_qformer", f"checkpoint-{steps}_embeddings_qformer.bin"),
+                os.path.join(config["sd_ip2p_path"], "model_index.json"),
+                os.path.join(config["sd_model_path"], "unet", "config.json")]
+    problems += [f"{path} does not exist" for path in required if not os.path.exists(path)]
+    if lora_config(total_dir, steps) is None:
+        problems.append(f"no adapter_config.json in {os.path.join(total_dir, f'LLM-{steps}')} or {total_dir}")
+    if not hub_model_available("bert-base-uncased"):
+        problems.append("bert-base-uncased (the Q-Former's config) is not in the local Hugging Face cache")
+    tower = _vision_tower(llava_path)
+    if tower is None:
+        problems.append(f"{os.path.join(llava_path, 'config.json')} has no mm_vision_tower")
+    elif not hub_model_available(tower):
+        problems.append(f"{tower} (the LLaVA vision tower) is not a local folder or in the local Hugging Face cache")
+    return problems
+
+
 def load(config):
     checkout = config["checkout"]
+    problems = check(config)
+    if problems:
+        raise FileNotFoundError("SmartEdit: " + "; ".join(problems))
     os.chdir(checkout)  # the script reads ./data/ConversationTemplateEditing_use.txt
     sys.path[:0] = [checkout, os.path.join(checkout, "test")]
     total_dir, steps = config["total_dir"], int(config.get("steps", 15000))
     version = config.get("sd_qformer_version", "v1.1-7b")
     llava_path = config["llava_model_path"]
-    shard = "pytorch_model-00002-of-00002.bin" if version == "v1.1-7b" else "pytorch_model-00003-of-00003.bin"
-    required = [config["model_name_or_path"], llava_path, os.path.join(llava_path, shard),
-                os.path.join(total_dir, f"LLM-{steps}"), os.path.join(total_dir, f"unet-{steps}", "adapter_model.bin"),
-                os.path.join(total_dir, f"modulate-{steps}", "adapter_model.bin"),
-                os.path.join(total_dir, "embeddings_qformer", f"checkpoint-{steps}_embeddings_qformer.bin"),
-                config["sd_ip2p_path"], config["sd_model_path"]]
-    for path in required:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"SmartEdit needs {path} (see baselines/README.md, SmartEdit)")
+    shard = _shard(config)
+    device = config.get("device", "cuda")
     import torch
     import torch.nn as nn
     import transformers
@@ -63,19 +132,25 @@ def load(config):
     from DS_PeftForLoRA import PeftModel_for_LLM
 
     llm_dir = os.path.join(total_dir, f"LLM-{steps}")
-    shutil.copy(os.path.join(total_dir, "adapter_config.json"), os.path.join(llm_dir, "adapter_config.json"))
-    model.model = PeftModel_for_LLM.from_pretrained(model.model, llm_dir, adapter_name="default")
+    adapter_dir = llm_dir
+    if lora_config(total_dir, steps) != os.path.join(llm_dir, "adapter_config.json"):
+        # the script's copy into LLM-<steps>/, made in a scratch folder instead of the user's checkpoints
+        adapter_dir = tempfile.mkdtemp(prefix="fsmi-smartedit-lora-")
+        shutil.copy(os.path.join(total_dir, "adapter_config.json"), os.path.join(adapter_dir, "adapter_config.json"))
+        os.symlink(os.path.join(os.path.abspath(llm_dir), "adapter_model.bin"),
+                   os.path.join(adapter_dir, "adapter_model.bin"))
+    model.model = PeftModel_for_LLM.from_pretrained(model.model, adapter_dir, adapter_name="default")
     model.load_pretrained_LLaMA_for_inference(pretrained_LLaMA=os.path.join(llm_dir, "adapter_model.bin"))
     model.load_pretrained_for_inference(
         pretrain_model=os.path.join(total_dir, "embeddings_qformer", f"checkpoint-{steps}_embeddings_qformer.bin"),
         LLaVA_00002_weights=os.path.join(llava_path, shard))
     model.init_BIM_module()
     model.load_BIM_module_for_inference(modulate_path=os.path.join(total_dir, f"modulate-{steps}", "adapter_model.bin"))
-    model.to(dtype=torch.float32, device="cuda")
+    model.to(dtype=torch.float32, device=device)
     model.eval()
 
     pipe = test.StableDiffusionInstructPix2PixPipeline_modulated.from_pretrained(
-        config["sd_ip2p_path"], torch_dtype=torch.float16, safety_checker=None).to("cuda")
+        config["sd_ip2p_path"], torch_dtype=torch.float16, safety_checker=None).to(device)
     pipe.unet = test.UNet2DConditionModel_ZeroConv.from_pretrained(
         config["sd_model_path"], subfolder="unet", low_cpu_mem_usage=False, ignore_mismatched_sizes=True)
     conv_in = pipe.unet.conv_in
@@ -83,9 +158,9 @@ def load(config):
     checkpoint = torch.load(os.path.join(total_dir, f"unet-{steps}", "adapter_model.bin"), map_location="cpu")
     pipe.unet.load_state_dict({key[len("unet."):]: value for key, value in checkpoint.items() if "unet." in key},
                               strict=True)
-    pipe.unet.to(dtype=torch.float16, device="cuda").eval()
+    pipe.unet.to(dtype=torch.float16, device=device).eval()
     pipe.set_progress_bar_config(disable=True)
-    return {"test": test, "model": model, "tokenizer": tokenizer, "pipe": pipe,
+    return {"test": test, "model": model, "tokenizer": tokenizer, "pipe": pipe, "device": device,
             "resolution": int(config.get("resize_resolution", 256)),
             "steps": int(config.get("num_inference_steps", 100)),
             "text_scale": float(config.get("guidance_scale", 7.5)),
@@ -104,7 +179,7 @@ def edit(state, request, scene, mask, subject):
     with torch.inference_mode():
         vit_input = image.resize((224, 224), resample=Image.Resampling.BICUBIC)
         vit_input = model.vision_tower.image_processor.preprocess(vit_input, return_tensors="pt")["pixel_values"]
-        clip_features = model.vision_tower(vit_input.to(dtype=torch.float32, device="cuda"))
+        clip_features = model.vision_tower(vit_input.to(dtype=torch.float32, device=state["device"]))
         llm_input = model.mm_projector(clip_features)
         embeddings = state["test"].generate_LLaVA_image(llm_input, request["instruction"], state["tokenizer"], model)
         modulated_image, modulated_sd = model.inference_BIM_module(
@@ -114,5 +189,5 @@ def edit(state, request, scene, mask, subject):
             prompt_embeds=embeddings, image=image.resize((resolution, resolution), resample=Image.Resampling.BICUBIC),
             num_inference_steps=state["steps"], guidance_scale=state["text_scale"],
             image_guidance_scale=state["image_scale"], modulated_image_feature=modulated_image.to(torch.float16),
-            generator=torch.Generator("cuda").manual_seed(seed)).images[0]
+            generator=torch.Generator(state["device"]).manual_seed(seed)).images[0]
     return np.asarray(output.convert("RGB"), dtype=np.uint8)

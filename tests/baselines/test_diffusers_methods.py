@@ -185,3 +185,10 @@ def test_working_size_keeps_aspect_and_multiple_of_8():
     mask[1:3, 2:5] = True
     resized = resize_mask(mask, (10, 14))
     assert resized.dtype == bool and resized.sum() == 4 * mask.sum()
+
+
+def test_instruct_pix2pix_takes_100_steps_unless_told_otherwise():
+    from baselines.instruct_pix2pix import InstructPix2Pix
+
+    assert InstructPix2Pix({}).options.num_inference_steps == 100
+    assert InstructPix2Pix({"num_inference_steps": 7}).options.num_inference_steps == 7

@@ -193,3 +193,25 @@ def test_official_adapters_say_which_config_key_to_set(module_name, class_name, 
         (tmp_path / "configs" / "inference.yaml").write_text("pretrained_model: ckpt/missing.ckpt\n")
         with pytest.raises(MissingWeightsError, match="missing.ckpt"):
             method_class({"python": sys.executable, "checkout": str(tmp_path)}).setup()
+
+
+def test_the_subject_mask_reaches_the_driver(tmp_path):
+    driver = tmp_path / "subject_mask_driver.py"
+    driver.write_text(
+        "import numpy as np\n"
+        "def load(config):\n    return None\n"
+        "def edit(state, request, scene, mask, subject):\n"
+        "    subject_mask = request['subject_mask']\n"
+        "    output = np.zeros(scene.shape, np.uint8)\n"
+        "    if subject_mask is not None:\n"
+        "        output[:subject_mask.shape[0], :subject_mask.shape[1]] = subject_mask[..., None] * 255\n"
+        "    return output\n")
+    request = _request()
+    subject_mask = np.zeros(request.subject.shape[:2], dtype=bool)
+    subject_mask[2:7, 1:5] = True
+    from dataclasses import replace
+
+    with WorkerClient(WorkerSpec(python=sys.executable, driver=str(driver))) as client:
+        output = client.edit(replace(request, subject_mask=subject_mask))
+        np.testing.assert_array_equal(output[:10, :8, 0] > 0, subject_mask)
+        assert not client.edit(request).any()  # no subject mask: the driver gets None
