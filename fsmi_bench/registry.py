@@ -93,7 +93,7 @@ def load_target(target: str) -> Any:
         module = _import_file(Path(location)) if _is_file_target(location) else importlib.import_module(location)
     except BadInputError:
         raise
-    except Exception as error:  # the user's code: any failure to import it is theirs to fix, in one line
+    except Exception as error:  # noqa: BLE001 - the user's code: any failure to import it is theirs to fix
         raise BadInputError(f"cannot import {location!r} for {target!r}: {type(error).__name__}: {error}") from None
     try:
         return getattr(module, attribute)
