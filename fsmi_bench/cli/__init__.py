@@ -14,8 +14,8 @@ from fsmi_bench import BENCHMARK_VERSION, __version__
 from fsmi_bench.errors import FsmiError
 
 # Module of each command, in the order of the data flow (``fsmi --help`` lists them alphabetically).
-COMMAND_MODULES = ("build", "generate_masks", "show", "export", "ls", "run", "score", "doctor", "report",
-                   "compare", "quickstart", "train")
+COMMAND_MODULES = ("build", "generate_masks", "show", "export", "ls", "run", "import_outputs", "score", "doctor",
+                   "weights", "report", "compare", "quickstart", "train")
 
 
 class _UserError(click.ClickException):

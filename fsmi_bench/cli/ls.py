@@ -14,6 +14,9 @@ LS_SECTIONS = ("all", "methods", "sources", "masks")
 def command(what):
     """List methods (with what each needs), sources and mask conditions.
 
+    Methods include those that installed packages declare in the entry-point group `fsmi.methods`,
+    with the package they come from; listing them imports nothing.
+
     \b
     Examples:
       fsmi ls
@@ -31,10 +34,15 @@ def inventory_lines(what: str = "all") -> list[str]:
     if what in ("all", "methods"):
         from fsmi_bench.run.method import METHODS
 
-        lines.append("methods (name, needs, what it does):")
+        lines.append("methods (name, needs, what it does; origin where not fsmi's own):")
         for entry in METHODS.entries():
             needs = ", ".join(entry.needs) if entry.needs else "nothing"
-            lines.append(f"  {entry.name:<20} needs {needs:<24} {entry.summary}")
+            origin = "" if entry.origin == "fsmi" else f" [{entry.origin}]"
+            lines.append(f"  {entry.name:<20} needs {needs:<24} {entry.summary}{origin}")
+        for ignored in METHODS.ignored_entry_points():
+            lines.append(f"  {ignored.entry.name:<20} ignored: {ignored.entry.target} [{ignored.entry.origin}] "
+                         f"(the name is taken by {ignored.winner})")
+        lines.append("  any other method: --method package.module:Class or --method path/to/file.py:Class")
     if what in ("all", "sources"):
         from fsmi_bench.benchmark.sources import SOURCES
 

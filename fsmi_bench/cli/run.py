@@ -9,7 +9,7 @@ from fsmi_bench.cli.options import split_commas
 
 
 @click.command("run")
-@click.option("--method", "method_name", required=True, help="Registered method name (see `fsmi ls methods`).")
+@click.option("--method", "method_name", required=True, help="A method name (see `fsmi ls methods`), or package.module:Class, or path/to/file.py:Class.")
 @click.option("--bench", required=True, type=click.Path(file_okay=False), help="Benchmark folder from `fsmi build`.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write (or resume).")
 @click.option("--mask-types", multiple=True, metavar="TYPES",
@@ -36,6 +36,7 @@ def command(method_name, bench, out, mask_types, kinds, limit, shard, device, se
       fsmi run --method copy-paste --bench bench --out runs/copy-paste
       fsmi run --method identity --bench bench --out runs/identity --kinds multi --mask-types full,circle
       fsmi run --method sd-inpaint --bench bench --out runs/sd --weights ~/models/sd-inpaint --shard 0/4
+      fsmi run --method my_edit.py:MyEdit --bench bench --out runs/my-edit   # your own Method subclass
     """
     from pathlib import Path
 

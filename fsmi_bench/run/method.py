@@ -1,8 +1,12 @@
 """The method interface: how any editing method edits one case.
 
-Adding a method is one small file in ``baselines/`` (or ``flexedit_model/``) holding a subclass of
-``Method``, plus one ``METHODS.register`` line below. The run engine owns everything else:
-iteration, seeding, resume, sharding, size mapping, provenance and failure capture.
+A method is a subclass of ``Method``. The run engine owns everything else: iteration, seeding, resume,
+sharding, size mapping, provenance and failure capture. ``fsmi run --method`` finds it:
+- by name: the package's own (one file in ``baselines/`` plus one ``METHODS.register`` line below), or
+  one that an installed package declares in the entry-point group ``fsmi.methods``
+  (``[project.entry-points."fsmi.methods"] my-edit = "my_package.module:MyEdit"`` in its pyproject.toml);
+- by target, without registering anything: ``package.module:Class`` (importable) or
+  ``path/to/file.py:Class``.
 """
 
 from __future__ import annotations
@@ -83,7 +87,9 @@ class Method:
         """Free resources."""
 
 
-METHODS = Registry("method")
+# The entry-point group through which installed packages add methods (listed by `fsmi ls methods`).
+METHODS_ENTRY_POINT_GROUP = "fsmi.methods"
+METHODS = Registry("method", entry_point_group=METHODS_ENTRY_POINT_GROUP, accepts_targets=True, base_class=Method)
 
 # One line per method: name, lazy "module:Class" target, summary, what it needs ("weights", "GPU",
 # "checkout"). Nothing is imported until the method is used, so `fsmi ls methods` stays instant.

@@ -1,0 +1,35 @@
+"""``fsmi weights fetch``: download the metric weights, only when asked. The work is in
+``fsmi_bench.metrics.download`` (imported when the command runs)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group("weights")
+def command():
+    """The metric models' weights: `fsmi weights fetch` downloads them (nothing else ever does)."""
+
+
+@command.command("fetch")
+@click.argument("names", nargs=-1, metavar="[NAME ...]")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
+def fetch(names, progress):
+    """Download metric weights into the caches `fsmi score` and `fsmi doctor` read.
+
+    NAME: clip-vit-l-14 (open_clip ViT-L/14 OpenAI, 1.7 GB), dinov2-small (facebook/dinov2-small, 88 MB),
+    alexnet-imagenet, squeezenet-imagenet (the LPIPS backbones, torchvision); none = all of them.
+    From the Hugging Face hub ($HF_ENDPOINT) and torchvision's URLs ($FSMI_TORCHVISION_URL for a mirror).
+    Each file is checked against the sha256 its publisher states before it takes its final name; an
+    interrupted download resumes when the command is run again.
+
+    \b
+    Examples:
+      fsmi weights fetch
+      fsmi weights fetch dinov2-small squeezenet-imagenet
+    """
+    from fsmi_bench.metrics.download import fetch_weights
+
+    for item in fetch_weights(names, progress=progress):
+        state = "downloaded" if item.downloaded else "already here"
+        click.echo(f"{item.name}: {state} {item.path} sha256 {item.sha256}")

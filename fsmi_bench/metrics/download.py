@@ -1,0 +1,348 @@
+"""Fetching the metric weights, only when asked (``fsmi weights fetch``); nothing else ever downloads.
+
+Files go where ``fsmi_bench.metrics.weights`` looks for them, in the layouts their libraries write:
+- Hugging Face repositories into the hub cache (``blobs/<etag>``, ``snapshots/<commit>/<file>`` linking to
+  the blob, ``refs/<revision>``), from ``$HF_ENDPOINT`` (default https://huggingface.co);
+- torchvision checkpoints into ``$TORCH_HOME/hub/checkpoints``, from torchvision's own URLs
+  (``$FSMI_TORCHVISION_URL`` replaces https://download.pytorch.org/models, for mirrors).
+
+Every file is checked before it takes its final name:
+- a Hugging Face file against what the hub states for it: the LFS sha256 (header ``X-Linked-Etag``) for
+  large files, the git blob sha1 (``ETag``) for small ones;
+- a torchvision file against the sha256 prefix its name carries (``alexnet-owt-7be5be79.pth``), as
+  ``torch.hub`` checks it;
+- and every file against the sha256 recorded at its first download (``$FSMI_CACHE_DIR/weights-fetched.json``,
+  with the repository commit), so later fetches stay on that commit and that content.
+Bytes arrive in ``<final>.incomplete``; an interrupted download resumes from there (HTTP Range); a file
+that fails its check is deleted, never left under its final name.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from fsmi_bench.errors import FsmiError, IntegrityError
+from fsmi_bench.io import atomic_write_text
+from fsmi_bench.metrics.weights import _hf_cache_root, _torch_cache_root
+from fsmi_bench.provenance import fsmi_cache_dir
+
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+DEFAULT_TORCHVISION_URL = "https://download.pytorch.org/models"
+RECORD_FILE = "weights-fetched.json"
+CHUNK_BYTES = 1 << 20
+TIMEOUT_S = 60
+
+
+class DownloadError(FsmiError):
+    """A download that could not be made (offline, server error); partial bytes are kept for resuming."""
+
+
+@dataclass(frozen=True)
+class HubFiles:
+    """Files of one Hugging Face model repository. revision: the branch or commit asked for the first time;
+    after that, the commit recorded at the first download."""
+
+    repo_id: str
+    files: tuple[str, ...]
+    revision: str = "main"
+
+
+@dataclass(frozen=True)
+class TorchvisionFile:
+    """A torchvision checkpoint; its name's ``-<hex>.`` part is the start of its sha256 (torch.hub's rule)."""
+
+    filename: str
+
+
+@dataclass(frozen=True)
+class FetchTarget:
+    """What ``fsmi weights fetch NAME`` downloads for the weight NAME of ``weights.REQUIREMENTS``."""
+
+    name: str
+    source: HubFiles | TorchvisionFile
+
+
+# The official locations, as the libraries name them: open_clip's pretrained table gives
+# hf_hub="timm/vit_large_patch14_clip_224.openai/" for ViT-L-14 "openai"; transformers' DINOv2-S is
+# facebook/dinov2-small; torchvision's AlexNet and SqueezeNet 1.1 weights enums give the file names.
+FETCH_TARGETS: dict[str, FetchTarget] = {
+    "clip-vit-l-14": FetchTarget("clip-vit-l-14", HubFiles("timm/vit_large_patch14_clip_224.openai",
+                                                           ("open_clip_model.safetensors",))),
+    "dinov2-small": FetchTarget("dinov2-small", HubFiles("facebook/dinov2-small", ("config.json", "model.safetensors"))),
+    "alexnet-imagenet": FetchTarget("alexnet-imagenet", TorchvisionFile("alexnet-owt-7be5be79.pth")),
+    "squeezenet-imagenet": FetchTarget("squeezenet-imagenet", TorchvisionFile("squeezenet1_1-b8a52dc0.pth")),
+}
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """One file on disk after a fetch: where, its sha256, and whether it was downloaded now."""
+
+    name: str
+    path: Path
+    sha256: str
+    url: str
+    revision: str | None
+    downloaded: bool
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a downloaded file must hash to: ``sha256`` in full, a ``sha256_prefix``, or a git blob ``sha1``."""
+
+    sha256: str | None = None
+    sha256_prefix: str | None = None
+    git_sha1: str | None = None
+
+    def check(self, sha256: str, git_sha1: str, url: str) -> None:
+        if self.sha256 and sha256 != self.sha256:
+            raise IntegrityError(f"{url}: sha256 {sha256} is not the stated {self.sha256}; the file was deleted")
+        if self.sha256_prefix and not sha256.startswith(self.sha256_prefix):
+            raise IntegrityError(f"{url}: sha256 {sha256} does not start with {self.sha256_prefix} as its name "
+                                 "states; the file was deleted")
+        if self.git_sha1 and git_sha1 != self.git_sha1:
+            raise IntegrityError(f"{url}: git blob sha1 {git_sha1} is not the stated {self.git_sha1}; "
+                                 "the file was deleted")
+
+
+def hf_endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_HF_ENDPOINT).rstrip("/")
+
+
+def torchvision_url() -> str:
+    return (os.environ.get("FSMI_TORCHVISION_URL") or DEFAULT_TORCHVISION_URL).rstrip("/")
+
+
+def _record_path() -> Path:
+    return fsmi_cache_dir() / RECORD_FILE
+
+
+def load_fetch_record() -> dict:
+    """``{url or hub key: {"sha256", "revision", "fetched_at"}}`` of every file fetched before."""
+    path = _record_path()
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DownloadError(f"cannot read {path}: {error}; delete it to start the record again") from None
+
+
+def _save_fetch_record(record: dict) -> None:
+    atomic_write_text(_record_path(), json.dumps(record, indent=2, sort_keys=True))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # The hub states a file's hash and commit on the first answer, before redirecting to its storage.
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _head(url: str) -> dict[str, str]:
+    """The headers of a HEAD request to ``url`` itself (redirects not followed), lower-cased keys."""
+    request = urllib.request.Request(url, method="HEAD", headers={"Accept-Encoding": "identity"})
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=TIMEOUT_S) as response:
+            return {key.lower(): value for key, value in response.headers.items()}
+    except urllib.error.HTTPError as error:
+        if 300 <= error.code < 400:
+            return {key.lower(): value for key, value in error.headers.items()}
+        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise DownloadError(f"cannot reach {url} ({getattr(error, 'reason', error)}); are you offline?") from None
+
+
+def _git_blob_sha1(path: Path) -> str:
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, destination: Path, expected: Expected, progress: bool = True) -> str:
+    """Download ``url`` to ``destination`` through ``destination.incomplete`` (resumed if present), check
+    it against ``expected``, then rename it into place. Returns its sha256.
+
+    A failed check deletes the partial file (``IntegrityError``); a broken connection keeps it for the
+    next call to resume (``DownloadError``).
+    """
+    from tqdm import tqdm
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".incomplete")
+    start = partial.stat().st_size if partial.is_file() else 0
+    headers = {"Accept-Encoding": "identity"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and start:  # asked past the end: the partial file is already whole
+            response = None
+        else:
+            raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise DownloadError(f"cannot reach {url} ({getattr(error, 'reason', error)}); are you offline?") from None
+    if response is not None:
+        with response:
+            resumed = start and response.status == 206
+            if not resumed:
+                start = 0  # the server sent the whole file: start again
+            length = response.headers.get("Content-Length")
+            total = start + int(length) if length and length.isdigit() else None
+            bar = tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+                       desc=destination.name, file=sys.stderr, disable=not progress, dynamic_ncols=True)
+            try:
+                with open(partial, "ab" if resumed else "wb") as handle:
+                    for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+                        handle.write(chunk)
+                        bar.update(len(chunk))
+            except (OSError, urllib.error.URLError) as error:
+                raise DownloadError(f"{url}: download broke off after {partial.stat().st_size} bytes ({error}); "
+                                    "run the same command again to resume") from None
+            finally:
+                bar.close()
+            if total is not None and partial.stat().st_size != total:
+                raise DownloadError(f"{url}: got {partial.stat().st_size} of {total} bytes; "
+                                    "run the same command again to resume")
+    sha256 = _sha256(partial)
+    try:
+        expected.check(sha256, _git_blob_sha1(partial) if expected.git_sha1 else "", url)
+    except IntegrityError:
+        partial.unlink()
+        raise
+    os.replace(partial, destination)
+    return sha256
+
+
+def _link(link: Path, blob: Path) -> None:
+    """``link`` -> ``blob`` as the hub cache does (a relative symlink), or a copy where links are refused;
+    made under a temporary name, then renamed into place."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    temporary = link.with_name(f".{link.name}.link")
+    temporary.unlink(missing_ok=True)
+    try:
+        temporary.symlink_to(os.path.relpath(blob, link.parent))
+    except OSError:
+        import shutil
+
+        shutil.copyfile(blob, temporary)
+    os.replace(temporary, link)
+
+
+def fetch_hub_files(name: str, source: HubFiles, record: dict, progress: bool = True) -> list[FetchedFile]:
+    """Download a repository's files into the Hugging Face hub cache (skipping those already there)."""
+    endpoint, hub_root = hf_endpoint(), _hf_cache_root()
+    repo_folder = hub_root / f"models--{source.repo_id.replace('/', '--')}"
+    fetched = []
+    for filename in source.files:
+        key = f"hf:{source.repo_id}/{filename}"
+        known = record.get(key, {})
+        revision = known.get("revision") or source.revision
+        url = f"{endpoint}/{source.repo_id}/resolve/{revision}/{filename}"
+        headers = _head(url)
+        commit = headers.get("x-repo-commit") or revision
+        lfs_sha256 = (headers.get("x-linked-etag") or "").strip('"')
+        etag = (headers.get("etag") or "").strip('"').removeprefix("W/").strip('"')
+        if not re.fullmatch(r"[0-9a-f]{40}", commit):
+            raise DownloadError(f"{url}: the server did not state the commit (X-Repo-Commit); not a hub endpoint?")
+        if lfs_sha256:
+            expected = Expected(sha256=lfs_sha256)
+        elif re.fullmatch(r"[0-9a-f]{40}", etag):
+            expected = Expected(git_sha1=etag)
+        else:
+            raise DownloadError(f"{url}: the server stated no hash for the file (X-Linked-Etag or ETag)")
+        if known.get("sha256") and lfs_sha256 and lfs_sha256 != known["sha256"]:
+            raise IntegrityError(f"{url}: the hub now states sha256 {lfs_sha256}, the first download had "
+                                 f"{known['sha256']}; refusing to replace it")
+        if known.get("sha256") and not lfs_sha256:
+            expected = Expected(sha256=known["sha256"], git_sha1=expected.git_sha1)
+        blob = repo_folder / "blobs" / (lfs_sha256 or etag)
+        snapshot_file = repo_folder / "snapshots" / commit / filename
+        downloaded = False
+        if blob.is_file():
+            sha256 = _sha256(blob)
+            expected.check(sha256, _git_blob_sha1(blob) if expected.git_sha1 else "", url)
+        else:
+            sha256 = download(url, blob, expected, progress)
+            downloaded = True
+        _link(snapshot_file, blob)
+        if not re.fullmatch(r"[0-9a-f]{40}", revision):
+            atomic_write_text(repo_folder / "refs" / revision, commit)
+        record[key] = {"sha256": sha256, "revision": commit, "url": url,
+                       "fetched_at": known.get("fetched_at") or _now()}
+        fetched.append(FetchedFile(name, snapshot_file, sha256, url, commit, downloaded))
+    return fetched
+
+
+def fetch_torchvision_file(name: str, source: TorchvisionFile, record: dict, progress: bool = True) -> FetchedFile:
+    """Download a torchvision checkpoint into torch's hub cache (skipped if already there and sound)."""
+    url = f"{torchvision_url()}/{source.filename}"
+    prefix = re.search(r"-([a-f0-9]+)\.", source.filename)
+    key = f"torchvision:{source.filename}"
+    known = record.get(key, {})
+    expected = Expected(sha256=known.get("sha256"), sha256_prefix=prefix.group(1) if prefix else None)
+    destination = _torch_cache_root() / source.filename
+    downloaded = False
+    if destination.is_file():
+        sha256 = _sha256(destination)
+        expected.check(sha256, "", str(destination))
+    else:
+        sha256 = download(url, destination, expected, progress)
+        downloaded = True
+    record[key] = {"sha256": sha256, "revision": None, "url": url, "fetched_at": known.get("fetched_at") or _now()}
+    return FetchedFile(name, destination, sha256, url, None, downloaded)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def check_fetch_names(names) -> tuple[str, ...]:
+    """The names to fetch (all of ``FETCH_TARGETS`` for none); an unknown name is a one-line error."""
+    import difflib
+
+    from fsmi_bench.errors import BadInputError
+
+    for name in names:
+        if name not in FETCH_TARGETS:
+            close = difflib.get_close_matches(name, list(FETCH_TARGETS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            shipped = " (shipped with the lpips package, nothing to fetch)" if name.startswith("lpips") else ""
+            raise BadInputError(f"cannot fetch {name!r}{shipped}{hint} (fetchable: {', '.join(FETCH_TARGETS)})")
+    return tuple(names) or tuple(FETCH_TARGETS)
+
+
+def fetch_weights(names=(), progress: bool = True) -> list[FetchedFile]:
+    """Fetch the named metric weights (all for none) into the caches ``fsmi score`` and ``fsmi doctor`` read."""
+    record = load_fetch_record()
+    fetched: list[FetchedFile] = []
+    try:
+        for name in check_fetch_names(names):
+            source = FETCH_TARGETS[name].source
+            if isinstance(source, HubFiles):
+                fetched.extend(fetch_hub_files(name, source, record, progress))
+            else:
+                fetched.append(fetch_torchvision_file(name, source, record, progress))
+    finally:
+        _save_fetch_record(record)  # what was fetched before a failure stays recorded
+    return fetched

@@ -1,0 +1,229 @@
+"""`fsmi weights fetch` against a hub-like server on 127.0.0.1 (never the internet): hashes, resume, layout."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fsmi_bench.cli import main
+from fsmi_bench.errors import IntegrityError
+from fsmi_bench.metrics import download
+from fsmi_bench.metrics.download import (
+    FETCH_TARGETS,
+    DownloadError,
+    FetchTarget,
+    TorchvisionFile,
+    fetch_weights,
+    load_fetch_record,
+)
+from fsmi_bench.metrics.weights import resolve
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class HubLikeServer:
+    """Serves ``/<repo>/resolve/<revision>/<file>`` as the Hugging Face hub does: small files with their git
+    blob sha1 as ETag; large ("LFS") files answered by a redirect carrying ``X-Linked-Etag`` (the sha256)
+    to ``/cdn/<sha256>``, which honours Range requests; and ``/models/<file>`` as download.pytorch.org."""
+
+    def __init__(self):
+        self.repos: dict[str, dict[str, bytes]] = {}
+        self.lfs: set[str] = set()
+        self.torchvision: dict[str, bytes] = {}
+        self.stated_sha256: dict[str, str] = {}  # a lie about a file's hash, by file name
+        self.commit = COMMIT
+        self.break_after: int | None = None  # send this many bytes of the next CDN answer, then hang up
+        self.requests: list[tuple[str, str, str | None]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self._answer(body=False)
+
+            def do_GET(self):
+                self._answer(body=True)
+
+            def _answer(self, body):
+                server.requests.append((self.command, self.path, self.headers.get("Range")))
+                match = re.fullmatch(r"/(.+)/resolve/([^/]+)/([^/]+)", self.path)
+                if match:
+                    repo, revision, filename = match.groups()
+                    data = server.repos.get(repo, {}).get(filename)
+                    if data is None or revision not in ("main", server.commit):
+                        return self._send(404, b"", body)
+                    headers = {"X-Repo-Commit": server.commit}
+                    if filename in server.lfs:
+                        sha256 = server.stated_sha256.get(filename, hashlib.sha256(data).hexdigest())
+                        headers.update({"X-Linked-Etag": f'"{sha256}"', "Location": f"/cdn/{filename}"})
+                        return self._send(302, b"", body, headers)
+                    git_sha1 = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+                    return self._send(200, data, body, {**headers, "ETag": f'"{git_sha1}"'})
+                if self.path.startswith("/cdn/"):
+                    name = self.path.removeprefix("/cdn/")
+                    data = next(files[name] for files in server.repos.values() if name in files)
+                    return self._send_range(data, body)
+                if self.path.startswith("/models/"):
+                    data = server.torchvision.get(self.path.removeprefix("/models/"))
+                    return self._send(404, b"", body) if data is None else self._send_range(data, body)
+                return self._send(404, b"", body)
+
+            def _send_range(self, data, body):
+                requested = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                start = int(requested.group(1)) if requested else 0
+                status = 206 if requested else 200
+                headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if requested else {}
+                self._send(status, data[start:], body, headers)
+
+            def _send(self, status, data, body, headers=None):
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body and data:
+                    if server.break_after is not None and status in (200, 206) and self.path.startswith("/cdn/"):
+                        self.wfile.write(data[: server.break_after])
+                        server.break_after = None
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
+                    self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def tiny_dinov2_files(tmp_path_factory) -> dict[str, bytes]:
+    from tests.support.metric_models import write_tiny_dinov2
+
+    folder = write_tiny_dinov2(tmp_path_factory.mktemp("dino"))
+    return {"config.json": (folder / "config.json").read_bytes(),
+            "model.safetensors": (folder / "model.safetensors").read_bytes()}
+
+
+@pytest.fixture()
+def hub(tmp_path, monkeypatch, tiny_dinov2_files):
+    server = HubLikeServer()
+    server.repos["facebook/dinov2-small"] = dict(tiny_dinov2_files)
+    server.repos["timm/vit_large_patch14_clip_224.openai"] = {"open_clip_model.safetensors": b"clip" * 5000}
+    server.lfs |= {"model.safetensors", "open_clip_model.safetensors"}
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("FSMI_TORCHVISION_URL", f"{server.url}/models")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("FSMI_CACHE_DIR", str(tmp_path / "fsmi"))
+    monkeypatch.delenv("FSMI_DINOV2_WEIGHTS", raising=False)
+    yield server
+    server.close()
+
+
+def _files_under(root: Path) -> list[str]:
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file() or path.is_symlink())
+
+
+def test_fetched_dinov2_is_found_and_loads_as_the_real_class(hub, tmp_path):
+    fetched = fetch_weights(["dinov2-small"], progress=False)
+    assert [item.path.name for item in fetched] == ["config.json", "model.safetensors"]
+    resolved = resolve("dinov2-small")
+    assert resolved.source == "cache" and resolved.path == tmp_path / f"hf/hub/models--facebook--dinov2-small/snapshots/{COMMIT}"
+    assert (tmp_path / "hf/hub/models--facebook--dinov2-small/refs/main").read_text() == COMMIT
+    from fsmi_bench.metrics.dino_metric import load_dinov2
+
+    assert load_dinov2(resolved.path).config.hidden_size == 32
+    record = load_fetch_record()
+    model_sha256 = hashlib.sha256(hub.repos["facebook/dinov2-small"]["model.safetensors"]).hexdigest()
+    assert record["hf:facebook/dinov2-small/model.safetensors"]["sha256"] == model_sha256
+    # Fetching again downloads nothing and asks for the recorded commit, not the branch.
+    hub.requests.clear()
+    again = fetch_weights(["dinov2-small"], progress=False)
+    assert not any(item.downloaded for item in again)
+    assert all(f"/resolve/{COMMIT}/" in path for method, path, _ in hub.requests)
+    assert not any(method == "GET" for method, _, _ in hub.requests)
+
+
+def test_a_wrong_stated_hash_is_refused_and_nothing_is_left(hub, tmp_path):
+    hub.stated_sha256["open_clip_model.safetensors"] = "0" * 64
+    with pytest.raises(IntegrityError, match="is not the stated 0000"):
+        fetch_weights(["clip-vit-l-14"], progress=False)
+    assert _files_under(tmp_path / "hf") == []
+    assert not resolve("clip-vit-l-14").present
+    result = CliRunner().invoke(main, ["weights", "fetch", "clip-vit-l-14", "--no-progress"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_broken_download_resumes_where_it_stopped(hub, tmp_path):
+    data = hub.repos["timm/vit_large_patch14_clip_224.openai"]["open_clip_model.safetensors"]
+    hub.break_after = 7000
+    with pytest.raises(DownloadError, match="run the same command again"):
+        fetch_weights(["clip-vit-l-14"], progress=False)
+    blobs = tmp_path / "hf/hub/models--timm--vit_large_patch14_clip_224.openai/blobs"
+    assert [path.name.endswith(".incomplete") for path in blobs.iterdir()] == [True]
+    assert not resolve("clip-vit-l-14").present
+
+    hub.requests.clear()
+    (item,) = fetch_weights(["clip-vit-l-14"], progress=False)
+    assert ("GET", "/cdn/open_clip_model.safetensors", "bytes=7000-") in hub.requests
+    assert item.path.read_bytes() == data and item.sha256 == hashlib.sha256(data).hexdigest()
+    assert resolve("clip-vit-l-14").path == item.path
+    assert [path.name for path in blobs.iterdir()] == [item.sha256]
+
+
+def test_torchvision_files_are_checked_against_their_name(hub, tmp_path, monkeypatch):
+    data = b"squeeze" * 999
+    good_name = f"tinynet-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    hub.torchvision = {good_name: data, "tinynet-deadbeef.pth": data}
+    monkeypatch.setitem(FETCH_TARGETS, "squeezenet-imagenet",
+                        FetchTarget("squeezenet-imagenet", TorchvisionFile(good_name)))
+    (item,) = fetch_weights(["squeezenet-imagenet"], progress=False)
+    assert item.path == tmp_path / "torch/hub/checkpoints" / good_name and item.path.read_bytes() == data
+
+    monkeypatch.setitem(FETCH_TARGETS, "squeezenet-imagenet",
+                        FetchTarget("squeezenet-imagenet", TorchvisionFile("tinynet-deadbeef.pth")))
+    with pytest.raises(IntegrityError, match="does not start with deadbeef"):
+        fetch_weights(["squeezenet-imagenet"], progress=False)
+    assert _files_under(tmp_path / "torch/hub/checkpoints") == [good_name]
+
+
+def test_the_hash_of_the_first_download_is_kept(hub, tmp_path):
+    fetch_weights(["clip-vit-l-14"], progress=False)
+    first = load_fetch_record()["hf:timm/vit_large_patch14_clip_224.openai/open_clip_model.safetensors"]
+    # The publisher now serves other content under the same commit: refused, the first file kept.
+    hub.repos["timm/vit_large_patch14_clip_224.openai"]["open_clip_model.safetensors"] = b"other" * 100
+    with pytest.raises(IntegrityError, match="the first download had"):
+        fetch_weights(["clip-vit-l-14"], progress=False)
+    assert resolve("clip-vit-l-14").sha256 == first["sha256"]
+
+
+def test_offline_and_unknown_names_are_one_line_errors(hub, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    result = CliRunner().invoke(main, ["weights", "fetch", "dinov2-small", "--no-progress"])
+    assert result.exit_code == 2 and "cannot reach" in result.output and "offline" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = CliRunner().invoke(main, ["weights", "fetch", "lpips-alex-linear"])
+    assert result.exit_code == 2 and "shipped with the lpips package" in result.output
+
+
+def test_cli_prints_each_file_and_its_sha256(hub, tmp_path):
+    result = CliRunner().invoke(main, ["weights", "fetch", "clip-vit-l-14", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    sha256 = hashlib.sha256(hub.repos["timm/vit_large_patch14_clip_224.openai"]["open_clip_model.safetensors"]).hexdigest()
+    assert result.output.strip() == (f"clip-vit-l-14: downloaded {tmp_path}/hf/hub/models--timm--vit_large_patch14_"
+                                     f"clip_224.openai/snapshots/{COMMIT}/open_clip_model.safetensors sha256 {sha256}")
+    assert download.DEFAULT_HF_ENDPOINT == "https://huggingface.co"
