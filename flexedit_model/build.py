@@ -8,6 +8,7 @@ from flexedit_model.qformer import qformer_config
 from flexedit_model.tokenizer import add_flexedit_tokens, build_byte_tokenizer
 from flexedit_model.unet import scratch_unet_config, widen_conv_in
 from flexedit_model.vllm import image_token_ids, scratch_llava_config
+from fsmi_bench.errors import BadInputError
 
 
 def build_tokenizer(config: FlexEditConfig):
@@ -20,63 +21,122 @@ def build_tokenizer(config: FlexEditConfig):
     return tokenizer
 
 
-def build_components(config: FlexEditConfig, seed: int = 0):
+def build_components(config: FlexEditConfig, seed: int = 0, device=None):
     """(FlexEditModel, vae, tokenizer) for ``config``; random parts seeded with ``seed``.
 
     Pretrained parts (``"source": "pretrained"``) are loaded from local folders, or a
-    MissingWeightsError says which folder is needed. Each is checked before anything is loaded.
+    MissingWeightsError says which folder is needed. Each is checked before anything is loaded. The
+    model is built around the loaded modules themselves (``FlexEditModel.from_parts``); frozen ones are
+    kept in the dtype their section's ``dtype`` names (``"auto"``: as stored on a GPU, float32 on the
+    CPU; ``device`` is where they will run, by default a GPU if there is one) and referenced by path and
+    sha256 when the model is saved.
     """
     import torch
-    from diffusers import UNet2DConditionModel
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, LlavaForConditionalGeneration
 
+    from flexedit_model.checkpoint import frozen_dtype, reference_base
     from flexedit_model.model import FlexEditModel
 
-    for section, what in ((config.vllm, "LLaVA"), (config.image_encoder, "CLIP ViT-L/14 vision"),
-                          (config.unet, "the Stable Diffusion 1.5 UNet")):
+    sections = ((config.vllm, "LLaVA"), (config.image_encoder, "CLIP ViT-L/14 vision"),
+                (config.unet, "the Stable Diffusion 1.5 UNet"))
+    for section, what in sections:
         if section.get("source") == "pretrained":
             pretrained_path(section, what, "config.json")
+    device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(config)
-    vae = build_vae(config.vae)
-    parts = {}
-    if config.vllm["source"] == "scratch":
-        vllm_config = scratch_llava_config(config.vllm, tokenizer)
-    else:
-        parts["vllm"] = LlavaForConditionalGeneration.from_pretrained(pretrained_path(config.vllm, "LLaVA", "config.json"))
-        parts["vllm"].resize_token_embeddings(len(tokenizer))
-        vllm_config = parts["vllm"].config
-    if config.image_encoder["source"] == "scratch":
-        section = config.image_encoder
-        encoder_config = CLIPVisionConfig(
-            hidden_size=section["hidden_size"], intermediate_size=section["intermediate_size"],
-            num_hidden_layers=section["num_hidden_layers"], num_attention_heads=section["num_attention_heads"],
-            image_size=section["image_size"], patch_size=section["patch_size"],
-            projection_dim=section["projection_dim"],
-        )
-    else:
-        parts["image_encoder"] = CLIPVisionModelWithProjection.from_pretrained(
-            pretrained_path(config.image_encoder, "CLIP ViT-L/14 vision", "config.json"))
-        encoder_config = parts["image_encoder"].config
-    if config.unet["source"] == "scratch":
-        unet_config = scratch_unet_config(config.unet, latent_channels(vae))
-    else:
-        parts["unet"] = UNet2DConditionModel.from_pretrained(
-            pretrained_path(config.unet, "the Stable Diffusion 1.5 UNet", "config.json"))
-        widen_conv_in(parts["unet"], 2 * latent_channels(vae))
-        unet_config = dict(parts["unet"].config)
-    model = FlexEditModel(
-        vllm_config=vllm_config.to_dict(),
-        qformer_config=qformer_config(config.qformer, vllm_config.text_config.hidden_size).to_dict(),
-        image_encoder_config=encoder_config.to_dict(), unet_config=unet_config,
+    vae = build_vae(config.vae, frozen_dtype(config.vae.get("dtype"), device))
+    settings = dict(
         image_token_ids=image_token_ids(tokenizer, config.num_image_tokens),
         num_query_tokens=config.qformer["num_query_tokens"],
         num_subject_tokens=config.adapter["num_subject_tokens"], adapter_heads=config.adapter["num_heads"],
         use_ca=config.adapter["use_ca"], use_dca=config.adapter["use_dca"],
         lora_rank=config.vllm["lora_rank"], lora_alpha=config.vllm["lora_alpha"],
-        layout_grid=layout_grid(config.training), _pretrained_parts=parts,
+        layout_grid=layout_grid(config.training),
     )
+    if all(section.get("source") == "scratch" for section, _ in sections):
+        # Configs trained from scratch: every part built from its sizes, in the order that seeds fix.
+        vllm_config = scratch_llava_config(config.vllm, tokenizer)
+        model = FlexEditModel(
+            vllm_config=vllm_config.to_dict(),
+            qformer_config=qformer_config(config.qformer, vllm_config.text_config.hidden_size).to_dict(),
+            image_encoder_config=scratch_clip_config(config.image_encoder).to_dict(),
+            unet_config=scratch_unet_config(config.unet, latent_channels(vae)), **settings)
+        return model, vae, tokenizer
+    vllm, references = _vllm_part(config, tokenizer, device), {}
+    new_rows_only = _trains_new_rows_only(config.vllm)
+    if config.vllm["source"] == "pretrained" and config.vllm["train"] == "lora":
+        references["vllm"] = pretrained_path(config.vllm, "LLaVA", "config.json")
+    image_encoder = _image_encoder_part(config, device)
+    if config.image_encoder["source"] == "pretrained":
+        references["image_encoder"] = pretrained_path(config.image_encoder, "CLIP ViT-L/14 vision", "config.json")
+    unet = _unet_part(config, latent_channels(vae))
+    model = FlexEditModel.from_parts(
+        vllm, image_encoder, unet, new_token_rows_only=new_rows_only,
+        qformer_config=qformer_config(config.qformer, vllm.config.text_config.hidden_size).to_dict(), **settings)
+    model.base_references = {part: reference_base(part, folder) for part, folder in references.items()}
     return model, vae, tokenizer
+
+
+def _trains_new_rows_only(section: dict) -> bool:
+    """Whether only the ``<img_i>`` rows of LLaVA's embedding and output matrices train: a pretrained LLaVA
+    with LoRA, unless ``"train_token_rows": "all"`` says otherwise."""
+    rows = section.get("train_token_rows", "new")
+    if rows not in ("new", "all"):
+        raise BadInputError(f"vllm.train_token_rows must be 'new' or 'all', got {rows!r}")
+    return section["source"] == "pretrained" and section["train"] == "lora" and rows == "new"
+
+
+def _vllm_part(config: FlexEditConfig, tokenizer, device):
+    import torch
+    from transformers import LlavaForConditionalGeneration
+
+    from flexedit_model.checkpoint import frozen_dtype
+
+    if config.vllm["source"] == "scratch":
+        return LlavaForConditionalGeneration(scratch_llava_config(config.vllm, tokenizer))
+    # Frozen under LoRA: the chosen frozen dtype; trained in full: float32.
+    dtype = frozen_dtype(config.vllm.get("dtype"), device) if config.vllm["train"] == "lora" else torch.float32
+    vllm = LlavaForConditionalGeneration.from_pretrained(pretrained_path(config.vllm, "LLaVA", "config.json"),
+                                                         dtype=dtype if dtype is not None else "auto")
+    if not _trains_new_rows_only(config.vllm):
+        vllm.resize_token_embeddings(len(tokenizer))  # whole matrices train: room for the new rows
+    return vllm
+
+
+def scratch_clip_config(section: dict):
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(
+        hidden_size=section["hidden_size"], intermediate_size=section["intermediate_size"],
+        num_hidden_layers=section["num_hidden_layers"], num_attention_heads=section["num_attention_heads"],
+        image_size=section["image_size"], patch_size=section["patch_size"], projection_dim=section["projection_dim"],
+    )
+
+
+def _image_encoder_part(config: FlexEditConfig, device):
+    from transformers import CLIPVisionModelWithProjection
+
+    from flexedit_model.checkpoint import frozen_dtype
+
+    section = config.image_encoder
+    if section["source"] == "scratch":
+        return CLIPVisionModelWithProjection(scratch_clip_config(section))
+    dtype = frozen_dtype(section.get("dtype"), device)
+    return CLIPVisionModelWithProjection.from_pretrained(
+        pretrained_path(section, "CLIP ViT-L/14 vision", "config.json"), dtype=dtype if dtype is not None else "auto")
+
+
+def _unet_part(config: FlexEditConfig, channels: int):
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    if config.unet["source"] == "scratch":
+        return UNet2DConditionModel(**scratch_unet_config(config.unet, channels))
+    # The UNet trains (as in InstructPix2Pix): kept in float32, computed under mixed precision.
+    unet = UNet2DConditionModel.from_pretrained(
+        pretrained_path(config.unet, "the Stable Diffusion 1.5 UNet", "config.json"), torch_dtype=torch.float32)
+    widen_conv_in(unet, 2 * channels)
+    return unet
 
 
 def layout_grid(training: dict) -> int:

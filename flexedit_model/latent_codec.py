@@ -54,8 +54,9 @@ def decode(vae, latents: torch.Tensor) -> torch.Tensor:
     return vae.decode(latents / vae.config.scaling_factor).sample
 
 
-def build_vae(section: dict):
-    """The codec a config's ``vae`` section names (scratch sizes, or the user's local SD VAE)."""
+def build_vae(section: dict, dtype: torch.dtype | None = None):
+    """The codec a config's ``vae`` section names (scratch sizes, or the user's local SD VAE, frozen, kept in
+    ``dtype``; None = as stored)."""
     from diffusers import AutoencoderKL
 
     from flexedit_model.config import pretrained_path
@@ -63,7 +64,8 @@ def build_vae(section: dict):
     if section["kind"] == "pixel_shuffle":
         return PixelShuffleAutoencoder(factor=section["factor"])
     if section.get("source") == "pretrained":
-        return AutoencoderKL.from_pretrained(pretrained_path(section, "the Stable Diffusion 1.5 VAE", "config.json"))
+        folder = pretrained_path(section, "the Stable Diffusion 1.5 VAE", "config.json")
+        return AutoencoderKL.from_pretrained(folder, **({"torch_dtype": dtype} if dtype is not None else {}))
     channels = list(section["block_out_channels"])
     return AutoencoderKL(
         in_channels=3, out_channels=3, block_out_channels=channels, latent_channels=section["latent_channels"],

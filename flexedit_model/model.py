@@ -6,9 +6,18 @@
 The config stores the full architecture of each part (LLaVA, Q-Former, CLIP vision, UNet configs as
 dicts) and the ablation switches, so ``from_pretrained`` rebuilds exactly what was saved, never guessing
 from checkpoint keys. ``use_ca=False`` / ``use_dca=False`` build the model without those modules.
+
+Pretrained parts (the user's LLaVA, CLIP and UNet) enter through ``FlexEditModel.from_parts``: the model
+is built around those very modules, never rebuilt from their configs. A model built so carries
+``base_references`` (path and sha256 of each frozen base); ``save_pretrained`` then writes only what
+training changes and references the bases (``flexedit_model.checkpoint``), and ``from_pretrained`` loads
+such a folder back around the same bases.
 """
 
 from __future__ import annotations
+
+import contextvars
+from pathlib import Path
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -18,7 +27,35 @@ from torch import nn
 from flexedit_model.mask_enhanced_adapter import MaskEnhancedAdapter
 from flexedit_model.qformer import QFormerBridge
 from flexedit_model.unet import install_attention_processors
+from flexedit_model.token_rows import train_new_rows_only
 from flexedit_model.vllm import VllmBatch, gather_image_token_states, inject_lora
+
+# The modules ``from_parts`` hands to the constructor. ``register_to_config`` records every constructor
+# argument in config.json (and drops private ones), so loaded modules cannot be constructor arguments.
+_ADOPTED_PARTS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("flexedit_adopted_parts", default=None)
+
+
+def json_clean_config(config) -> dict:
+    """A model config as plain JSON values: private keys (``_name_or_path``, ``_class_name``, ...) dropped,
+    tuples as lists, paths as text."""
+    def clean(value):
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(item) for item in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return {key: clean(value) for key, value in dict(config).items() if not str(key).startswith("_")}
+
+
+def module_dtype(module: torch.nn.Module) -> torch.dtype:
+    """The dtype of ``module``'s first floating parameter (the frozen base's, for a wrapped base)."""
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return torch.float32
 
 
 class FlexEditModel(ModelMixin, ConfigMixin):
@@ -26,7 +63,7 @@ class FlexEditModel(ModelMixin, ConfigMixin):
     def __init__(self, vllm_config: dict, qformer_config: dict, image_encoder_config: dict, unet_config: dict,
                  image_token_ids: list, num_query_tokens: int = 16, num_subject_tokens: int = 4,
                  adapter_heads: int = 8, use_ca: bool = True, use_dca: bool = True, lora_rank: int = 0,
-                 lora_alpha: int = 0, layout_grid: int = 0, _pretrained_parts: dict | None = None):
+                 lora_alpha: int = 0, layout_grid: int = 0, new_token_rows_only: bool = False):
         super().__init__()
         from diffusers import UNet2DConditionModel
         from transformers import (
@@ -36,8 +73,11 @@ class FlexEditModel(ModelMixin, ConfigMixin):
             LlavaForConditionalGeneration,
         )
 
-        parts = _pretrained_parts or {}
+        parts = _ADOPTED_PARTS.get() or {}
+        # Built in this order so that a seeded random model is the same as before parts could be given.
         self.vllm = parts.get("vllm") or LlavaForConditionalGeneration(LlavaConfig.from_dict(vllm_config))
+        if new_token_rows_only:
+            train_new_rows_only(self.vllm, list(image_token_ids))
         if lora_rank:
             inject_lora(self.vllm, lora_rank, lora_alpha)
         self.image_encoder = parts.get("image_encoder") or CLIPVisionModelWithProjection(
@@ -57,12 +97,53 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         # The "no instruction" condition for classifier-free guidance and condition dropout (as the
         # empty prompt's embedding in InstructPix2Pix), learned.
         self.null_condition = nn.Parameter(torch.zeros(1, num_query_tokens, condition_dim))
+        # Frozen bases this model references instead of saving ({} for models trained from scratch).
+        self.base_references: dict = {}
+
+    @classmethod
+    def from_parts(cls, vllm, image_encoder, unet, *, qformer_config: dict, image_token_ids: list,
+                   **settings) -> "FlexEditModel":
+        """A FlexEditModel built around the given modules (the very objects, not copies): ``vllm`` a
+        ``LlavaForConditionalGeneration``, ``image_encoder`` a ``CLIPVisionModelWithProjection``, ``unet`` a
+        ``UNet2DConditionModel`` already widened to take the scene latent. ``settings``: the other
+        constructor arguments (num_query_tokens, lora_rank, ...). Their configs are recorded as JSON."""
+        token = _ADOPTED_PARTS.set({"vllm": vllm, "image_encoder": image_encoder, "unet": unet})
+        try:
+            return cls(vllm_config=json_clean_config(vllm.config.to_dict()), qformer_config=qformer_config,
+                       image_encoder_config=json_clean_config(image_encoder.config.to_dict()),
+                       unet_config=json_clean_config(unet.config), image_token_ids=list(image_token_ids),
+                       **settings)
+        finally:
+            _ADOPTED_PARTS.reset(token)
+
+    # --- saving and loading -----------------------------------------------------------------------
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Compact (trained tensors + references to the bases) when the model has ``base_references``;
+        otherwise every weight, as diffusers saves a model."""
+        if not self.base_references:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        from flexedit_model.checkpoint import save_compact
+
+        if kwargs.get("is_main_process", True):
+            save_compact(self, Path(save_directory), kwargs.get("max_shard_size", "5GB"))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load a saved model: a compact folder (with ``base_weights.json``) around its verified bases, or a
+        full one through diffusers. ``torch_dtype`` sets the dtype of the frozen bases of a compact folder."""
+        from flexedit_model.checkpoint import BASES_FILE, load_compact
+
+        folder = Path(pretrained_model_name_or_path) / (kwargs.get("subfolder") or "")
+        if not (folder / BASES_FILE).is_file():
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        return load_compact(cls, folder, kwargs.get("torch_dtype"))
 
     # --- stage 1: VLLM -------------------------------------------------------------------------
     def image_token_states(self, batch: VllmBatch, with_language_loss: bool = False):
         """(states (B, N, H_llm) at the <img_i> positions, language loss or None)."""
         output = self.vllm(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, pixel_values=batch.pixel_values,
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+            pixel_values=batch.pixel_values.to(self.vision_dtype),
             labels=batch.labels if with_language_loss else None, output_hidden_states=True,
             # Without a loss no logits are needed: keep one position instead of L x vocabulary.
             logits_to_keep=0 if with_language_loss else 1,
@@ -79,8 +160,13 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         scene_clip_pixels, subject_clip_pixels: (B, 3, S, S) CLIP-normalised. ``has_subject`` (B,) bool
         zeroes f2 for rows without a subject (their lambda is 0 anyway).
         """
-        return self.condition_from_embeddings(self.qformer(image_token_states), scene_clip_pixels,
-                                              subject_clip_pixels, has_subject)
+        return self.condition_from_embeddings(self.qformer(image_token_states.to(module_dtype(self.qformer))),
+                                              scene_clip_pixels, subject_clip_pixels, has_subject)
+
+    @property
+    def vision_dtype(self) -> torch.dtype:
+        """The dtype LLaVA's vision tower takes its pixels in."""
+        return module_dtype(self.vllm.model.vision_tower)
 
     def condition_from_embeddings(self, edit_embeddings: torch.Tensor, scene_clip_pixels: torch.Tensor,
                                   subject_clip_pixels: torch.Tensor | None, has_subject: torch.Tensor | None = None):
@@ -89,15 +175,19 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         with_subject = self.config.use_dca and subject_clip_pixels is not None
         # Scene and subject go through the CLIP encoder in one call (one pass, not two).
         pixels = torch.cat([scene_clip_pixels, subject_clip_pixels]) if with_subject else scene_clip_pixels
-        encoded = self.image_encoder(pixel_values=pixels)
-        scene_features = self.adapter.scene_features(edit_embeddings, encoded.last_hidden_state[:batch])
+        encoded = self.image_encoder(pixel_values=pixels.to(module_dtype(self.image_encoder)))
+        # The adapter trains (float32) while CLIP may be kept frozen in 16 bits: meet in the adapter's dtype.
+        adapter_dtype = module_dtype(self.adapter) if any(True for _ in self.adapter.parameters()) else edit_embeddings.dtype
+        edit_embeddings = edit_embeddings.to(adapter_dtype)
+        scene_features = self.adapter.scene_features(
+            edit_embeddings, encoded.last_hidden_state[:batch].to(adapter_dtype))
         if not self.config.use_dca:
             return scene_features
         if not with_subject:
             subject_features = scene_features.new_zeros(batch, self.config.num_subject_tokens,
                                                         scene_features.shape[-1])
         else:
-            subject_features = self.adapter.subject_features(encoded.image_embeds[batch:])
+            subject_features = self.adapter.subject_features(encoded.image_embeds[batch:].to(adapter_dtype))
             if has_subject is not None:
                 subject_features = subject_features * has_subject.view(batch, 1, 1).to(subject_features.dtype)
         return torch.cat([scene_features, subject_features], dim=1)
@@ -122,8 +212,9 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         ``subject_active``: whether any lambda is non-zero, when the caller knows it; otherwise each DCA
         layer checks the tensor itself (a device-to-host sync per layer on GPU).
         """
-        unet_input = torch.cat([noisy_latents, scene_latents], dim=1)
-        return self.unet(unet_input, timesteps, encoder_hidden_states=condition,
+        dtype = module_dtype(self.unet)
+        unet_input = torch.cat([noisy_latents, scene_latents], dim=1).to(dtype)
+        return self.unet(unet_input, timesteps, encoder_hidden_states=condition.to(dtype),
                          cross_attention_kwargs={"subject_scale": subject_scale,
                                                  "subject_active": subject_active}).sample
 

@@ -24,6 +24,7 @@ from flexedit_model import latent_codec
 # from_pretrained loads the saved components by their module (model_index.json names
 # flexedit_model.model and flexedit_model.latent_codec); diffusers only loads from modules already imported.
 from flexedit_model import model as _model_module  # noqa: F401
+from flexedit_model.model import module_dtype
 from flexedit_model.vllm import VllmBatch, build_prompt, clip_pixels, collate_prompts
 
 
@@ -69,15 +70,18 @@ class FlexEditPipeline(DiffusionPipeline):
         multiple = latent_codec.spatial_factor(self.vae) * 2 ** (len(self.model.unet.config.block_out_channels) - 1)
         if height % multiple or width % multiple:
             raise ValueError(f"height and width must be multiples of {multiple}, got {height} x {width}")
-        device, dtype = self.model.device, self.model.dtype
+        # Parts may sit in different dtypes (frozen bases in 16 bits, trained parts in float32): each
+        # stage's inputs are cast to the dtype of the module that reads them.
         model = self.model
+        device, dtype = model.device, module_dtype(model.unet)
 
         # 2-3. VLLM, Q-Former and MEA: c = [f1; f2], plus the null condition for guidance.
         condition, answer = self.encode_condition(scene, mask, instruction, subject, return_answer)
         null = model.null_edit_condition(1)
 
         # 4. The scene latent, concatenated to the noisy latent at every step.
-        scene_latents = latent_codec.encode(self.vae, _to_model_pixels(scene, height, width).to(device, dtype))
+        scene_latents = latent_codec.encode(self.vae, _to_model_pixels(scene, height, width).to(device, self.vae.dtype))
+        scene_latents = scene_latents.to(dtype)
 
         # 5. Timesteps and the seeded initial noise.
         self.scheduler.set_timesteps(steps, device=device)
@@ -107,7 +111,7 @@ class FlexEditPipeline(DiffusionPipeline):
             latents = self.scheduler.step(noise, timestep, latents).prev_sample
 
         # 7. Decode, map to uint8 RGB, back to the scene's size.
-        decoded = latent_codec.decode(self.vae, latents.to(dtype))
+        decoded = latent_codec.decode(self.vae, latents.to(self.vae.dtype))
         return FlexEditResult(_to_uint8(decoded, scene.shape[:2]), answer)
 
     @torch.no_grad()
@@ -123,8 +127,8 @@ class FlexEditPipeline(DiffusionPipeline):
         model = self.model
         token_states, answer = self.vllm_states(scene, mask, instruction, subject, return_answer)
         image_size = model.image_encoder.config.image_size
-        scene_clip = clip_pixels([scene], image_size).to(model.device, model.dtype)
-        subject_clip = (clip_pixels([subject], image_size).to(model.device, model.dtype)
+        scene_clip = clip_pixels([scene], image_size).to(model.device)
+        subject_clip = (clip_pixels([subject], image_size).to(model.device)
                         if subject is not None else None)
         return model.edit_condition(token_states, scene_clip, subject_clip), answer
 
@@ -141,7 +145,7 @@ class FlexEditPipeline(DiffusionPipeline):
         prompt = build_prompt(tokenizer, model.vllm.config, len(image_tokens), scene, mask, instruction, subject, None)
         batch = collate_prompts([prompt], tokenizer.pad_token_id, model.vllm.config.vision_config.image_size)
         batch = VllmBatch(batch.input_ids, batch.attention_mask, batch.labels,
-                          batch.pixel_values.to(model.dtype)).to(model.device)
+                          batch.pixel_values.to(model.vision_dtype)).to(model.device)
         states, _ = model.image_token_states(batch)
         if not return_answer:
             return states, None

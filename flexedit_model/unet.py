@@ -54,9 +54,10 @@ def install_attention_processors(unet, num_subject_tokens: int, use_dca: bool) -
             processor = DecoupledCrossAttnProcessor(
                 attention.to_q.out_features, attention.to_k.in_features, num_subject_tokens
             )
-            with torch.no_grad():
-                processor.to_k_subject.weight.copy_(attention.to_k.weight)
-                processor.to_v_subject.weight.copy_(attention.to_v.weight)
+            if not attention.to_k.weight.is_meta:  # a UNet built to be loaded has no values to copy yet
+                with torch.no_grad():
+                    processor.to_k_subject.weight.copy_(attention.to_k.weight)
+                    processor.to_v_subject.weight.copy_(attention.to_v.weight)
             processors[name] = processor.to(attention.to_k.weight.device, attention.to_k.weight.dtype)
         else:
             processors[name] = ConditionAttnProcessor()

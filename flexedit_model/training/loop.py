@@ -41,19 +41,28 @@ class TrainSummary:
 
 
 def set_trainable(model, config) -> list[torch.nn.Parameter]:
-    """Freeze what the config keeps fixed; return the parameters to train.
+    """Freeze what the config keeps fixed; return the parameters to train, in float32.
 
-    VLLM: ``"train": "lora"`` trains the LoRA weights and the token embeddings / LM head (the new
-    <img_i> tokens need embeddings); ``"full"`` trains it all (configs trained from scratch). The
-    CLIP image encoder is trained only when it starts from random weights.
+    VLLM: ``"train": "lora"`` trains the LoRA weights and, for a pretrained LLaVA, the rows of the new
+    ``<img_i>`` tokens only (``new_rows``; ``"train_token_rows": "all"`` trains the whole embedding and
+    LM head, as configs trained from scratch do); ``"full"`` trains it all. The CLIP image encoder is
+    trained only when it starts from random weights. Trained parameters are kept in float32 whatever the
+    dtype of the frozen ones (AdamW's updates are lost in 16 bits); accelerate's mixed precision
+    computes in 16 bits.
     """
     model.requires_grad_(True)
     if config.vllm["train"] == "lora":
+        whole_rows = not model.config.new_token_rows_only
         for name, parameter in model.vllm.named_parameters():
-            parameter.requires_grad_("lora_" in name or "embed_tokens" in name or "lm_head" in name)
+            parameter.requires_grad_("lora_" in name or ".new_rows" in name or (
+                whole_rows and ("embed_tokens" in name or "lm_head" in name)))
     if config.image_encoder["source"] != "scratch":
         model.image_encoder.requires_grad_(False)
-    return [parameter for parameter in model.parameters() if parameter.requires_grad]
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    for parameter in parameters:
+        if parameter.dtype != torch.float32:
+            parameter.data = parameter.data.float()
+    return parameters
 
 
 class StepBatches(torch.utils.data.Dataset):
@@ -153,7 +162,7 @@ def train_flexedit(config, data: str, out: str | Path, steps: int | None = None,
                    content=None, progress: bool = True, time_limit_s: float | None = None) -> TrainSummary:
     """Train FlexEdit with ``config`` on the training split of source ``data`` into ``out``.
 
-    steps: the step to reach (default: the config's ``training.steps``, else 1000). ``resume``: go on
+    steps: the step to reach (default: the config's ``training.steps``). ``resume``: go on
     from the last checkpoint in ``out``. ``content``: a SourceContent to use instead of loading ``data``
     (already split). ``time_limit_s``: stop (checkpoint and export) once this much time has passed
     (single-process runs: ranks could disagree on the clock). Raises BadInputError, before anything is
@@ -249,7 +258,7 @@ def _build_trainer(config, run: _RunPlan) -> _Trainer:
 
     settings = run.settings
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, project_dir=str(run.out))
-    model, vae, tokenizer = build_components(config, settings.seed)
+    model, vae, tokenizer = build_components(config, settings.seed, accelerator.device)
     parameters = set_trainable(model, config)
     if settings.gradient_checkpointing:
         model.use_gradient_checkpointing()

@@ -36,7 +36,7 @@ class TrainingSettings:
     checkpoint_every: int  # steps between checkpoints
     log_every: int  # steps between rows of loss.csv
     seed: int
-    steps: int = 1000  # the step to reach when the caller gives none
+    steps: int  # the step to reach when the caller gives none (no default: a run's length is a choice)
     high_noise_bias: float = 1.0  # 1 = uniform timesteps; above 1, noisier ones more often
     layout_loss_weight: float = 0.0  # 0 = no layout read-out
     layout_grid: int = 8  # the side of the layout read-out's grid (with layout_loss_weight > 0)
@@ -64,7 +64,7 @@ class TrainingSettings:
             checkpoint_every=_training_whole(training, "checkpoint_every", _REQUIRED, 1, WHOLE_FROM_1),
             log_every=_training_whole(training, "log_every", _REQUIRED, 1, WHOLE_FROM_1),
             seed=_training_whole(training, "seed", _REQUIRED, 0, "a whole number, 0 or more"),
-            steps=_training_whole(training, "steps", 1000, 1, WHOLE_FROM_1),
+            steps=_training_whole(training, "steps", _REQUIRED, 1, WHOLE_FROM_1),
             high_noise_bias=_training_number(training, "high_noise_bias", 1.0, lambda value: value > 0,
                                              "a number above 0 (1 = uniform timesteps)"),
             layout_loss_weight=_training_number(training, "layout_loss_weight", 0.0, lambda value: value >= 0,

@@ -214,12 +214,12 @@ def test_training_settings_reject_unknown_keys_and_bad_values_naming_the_key():
 def test_training_settings_defaults_apply_for_missing_keys():
     from flexedit_model.training.settings import TrainingSettings
 
-    optional = ("steps", "high_noise_bias", "layout_loss_weight", "layout_grid", "lr_cooldown_fraction",
+    optional = ("high_noise_bias", "layout_loss_weight", "layout_grid", "lr_cooldown_fraction",
                 "mask_task_mix")
     training = {key: value for key, value in load_config("small").training.items() if key not in optional}
     settings = TrainingSettings.from_config(training)
-    assert (settings.steps, settings.high_noise_bias, settings.layout_loss_weight, settings.layout_grid,
-            settings.lr_cooldown_fraction, settings.mask_task_mix) == (1000, 1.0, 0.0, 8, 0.0, None)
+    assert (settings.high_noise_bias, settings.layout_loss_weight, settings.layout_grid,
+            settings.lr_cooldown_fraction, settings.mask_task_mix) == (1.0, 0.0, 8, 0.0, None)
     assert settings.batch_size == 128 and settings.mixed_precision == "bf16"
 
 
