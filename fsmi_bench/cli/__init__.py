@@ -41,6 +41,10 @@ class FsmiGroup(click.Group):
             return super().invoke(ctx)
         except FsmiError as error:
             raise _UserError(str(error)) from None
+        except click.UsageError as error:
+            # Click's usage errors take four lines; one is enough, with where to find the full usage.
+            command = error.ctx.command_path if error.ctx is not None else "fsmi"
+            raise _UserError(f"{error.format_message()} (see `{command} --help`)") from None
         except OSError as error:
             # Read-only folders, a full disk, a file where a folder is expected: the environment, not a bug.
             raise _UserError(environment_error_line(error)) from None
