@@ -106,3 +106,16 @@ def test_hand_drawn_masks_are_kept_unless_asked(pristine, tmp_path):
     redrawn = {row.case_id: row for row in load_benchmark(bench).rows if row.mask_type == "circle"}
     assert all(row.mask_params.get("drawn_by") != "user" for row in redrawn.values())
     assert {case_id: row.mask_sha256 for case_id, row in redrawn.items()} != drawn
+
+
+def test_a_killed_builds_temporary_folder_is_removed_by_the_next_build(tmp_path):
+    from fsmi_bench.benchmark.builder import _prepare_output
+
+    out = tmp_path / "bench"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".bench.building-{int(dead.stdout)}"
+    (stale / "cases").mkdir(parents=True)
+    alive = tmp_path / f".bench.building-{os.getppid()}"  # a build still running keeps its folder
+    alive.mkdir()
+    staging = _prepare_output(out, overwrite=False)
+    assert not stale.exists() and alive.is_dir() and staging.is_dir()
