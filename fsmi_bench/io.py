@@ -10,19 +10,78 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
+import re
+import socket
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from fsmi_bench.errors import BadInputError
+from fsmi_bench.schema import PATH_PART_PATTERN
 
 # Level 1: several times faster than the default 6, for files about a fifth larger.
 PNG_COMPRESS_LEVEL = 1
+
+# The largest image (width x height) any stage decodes; a larger one, or a "decompression bomb", is refused
+# with one line before its pixels are allocated. Change it with the environment variable of this name.
+MAX_IMAGE_PIXELS_VARIABLE = "FSMI_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_IMAGE_PIXELS = 64_000_000  # 8000 x 8000
+
+
+def max_image_pixels() -> int:
+    """The pixel limit: ``$FSMI_MAX_IMAGE_PIXELS`` if set, else ``DEFAULT_MAX_IMAGE_PIXELS``."""
+    text = os.environ.get(MAX_IMAGE_PIXELS_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise BadInputError(f"{MAX_IMAGE_PIXELS_VARIABLE}={text!r}: expected a positive whole number of pixels")
+    return int(text)
+
+
+def check_image_size(width: int, height: int, what: str) -> None:
+    """Refuse an image of ``width`` x ``height`` above the pixel limit, before anything is allocated."""
+    limit = max_image_pixels()
+    if int(width) * int(height) > limit:
+        raise BadInputError(f"{what} is {width}x{height} = {int(width) * int(height)} pixels, above the limit of "
+                            f"{limit} (set {MAX_IMAGE_PIXELS_VARIABLE} to change it)")
+
+
+_PATH_PART = re.compile(PATH_PART_PATTERN)
+
+
+def check_path_part(value, what: str) -> str:
+    """``value`` if it is a safe single path part (``schema.PATH_PART_PATTERN``, matched whole), else one line."""
+    if not isinstance(value, str) or not _PATH_PART.fullmatch(value):
+        raise BadInputError(f"{what} {value!r} must be 1 to 128 letters, digits, '_', '.' or '-', starting with a "
+                            "letter or digit (it becomes part of a file path)")
+    return value
+
+
+def path_inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """``path`` (absolute, or relative to ``root``) if it resolves inside ``root``; refuses anything else.
+
+    Every write or delete under a folder the user gave goes through this, so that no name read from a
+    file can make a stage touch anything outside that folder.
+    """
+    root = Path(root).resolve()
+    resolved = (root / path).resolve()
+    if not resolved.is_relative_to(root):
+        raise BadInputError(f"{path} would lie outside the folder {root}; refusing to write or delete it")
+    return resolved
+
+
+def _umask() -> int:
+    # The only portable way to read the umask is to set it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -45,6 +104,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+        # mkstemp makes the file 0600; give it the mode any other new file would get.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -88,10 +149,16 @@ def _open_image(path: str | os.PathLike):
         raise BadInputError(f"image not found: {path}")
     try:
         image = Image.open(path)
+        check_image_size(*image.size, f"image {path}")
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise BadInputError(f"cannot read image {path}: {error}") from None
     return image
+
+
+def image_size_within_limit(image, what: str) -> None:
+    """For an already opened PIL image (from a dataset or a stream): refuse it above the pixel limit."""
+    check_image_size(*image.size, what)
 
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
@@ -134,12 +201,18 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise BadInputError(f"{path} is not UTF-8 text (byte {error.start})") from None
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             rows.append(json.loads(line))
+        except RecursionError:
+            raise BadInputError(f"{path}:{number}: JSON nested too deeply") from None
         except json.JSONDecodeError as error:
             raise BadInputError(f"{path}:{number}: not valid JSON ({error.msg})") from None
     return rows
@@ -155,3 +228,43 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     except OSError as error:
         raise BadInputError(f"cannot write to output folder {path}: {error.strerror or error}") from None
     return path
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: str | os.PathLike, what: str, wait_s: float):
+    """Hold an exclusive lock on ``lock_path`` (an OS file lock, released when the process dies).
+
+    A second process waits up to ``wait_s`` seconds (0 = not at all), then gets ``BadInputError`` naming
+    the process that holds the lock (its pid, host and command, kept in ``<lock>.holder`` while held).
+    """
+    from filelock import FileLock, Timeout
+
+    lock_path = Path(lock_path)
+    holder_path = lock_path.with_name(lock_path.name + ".holder")
+    lock = FileLock(str(lock_path), timeout=wait_s)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            holder = holder_path.read_text(encoding="utf-8").strip()[:300] or "unknown process"
+        except (OSError, UnicodeDecodeError):
+            holder = "unknown process"
+        waited = f" after waiting {wait_s:g} s" if wait_s else ""
+        raise BadInputError(f"{what} is in use by another fsmi process ({holder}){waited}; let it finish, "
+                            "or use another folder") from None
+    except OSError as error:
+        raise BadInputError(f"cannot lock {what} ({lock_path}): {error.strerror or error}") from None
+    try:
+        command = " ".join(os.path.basename(part) if index == 0 else part
+                           for index, part in enumerate(sys.argv))[:200]
+        try:
+            atomic_write_text(holder_path, f"pid {os.getpid()} on {socket.gethostname()}: {command}")
+        except OSError:
+            pass  # the lock holds without its label
+        yield
+    finally:
+        try:
+            holder_path.unlink()
+        except OSError:
+            pass
+        lock.release()

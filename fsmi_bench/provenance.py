@@ -12,7 +12,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from fsmi_bench.io import atomic_write_text, sha256_bytes, sha256_file
+from fsmi_bench.errors import BadInputError
+from fsmi_bench.io import atomic_write_text, exclusive_lock, sha256_bytes, sha256_file
 
 # Packages whose versions can change a method's output or a metric's value.
 TRACKED_PACKAGES = (
@@ -70,10 +71,15 @@ def _load_digest_cache() -> dict:
 
 
 def _save_digest_cache(cache: dict) -> None:
+    """Merge ``cache`` into the file under a lock, so that processes hashing at once keep each other's digests."""
+    path = _digest_cache_file()
     try:
-        atomic_write_text(_digest_cache_file(), json.dumps(cache, sort_keys=True))
-    except OSError:
-        pass  # a read-only cache only costs time on the next run
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(path.with_name(f".{path.name}.lock"), f"digest cache {path}", wait_s=30):
+            merged = {**_load_digest_cache(), **cache}
+            atomic_write_text(path, json.dumps(merged, sort_keys=True))
+    except (OSError, BadInputError):
+        pass  # a read-only or busy cache only costs time on the next run
 
 
 def _file_sha256_cached(path: Path, cache: dict) -> str:

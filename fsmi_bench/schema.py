@@ -6,6 +6,11 @@ them. Cheap to import (no third-party library).
 
 from __future__ import annotations
 
+# A name that becomes one part of a file path (case ids, mask types): letters, digits, "_", "." and "-",
+# starting with a letter or digit, so it can be neither "..", nor absolute, nor hidden. Always matched whole
+# (``re.fullmatch``): "$" would let a trailing newline through.
+PATH_PART_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+
 # Case tags.
 KINDS = ("single", "multi")
 OPS = ("add", "replace", "remove")

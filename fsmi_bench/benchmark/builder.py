@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from fsmi_bench import BENCHMARK_VERSION
 from fsmi_bench.benchmark.manifest import MANIFEST_NAME, ManifestRow
 from fsmi_bench.benchmark.sources.base import ObjectInstance, PreparedCase, SourceContent
 from fsmi_bench.errors import BadInputError, FsmiError
-from fsmi_bench.io import atomic_write_text, ensure_writable_dir, save_png, write_jsonl
+from fsmi_bench.io import atomic_write_text, ensure_writable_dir, path_inside, save_png, write_jsonl
 from fsmi_bench.schema import COMPLEXITIES, MULTI_OPS, SCENARIOS, SINGLE_OPS
 
 KIND_CODES = {"single": 1, "multi": 2}
@@ -308,10 +309,29 @@ def _prepare_output(out: Path, overwrite: bool) -> Path:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise BadInputError(f"output folder {out} is not empty; pass --overwrite to replace it")
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    _remove_stale_staging(out)
     staging = out.parent / f".{out.name}.building-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
     return ensure_writable_dir(staging)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Remove the temporary folders of builds of ``out`` whose process is gone (killed mid-build or mid-swap)."""
+    for leftover in out.parent.glob(f".{glob_escape(out.name)}.*-*"):
+        kind, _, pid = leftover.name[len(out.name) + 2:].rpartition("-")
+        if kind in ("building", "old") and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(path_inside(out.parent, leftover.name), ignore_errors=True)
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:

@@ -1,20 +1,36 @@
 """The benchmark manifest: one JSON object per (case, mask condition), with the sha256 of every file.
 
 Everything downstream (run, score, report, training) reads a benchmark only through
-``load_benchmark``, which checks that paths stay inside the benchmark folder and, when asked,
-that every file still has the sha256 the manifest recorded.
+``load_benchmark``, which validates the manifest as a whole (each row's fields and types, names that
+become path parts, one row per (case, mask condition), one case per id, a known benchmark version),
+checks that paths stay inside the benchmark folder and, when asked, that every file still has the
+sha256 the manifest recorded.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from fsmi_bench import BENCHMARK_VERSION
 from fsmi_bench.errors import BadInputError, IntegrityError
-from fsmi_bench.io import read_jsonl, sha256_bytes, sha256_file
+from fsmi_bench.io import check_path_part, read_jsonl, sha256_bytes, sha256_file
+from fsmi_bench.schema import COMPLEXITIES, KINDS, OPS, SCENARIOS
 
 MANIFEST_NAME = "manifest.jsonl"
 FILE_KEYS = ("scene", "subject", "gt", "region", "mask", "subject_mask")
+# Benchmark versions whose manifests this fsmi reads; a newer build needs a newer fsmi.
+KNOWN_BENCHMARK_VERSIONS = (BENCHMARK_VERSION,)
+# Fields that describe the case, not the mask condition: every row of one case must agree on them.
+CASE_FIELDS = ("kind", "op", "scenario", "complexity", "instruction", "label", "clip_text", "width", "height",
+               "scene", "scene_sha256", "gt", "gt_sha256", "region", "region_sha256", "subject", "subject_sha256",
+               "subject_mask", "subject_mask_sha256",
+               "benchmark_version", "source", "origins")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# Larger scenes than this side could not have been decoded under any sane pixel limit.
+_MAX_SIDE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -59,12 +75,78 @@ class ManifestRow:
 
     @classmethod
     def from_json(cls, row: dict) -> "ManifestRow":
+        """A row from its JSON object, every field checked (``BadInputError`` with one line otherwise)."""
+        if not isinstance(row, dict):
+            raise BadInputError(f"manifest row must be a JSON object, not {type(row).__name__}")
         names = {f.name for f in fields(cls)}
         optional = ("subject", "subject_sha256", "extra", "subject_mask", "subject_mask_sha256")
         missing = [f.name for f in fields(cls) if f.name not in row and f.name not in optional]
         if missing:
-            raise BadInputError(f"manifest row for {row.get('case_id', '?')} lacks fields: {', '.join(missing)}")
-        return cls(**{key: value for key, value in row.items() if key in names})
+            raise BadInputError(f"manifest row for {str(row.get('case_id', '?'))[:80]!r} lacks fields: "
+                                f"{', '.join(missing)}")
+        values = {key: value for key, value in row.items() if key in names}
+        _check_row_fields(values)
+        return cls(**values)
+
+
+def _check_row_fields(row: dict) -> None:
+    """Types and values of one manifest row's fields; names that become path parts matched whole."""
+    check_path_part(row["case_id"], "case_id")
+    where = f"manifest row {row['case_id']}"
+    check_path_part(row["mask_type"], f"{where}: mask_type")
+    where = f"{where}/{row['mask_type']}"
+    for name in ("instruction", "label", "clip_text", "source", "scene", "gt", "region", "mask",
+                 "benchmark_version"):
+        if not isinstance(row[name], str):
+            raise BadInputError(f"{where}: {name} must be a string, not {type(row[name]).__name__}")
+    for name in ("subject", "subject_sha256", "subject_mask", "subject_mask_sha256"):
+        if row.get(name) is not None and not isinstance(row[name], str):
+            raise BadInputError(f"{where}: {name} must be a string or null, not {type(row[name]).__name__}")
+    for name, choices in (("kind", KINDS), ("op", OPS), ("scenario", SCENARIOS)):
+        if row[name] not in choices:
+            raise BadInputError(f"{where}: {name} {row[name]!r} is not one of {', '.join(choices)}")
+    if row["complexity"] not in COMPLEXITIES[row["kind"]]:
+        raise BadInputError(f"{where}: complexity {row['complexity']!r} is not one of "
+                            f"{', '.join(COMPLEXITIES[row['kind']])} for a {row['kind']} case")
+    for name in ("seed", "width", "height"):
+        if not isinstance(row[name], int) or isinstance(row[name], bool):
+            raise BadInputError(f"{where}: {name} must be an integer, not {row[name]!r}")
+    if not (1 <= row["width"] <= _MAX_SIDE and 1 <= row["height"] <= _MAX_SIDE) or row["seed"] < 0:
+        raise BadInputError(f"{where}: width {row['width']}, height {row['height']} and seed {row['seed']} must "
+                            "be positive")
+    for name in ("mask_iou", "mask_coverage"):
+        value = row[name]
+        if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+                or not 0.0 <= value <= 1.0):
+            raise BadInputError(f"{where}: {name} must be a number in [0, 1], not {value!r}")
+    for name in ("mask_params", "origins", "extra"):
+        if name in row and not isinstance(row[name], dict):
+            raise BadInputError(f"{where}: {name} must be a JSON object, not {type(row[name]).__name__}")
+    for key in FILE_KEYS:
+        digest = row.get(f"{key}_sha256")
+        if row.get(key) is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            raise BadInputError(f"{where}: {key}_sha256 must be 64 lowercase hex digits, not {digest!r}")
+    if row["benchmark_version"] not in KNOWN_BENCHMARK_VERSIONS:
+        raise BadInputError(f"{where}: benchmark version {row['benchmark_version']!r} is not one this fsmi reads "
+                            f"({', '.join(KNOWN_BENCHMARK_VERSIONS)}); rebuild it with this fsmi, or use the "
+                            "fsmi that built it")
+
+
+def check_rows_agree(rows: tuple[ManifestRow, ...]) -> None:
+    """One row per (case, mask condition), and one case per id: its rows agree on every case field."""
+    first_of_case: dict[str, ManifestRow] = {}
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        first = first_of_case.setdefault(row.case_id, row)
+        for name in CASE_FIELDS:
+            if getattr(row, name) != getattr(first, name):
+                raise BadInputError(f"manifest rows of case {row.case_id} disagree on {name} ({first.mask_type}: "
+                                    f"{str(getattr(first, name))[:60]!r}, {row.mask_type}: "
+                                    f"{str(getattr(row, name))[:60]!r}); two cases share one id")
+        key = (row.case_id, row.mask_type)
+        if key in seen:
+            raise BadInputError(f"manifest has two rows for case {row.case_id}, mask type {row.mask_type}")
+        seen.add(key)
 
 
 @dataclass(frozen=True)
@@ -90,7 +172,7 @@ class Benchmark:
 
 def resolve_inside(root: Path, relative: str) -> Path:
     """The absolute path of ``relative`` under ``root``; refuses paths that leave ``root``."""
-    if relative is None or Path(relative).is_absolute():
+    if not isinstance(relative, str) or not relative or "\x00" in relative or Path(relative).is_absolute():
         raise BadInputError(f"manifest path {relative!r} must be relative to the benchmark folder")
     resolved = (root / relative).resolve()
     if not resolved.is_relative_to(root.resolve()):
@@ -107,14 +189,27 @@ def load_benchmark(root: str | Path, verify: bool = True) -> Benchmark:
     raw = read_jsonl(manifest)
     if not raw:
         raise BadInputError(f"{manifest} is empty")
-    rows = tuple(ManifestRow.from_json(row) for row in raw)
+    rows = []
+    for number, row in enumerate(raw, start=1):
+        try:
+            rows.append(ManifestRow.from_json(row))
+        except BadInputError as error:
+            raise BadInputError(f"{manifest}: row {number}: {error}") from None
+    rows = tuple(rows)
+    try:
+        check_rows_agree(rows)
+    except BadInputError as error:
+        raise BadInputError(f"{manifest}: {error}") from None
     checked: dict[str, str] = {}
     for row in rows:
         for key in FILE_KEYS:
             relative = getattr(row, key)
             if relative is None:
                 continue
-            path = resolve_inside(root, relative)
+            try:
+                path = resolve_inside(root, relative)
+            except BadInputError as error:
+                raise BadInputError(f"{manifest}: case {row.case_id}: {error}") from None
             if not verify or relative in checked:
                 continue
             if not path.is_file():

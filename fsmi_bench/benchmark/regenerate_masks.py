@@ -4,16 +4,30 @@ with region masks, and draw a contact sheet of them."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from fsmi_bench.errors import BadInputError
-from fsmi_bench.io import ensure_writable_dir, load_mask, load_rgb, save_png, write_jsonl
+from fsmi_bench.io import (
+    atomic_write_bytes,
+    encode_png,
+    ensure_writable_dir,
+    exclusive_lock,
+    load_mask,
+    load_rgb,
+    path_inside,
+    save_png,
+    sha256_bytes,
+    write_jsonl,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SHEET_COLUMNS = 8
+# Held while a benchmark's masks and manifest are rewritten.
+BENCHMARK_LOCK_NAME = ".fsmi-benchmark.lock"
 
 
 def parse_types(types: str | None):
@@ -30,43 +44,96 @@ def parse_types(types: str | None):
 
 
 def regenerate_benchmark_masks(bench_dir: str | Path, types: str | None = None, seed: int | None = None,
-                               sheet: str | Path | None = None) -> Path:
+                               sheet: str | Path | None = None, replace_drawn: bool = False) -> Path:
     """Redraw the masks of the given types in a built benchmark, update its manifest, write a sheet.
 
     With ``seed`` the masks are drawn from new per-case seeds (derived from ``seed`` as ``fsmi build``
     does); without it, from each case's recorded seed, which reproduces the build's masks exactly.
+    Masks drawn by hand (``mask_params.drawn_by == "user"``) are kept unless ``replace_drawn``.
+
+    Transactional: a changed mask is written under a name the current manifest does not use, beside the
+    old one; the manifest is swapped atomically last, and only then are the old masks removed. A kill at
+    any moment leaves the old benchmark or the new one, both loadable.
     """
     from tqdm import tqdm
 
-    from fsmi_bench.benchmark.builder import case_seed
     from fsmi_bench.benchmark.manifest import MANIFEST_NAME, load_benchmark
     from fsmi_bench.benchmark.masks import generate_mask
 
     mask_types = parse_types(types)
     benchmark = load_benchmark(bench_dir, verify=True)
     root = benchmark.root
-    case_ids = benchmark.case_ids()
-    replaced, sheet_items = {}, []
-    for case_id in tqdm(case_ids, desc="drawing masks", unit="case"):
-        rows = benchmark.rows_for(case_id)
-        region = load_mask(root / rows[0].region)
-        kind, number = case_id.rsplit("_", 1)
-        this_seed = rows[0].seed if seed is None else case_seed(seed, kind, int(number) - 1)
-        drawn = {}
-        for row in rows:
-            if row.mask_type not in mask_types:
-                continue
-            result = generate_mask(row.mask_type, region, this_seed)
-            drawn[row.mask_type] = result.mask
-            replaced[(case_id, row.mask_type)] = dataclasses.replace(
-                row, seed=this_seed, mask_sha256=save_png(root / row.mask, result.mask), mask_params=result.params,
-                mask_iou=round(float(result.iou), 6), mask_coverage=round(float(result.coverage), 6))
-        if len(sheet_items) < SHEET_COLUMNS and case_id in _spread(case_ids, SHEET_COLUMNS):
-            sheet_items.append((case_id, load_rgb(root / rows[0].scene), drawn))
-    # Rows keep their order, so an unchanged benchmark keeps a byte-identical manifest.
-    new_rows = [replaced.get((row.case_id, row.mask_type), row) for row in benchmark.rows]
-    write_jsonl(root / MANIFEST_NAME, (row.to_json() for row in new_rows))
+    with exclusive_lock(root / BENCHMARK_LOCK_NAME, f"benchmark {root}", wait_s=0):
+        benchmark = load_benchmark(bench_dir, verify=True)  # as it is now that no one else writes it
+        in_use = {row.mask for row in benchmark.rows}
+        case_ids = benchmark.case_ids()
+        positions = {}
+        for row in benchmark.rows:
+            positions.setdefault(row.case_id, len(positions))
+        replaced, sheet_items = {}, []
+        for case_id in tqdm(case_ids, desc="drawing masks", unit="case"):
+            rows = benchmark.rows_for(case_id)
+            region = load_mask(root / rows[0].region)
+            this_seed = rows[0].seed if seed is None else _new_case_seed(seed, rows[0], positions[case_id])
+            drawn = {}
+            for row in rows:
+                if row.mask_type not in mask_types:
+                    continue
+                if (row.mask_params or {}).get("drawn_by") == "user" and not replace_drawn:
+                    drawn[row.mask_type] = load_mask(root / row.mask)
+                    continue
+                result = generate_mask(row.mask_type, region, this_seed)
+                drawn[row.mask_type] = result.mask
+                data = encode_png(result.mask)
+                digest = sha256_bytes(data)
+                path = row.mask if digest == row.mask_sha256 else _unused_mask_path(row, digest, in_use)
+                if path != row.mask:
+                    atomic_write_bytes(path_inside(root, path), data)
+                replaced[(case_id, row.mask_type)] = dataclasses.replace(
+                    row, seed=this_seed, mask=path, mask_sha256=digest, mask_params=result.params,
+                    mask_iou=round(float(result.iou), 6), mask_coverage=round(float(result.coverage), 6))
+            if len(sheet_items) < SHEET_COLUMNS and case_id in _spread(case_ids, SHEET_COLUMNS):
+                sheet_items.append((case_id, load_rgb(root / rows[0].scene), drawn))
+        # Rows keep their order, so an unchanged benchmark keeps a byte-identical manifest.
+        new_rows = [replaced.get((row.case_id, row.mask_type), row) for row in benchmark.rows]
+        write_jsonl(root / MANIFEST_NAME, (row.to_json() for row in new_rows))  # the commit point
+        _remove_unused_masks(root, new_rows)
     return _write_sheet(sheet or root / "previews" / "contact_sheet.png", sheet_items, mask_types)
+
+
+def _new_case_seed(seed: int, row, position: int) -> int:
+    """The seed ``fsmi build --seed`` gives a case: from the number in ``<kind>_<number>`` ids, else from the
+    case's position in the manifest (the build's order for cases from a source that names its own ids)."""
+    from fsmi_bench.benchmark.builder import case_seed
+
+    match = re.fullmatch(rf"{re.escape(row.kind)}_0*([1-9][0-9]{{0,8}})", row.case_id)
+    index = int(match.group(1)) - 1 if match else position
+    return case_seed(seed, row.kind, index)
+
+
+def _unused_mask_path(row, digest: str, in_use: set[str]) -> str:
+    """Where a changed mask goes: ``masks/<type>.png`` if no row uses it now, else ``masks/<type>.<sha>.png``."""
+    folder = PurePosixPath(row.mask).parent
+    for name in (f"{row.mask_type}.png", f"{row.mask_type}.{digest[:12]}.png"):
+        candidate = (folder / name).as_posix()
+        if candidate not in in_use:
+            return candidate
+    raise BadInputError(f"case {row.case_id}: no free file name for its new {row.mask_type} mask")
+
+
+def _remove_unused_masks(root: Path, rows) -> None:
+    """After the manifest swap: delete the mask files of the cases' mask folders that no row uses any more
+    (the replaced masks, and new ones left by a regeneration killed before its swap). Only files named as
+    masks are named here (``<type>.png``, ``<type>.<12 hex>.png``) are touched."""
+    from fsmi_bench.benchmark.manifest import FILE_KEYS
+
+    used = {path_inside(root, getattr(row, key)) for row in rows for key in FILE_KEYS if getattr(row, key)}
+    types = "|".join(re.escape(mask_type) for mask_type in sorted({row.mask_type for row in rows}))
+    mask_file = re.compile(rf"(?:{types})(?:\.[0-9a-f]{{12}})?\.png")
+    for folder in {path_inside(root, row.mask).parent for row in rows}:
+        for path in folder.glob("*.png"):
+            if path not in used and mask_file.fullmatch(path.name):
+                path_inside(folder, path.name).unlink(missing_ok=True)
 
 
 def _spread(items: list, count: int) -> set:

@@ -21,6 +21,17 @@ COMMAND_MODULES = ("build", "generate_masks", "show", "export", "ls", "run", "im
 class _UserError(click.ClickException):
     exit_code = 2
 
+    def __init__(self, message: str):
+        # One line, whatever the names inside it hold (a case id or path may contain a newline).
+        super().__init__(" ".join(str(message).split("\n")).replace("\r", " "))
+
+
+def environment_error_line(error: OSError) -> str:
+    """One line for an operating-system error: what failed, on which file, and that earlier results are kept."""
+    where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name)
+    reason = error.strerror or str(error) or type(error).__name__
+    return (f"{reason}: {where}" if where else reason) + " (files written before are kept)"
+
 
 class FsmiGroup(click.Group):
     """Turns ``FsmiError`` into a one-line message and a non-zero exit, never a traceback."""
@@ -30,6 +41,13 @@ class FsmiGroup(click.Group):
             return super().invoke(ctx)
         except FsmiError as error:
             raise _UserError(str(error)) from None
+        except click.UsageError as error:
+            # Click's usage errors take four lines; one is enough, with where to find the full usage.
+            command = error.ctx.command_path if error.ctx is not None else "fsmi"
+            raise _UserError(f"{error.format_message()} (see `{command} --help`)") from None
+        except OSError as error:
+            # Read-only folders, a full disk, a file where a folder is expected: the environment, not a bug.
+            raise _UserError(environment_error_line(error)) from None
         except KeyboardInterrupt:
             click.echo("interrupted; finished files are kept, rerun the same command to resume", err=True)
             ctx.exit(130)

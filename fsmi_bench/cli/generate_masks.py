@@ -17,7 +17,8 @@ from fsmi_bench.errors import BadInputError
 @click.option("--types", default=None, help="Comma-separated mask types (default: the 9 conditions).")
 @click.option("--seed", default=None, type=int, help="Seed (default: each case's recorded seed; 0 for --images).")
 @click.option("--sheet", type=click.Path(path_type=Path), help="Where to write the contact sheet PNG.")
-def command(bench, images, regions, out, types, seed, sheet):
+@click.option("--replace-drawn", is_flag=True, help="With --bench: redraw hand-drawn masks too (kept by default).")
+def command(bench, images, regions, out, types, seed, sheet, replace_drawn):
     """Draw free-shape masks and a contact sheet (masks over scenes, a row per type).
 
     \b
@@ -31,7 +32,8 @@ def command(bench, images, regions, out, types, seed, sheet):
     if bench and (images or regions or out):
         raise BadInputError("use either --bench DIR or --images DIR --regions DIR --out DIR, not both")
     if bench:
-        path = regenerate_benchmark_masks(bench, types=types, seed=seed, sheet=sheet)
+        path = regenerate_benchmark_masks(bench, types=types, seed=seed, sheet=sheet,
+                                              replace_drawn=replace_drawn)
     elif images and regions and out:
         path = masks_for_folder(images, regions, out, types=types, seed=seed or 0, sheet=sheet)
     else:

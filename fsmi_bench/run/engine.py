@@ -37,7 +37,9 @@ from fsmi_bench.io import (
     atomic_write_bytes,
     atomic_write_text,
     ensure_writable_dir,
+    exclusive_lock,
     load_mask,
+    path_inside,
     load_rgb,
 )
 from fsmi_bench.provenance import git_commit, package_versions, weights_provenance
@@ -51,6 +53,10 @@ from fsmi_bench.run.folder import (
     run_identity,
 )
 from fsmi_bench.run.method import METHODS, EditRequest, Method
+
+# The folder-wide lock, held while a run compares the folder's run files with its own and claims its file.
+FOLDER_LOCK_NAME = ".fsmi-run.lock"
+FOLDER_LOCK_WAIT_S = 120.0
 from fsmi_bench.run.record import (
     EditKey,
     FailureLog,
@@ -239,7 +245,7 @@ def is_valid_output(path: Path, width: int, height: int) -> bool:
             if image.size != (width, height) or image.mode != "RGB":
                 return False
             image.load()
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return False
     return True
 
@@ -278,7 +284,8 @@ def select_work(benchmark: Benchmark, config: RunConfig, shard: Shard | None) ->
     fixed order, with their output paths under ``config.out`` and their seeds. Reads and writes nothing."""
     rows = select_rows(benchmark, config.mask_types, tuple(config.kinds), config.limit, shard)
     root = Path(config.out)
-    return [WorkItem(row=row, output=output_path(root, row.case_id, row.mask_type),
+    # output_path accepts only safe names; path_inside also refuses a symlinked case folder that leads out.
+    return [WorkItem(row=row, output=path_inside(root, output_path(root, row.case_id, row.mask_type)),
                      seed=derive_seed(config.seed, row.seed, row.mask_type)) for row in rows]
 
 
@@ -295,6 +302,7 @@ class RunFolder:
     run_path: Path
     existing: dict[str, dict]
     previous: dict
+    created_at: str = field(default_factory=lambda: _now())
 
     def previous_resized(self) -> dict[str, list[int]]:
         return dict((self.previous.get("size_mapping") or {}).get("resized", {}))
@@ -341,19 +349,43 @@ def _check_same_weights(root: Path, existing: dict[str, dict], weights: dict) ->
                                 "use another --out folder")
 
 
-def start_record(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None,
-                 device: str, method: Method) -> RunRecord:
-    """Check the set-up method's weights against the folder's and write run.json with status "running"."""
-    weights = weights_provenance(method.weights())
-    _check_same_weights(folder.root, folder.existing, weights)
-    record = RunRecord(
+def _record(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None, device: str,
+            weights: dict | None) -> RunRecord:
+    return RunRecord(
         identity=folder.identity, weights=weights, package_versions=package_versions(),
         git_commit=git_commit(), fsmi_version=fsmi_bench.__version__,
         benchmark_dir=str(Path(config.bench).resolve()), benchmark_version=benchmark.version,
         size_mapping=SizeMapping(resized=folder.previous_resized()), shard=shard,
         selection=RunSelection(mask_types=None if config.mask_types is None else list(config.mask_types),
                                kinds=list(config.kinds), limit=config.limit),
-        device=device, created_at=folder.previous.get("created_at", _now()))
+        device=device, created_at=folder.previous.get("created_at", folder.created_at))
+
+
+def claim_run_folder(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None,
+                     device: str) -> None:
+    """Write this run's file at once (weights not yet known), while the folder lock is held, so that a
+    second run started before this one's method is set up finds the folder taken."""
+    if not folder.previous:
+        atomic_write_text(folder.run_path, _record(config, benchmark, folder, shard, device, None).to_json())
+
+
+def release_claim(folder: RunFolder) -> None:
+    """Undo ``claim_run_folder`` when the run ends before its first record (set-up failed, missing weights)."""
+    if not folder.previous:
+        try:
+            info = read_run_file(folder.run_path)
+        except BadInputError:
+            return
+        if info.get("weights") is None:
+            folder.run_path.unlink(missing_ok=True)
+
+
+def start_record(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None,
+                 device: str, method: Method) -> RunRecord:
+    """Check the set-up method's weights against the folder's and write run.json with status "running"."""
+    weights = weights_provenance(method.weights())
+    _check_same_weights(folder.root, folder.existing, weights)
+    record = _record(config, benchmark, folder, shard, device, weights)
     atomic_write_text(folder.run_path, record.to_json())
     return record
 
@@ -485,17 +517,36 @@ def run_method(config: RunConfig, method: Method | None = None) -> RunSummary:
     shard = resolve_shard(config.shard)
     device = resolve_device(config.device)
     work = select_work(benchmark, config, shard)
-    folder = open_run_folder(config, benchmark, shard)
-    failures = FailureLog(failures_file(folder.root, shard))
-    if method is None:
-        method = _instantiate(replace(config, method_config=folder.identity.method_config, device=device))
-    try:
-        method.setup()
-        record = start_record(config, benchmark, folder, shard, device, method)
-        edits = EditLoop(benchmark, method, failures, record.size_mapping.resized)
-        edits.run(work, _progress_bar(config, shard, len(work)))
-        counts = finish_record(folder.run_path, record, edits, work)
-    finally:
-        method.close()
+    root = ensure_writable_dir(config.out)
+    # One writer per run file for the whole run (a second one of the same shard exits at once); the
+    # folder lock is held only while the folder is compared and claimed, so that shards start side by side.
+    run_name = run_file(root, shard).name
+    with exclusive_lock(root / f".{run_name}.lock", f"{root / run_name}", wait_s=0):
+        with exclusive_lock(root / FOLDER_LOCK_NAME, f"run folder {root}", wait_s=FOLDER_LOCK_WAIT_S):
+            folder = open_run_folder(config, benchmark, shard)
+            claim_run_folder(config, benchmark, folder, shard, device)
+        counts = _run_claimed(config, benchmark, folder, shard, device, work, method)
     return RunSummary(out=folder.root, shard=shard, selected=counts.selected, written=counts.written,
                       skipped=counts.skipped, failed=counts.failed, elapsed_s=time.perf_counter() - started)
+
+
+def _run_claimed(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None, device: str,
+                 work: list[WorkItem], method: Method | None) -> RunCounts:
+    """Set the method up, write the record, make the edits, write the final record (the locks are held)."""
+    recorded = False
+    try:
+        failures = FailureLog(failures_file(folder.root, shard))
+        if method is None:
+            method = _instantiate(replace(config, method_config=folder.identity.method_config, device=device))
+        try:
+            method.setup()
+            record = start_record(config, benchmark, folder, shard, device, method)
+            recorded = True
+            edits = EditLoop(benchmark, method, failures, record.size_mapping.resized)
+            edits.run(work, _progress_bar(config, shard, len(work)))
+            return finish_record(folder.run_path, record, edits, work)
+        finally:
+            method.close()
+    finally:
+        if not recorded:
+            release_claim(folder)

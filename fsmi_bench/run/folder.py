@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fsmi_bench.errors import BadInputError
-from fsmi_bench.io import read_jsonl
+from fsmi_bench.io import check_path_part, read_jsonl
 
 OUTPUTS_DIR = "outputs"
 RUN_FILE = "run.json"
 FAILURES_FILE = "failures.jsonl"
 _SHARD_RUN_FILE = re.compile(r"^run\.shard-(\d+)-of-(\d+)\.json$")
+
+# A method's name as run.json records it: a registered name or a "module:Class" target.
+METHOD_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 # The keys that make two runs "the same run": a folder may only hold outputs of one of them.
 IDENTITY_KEYS = ("method", "method_config", "seed", "manifest_sha256")
@@ -66,7 +69,8 @@ def failures_file(root: Path, shard: Shard | None) -> Path:
 
 
 def output_path(root: Path, case_id: str, mask_type: str) -> Path:
-    return root / OUTPUTS_DIR / case_id / f"{mask_type}.png"
+    """``root/outputs/<case_id>/<mask_type>.png``; both names must be safe path parts."""
+    return root / OUTPUTS_DIR / check_path_part(case_id, "case_id") / f"{check_path_part(mask_type, 'mask_type')}.png"
 
 
 def run_identity(info: dict) -> dict:
@@ -95,6 +99,8 @@ def read_run_file(path: Path) -> dict:
         raise BadInputError(f"cannot read {path}: {error}") from None
     if not isinstance(info, dict) or "method" not in info:
         raise BadInputError(f"{path} is not a run file (no 'method' key)")
+    if not isinstance(info["method"], str) or not METHOD_NAME_PATTERN.fullmatch(info["method"]):
+        raise BadInputError(f"{path}: method {str(info['method'])[:80]!r} is not a method name")
     return info
 
 
@@ -141,8 +147,10 @@ def load_run(root: str | Path) -> RunInfo:
         path = failures_file(root, shard)
         if not path.is_file():
             continue
-        for row in read_jsonl(path):
-            key = (row["case_id"], row["mask_type"])
+        for number, row in enumerate(read_jsonl(path), start=1):
+            if not (isinstance(row, dict) and isinstance(row.get("error"), str)):
+                raise BadInputError(f"{path}: row {number} is not a failure record (case_id, mask_type, error)")
+            key = (row.get("case_id"), row.get("mask_type"))
             # A failure followed by a successful retry (by another shard layout) leaves an output behind.
             if not output_path(root, *key).is_file():
                 failures[key] = row["error"]

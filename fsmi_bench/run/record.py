@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import read_jsonl, write_jsonl
 from fsmi_bench.run.folder import IDENTITY_KEYS, Shard
 
@@ -81,7 +82,7 @@ class RunRecord:
     the first edit, and again at the end with the final status, ``finished_at`` and ``counts``."""
 
     identity: RunIdentity
-    weights: dict
+    weights: dict | None  # None only in the first record, written before the method is set up
     package_versions: dict
     git_commit: str | None
     fsmi_version: str
@@ -123,7 +124,11 @@ class FailureLog:
         self.path = path
         self.errors: dict[EditKey, str] = {}
         if path.is_file():
-            self.errors = {EditKey(row["case_id"], row["mask_type"]): row["error"] for row in read_jsonl(path)}
+            for number, row in enumerate(read_jsonl(path), start=1):
+                if not (isinstance(row, dict) and isinstance(row.get("case_id"), str)
+                        and isinstance(row.get("mask_type"), str) and isinstance(row.get("error"), str)):
+                    raise BadInputError(f"{path}: row {number} is not a failure record (case_id, mask_type, error)")
+                self.errors[EditKey(row["case_id"], row["mask_type"])] = row["error"]
 
     def record(self, key: EditKey, error: str) -> None:
         self.errors[key] = error

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import atomic_write_bytes
 
 
@@ -67,4 +68,9 @@ class FeatureCache:
             return
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(value), allow_pickle=False)
-        atomic_write_bytes(self._path(key), buffer.getvalue())
+        # One file per key, written atomically: writers of one key write the same bytes, so no lock is needed.
+        try:
+            atomic_write_bytes(self._path(key), buffer.getvalue())
+        except OSError as error:
+            raise BadInputError(f"cannot write to the feature cache {self.root}: {error.strerror or error}; set "
+                                "FSMI_CACHE_DIR to a writable folder, or pass --no-cache") from None

@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fsmi_bench.errors import BadInputError
+from fsmi_bench.io import ensure_writable_dir, exclusive_lock
 from fsmi_bench.schema import MEASURED_STATUSES, RESULT_COLUMNS
+
+# How long a scoring pass waits for another one writing the same results table.
+RESULTS_LOCK_WAIT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,9 @@ def score_run(config: ScoreConfig, models=None):
     from fsmi_bench.scoring.feature_cache import FeatureCache
     from fsmi_bench.scoring.scorer import OutputImage, Scorer
 
+    out = Path(config.out) if config.out else Path(config.run) / f"results-{config.protocol}.parquet"
+    if out.suffix != ".parquet":
+        raise BadInputError(f"--out {out}: the results table is written as .parquet (CSV beside it)")
     benchmark = load_benchmark(config.bench, verify=True)
     run = load_run(config.run)
     _check_run_matches(benchmark, run.info, Path(config.run))
@@ -140,9 +147,11 @@ def score_run(config: ScoreConfig, models=None):
     frame = pd.DataFrame.from_records(records, columns=list(RESULT_COLUMNS))
     frame = frame.astype({"value": "float64", "higher_is_better": "bool"})
     frame = frame.sort_values(["method", "case_id", "mask_type", "metric"], kind="stable").reset_index(drop=True)
-    out = Path(config.out) if config.out else Path(config.run) / f"results-{config.protocol}.parquet"
-    table = merge_into_existing(out, frame, run.method)
-    csv = write_results(table, out)
+    ensure_writable_dir(out.parent)
+    # Read, merge and write under one lock: two `fsmi score --out` into one file keep both methods' rows.
+    with exclusive_lock(out.parent / f".{out.name}.lock", f"results table {out}", wait_s=RESULTS_LOCK_WAIT_S):
+        table = merge_into_existing(out, frame, run.method)
+        csv = write_results(table, out)
     counts = dict(Counter(frame["status"]))
     summary = ScoreSummary(run.method, out, csv, len(frame), counts, scorer.model_calls, cache.hits)
     return frame, summary

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fsmi_bench.errors import BadInputError, MissingWeightsError
+from fsmi_bench.io import check_image_size
 from fsmi_bench.metrics import pixel
 from fsmi_bench.metrics.clip_metric import clip_t, cosine
 from fsmi_bench.metrics.models import ModelBank
@@ -79,6 +80,7 @@ def load_output(path: Path, width: int, height: int, resize_to_scene: bool) -> n
 
     try:
         with Image.open(path) as image:
+            check_image_size(*image.size, "output")
             image.load()
             mode, size = image.mode, image.size
             if mode != "RGB":
@@ -89,7 +91,7 @@ def load_output(path: Path, width: int, height: int, resize_to_scene: bool) -> n
                                         "and the run recorded no size mapping")
                 image = image.resize((width, height), Image.BICUBIC)
             return np.asarray(image, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise BadInputError(f"cannot read output PNG: {error}") from None
 
 

@@ -334,3 +334,34 @@ def test_build_composites_cases_from_a_coco_folder(coco_dir, tmp_path):
     for row in rows:
         assert row.label in labels or row.op == "remove"
         assert row.origins["scene"].split(":", 1)[0] == "coco"
+
+
+def test_coco_huge_polygon_coordinates_are_clipped_to_the_image(coco_dir):
+    """A coordinate of 1e8 took gigabytes in pycocotools; clipped first, it costs nothing, and the pixels
+    inside the image are those of the unclipped polygon."""
+    before = {obj.object_id: obj.mask for obj in load_coco(str(coco_dir), min_area_fraction=0.0).objects}
+    _edit_json(coco_dir, lambda data: data["annotations"][7].update(
+        segmentation=[[5, 5, 1e8, 5, 1e8, 25, 5, 25]]))  # person 31 of image 3, stretched far to the right
+    _edit_json(coco_dir, lambda data: data["annotations"][2].update(
+        segmentation=[[30, -50, 39 + 60, 0, 39, 9, 30, 9]]))  # person 13, partly outside
+    after = {obj.object_id: obj.mask for obj in load_coco(str(coco_dir), min_area_fraction=0.0).objects}
+    from pycocotools import mask as mask_utils
+
+    def unclipped(polygon):
+        return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([polygon], HEIGHT, WIDTH))).astype(bool)
+
+    assert np.array_equal(after["3/31"], unclipped([5, 5, WIDTH + 50, 5, WIDTH + 50, 25, 5, 25]))
+    assert np.array_equal(after["1/13"], unclipped([30, -50, 99, 0, 39, 9, 30, 9]))
+    assert np.array_equal(after["1/11"], before["1/11"])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda data: data["categories"][0].pop("name"), "has no name"),
+    (lambda data: data["annotations"][1]["segmentation"].update(size=[100000, 100000]), "RLE of size"),
+    (lambda data: data["annotations"][0].update(segmentation=[[1, 2, "x", 4, 5, 6]]), "finite numbers"),
+    (lambda data: data["annotations"][0].update(segmentation="abc"), "no polygon or RLE"),
+])
+def test_coco_hostile_annotations_are_one_error(coco_dir, change, message):
+    _edit_json(coco_dir, change)
+    with pytest.raises(BadInputError, match=message):
+        load_coco(str(coco_dir))

@@ -110,6 +110,9 @@ class SeededNoise(Method):
 
     name = "seeded-noise"
 
+    def setup(self) -> None:
+        time.sleep(float(self.config.get("setup_s", 0.0)))  # a method that loads weights for a while
+
     def edit(self, request: EditRequest) -> np.ndarray:
         time.sleep(float(self.config.get("delay_s", 0.0)))
         output = request.scene.copy()

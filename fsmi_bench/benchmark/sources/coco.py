@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -84,8 +85,11 @@ def load_coco(path: str, min_area_fraction: float = DEFAULT_MIN_AREA_FRACTION) -
                 if annotation.get("category_id") not in coco.cats:
                     raise BadInputError(f"{where}: annotation {annotation['id']} has unknown category_id "
                                         f"{annotation.get('category_id')!r}")
+                label = coco.cats[annotation["category_id"]].get("name")
+                if not isinstance(label, str) or not label.strip():
+                    raise BadInputError(f"{where}: category {annotation['category_id']!r} has no name")
                 try:
-                    mask = coco.annToMask(annotation).astype(bool)
+                    mask = coco.annToMask(bounded_annotation(annotation, width, height, where)).astype(bool)
                 except Exception as error:  # pycocotools raises bare TypeError/ValueError on bad segmentations
                     raise BadInputError(f"{where}: annotation {annotation['id']} has an unreadable "
                                         f"segmentation ({error})") from None
@@ -95,10 +99,69 @@ def load_coco(path: str, min_area_fraction: float = DEFAULT_MIN_AREA_FRACTION) -
                 if mask.sum() < max(1.0, min_area_fraction * height * width):
                     continue
                 objects.append(ObjectInstance(object_id=f"{photo_id}/{annotation['id']}", photo_id=photo_id,
-                                              label=coco.cats[annotation["category_id"]]["name"],
+                                              label=label,
                                               image=image, mask=mask, origin=origin))
     card = _card(root, json_files, scenes, objects, licences_used, min_area_fraction)
     return SourceContent(name=f"coco:{root}", card=card, scenes=scenes, objects=objects)
+
+
+def clip_polygon(points: list[tuple[float, float]], width: int, height: int) -> list[tuple[float, float]]:
+    """The polygon cut to the rectangle [-1, width + 1] x [-1, height + 1] (Sutherland-Hodgman).
+
+    The rasterised pixels inside the image are the same, but a coordinate of 1e8 can no longer make
+    pycocotools allocate gigabytes for edges that lie far outside the image.
+    """
+    def cut(polygon, inside, crossing):
+        result = []
+        for index, current in enumerate(polygon):
+            previous = polygon[index - 1]
+            if inside(current):
+                if not inside(previous):
+                    result.append(crossing(previous, current))
+                result.append(current)
+            elif inside(previous):
+                result.append(crossing(previous, current))
+        return result
+
+    def at_x(bound):
+        return lambda a, b: (bound, a[1] + (b[1] - a[1]) * (bound - a[0]) / (b[0] - a[0]))
+
+    def at_y(bound):
+        return lambda a, b: (a[0] + (b[0] - a[0]) * (bound - a[1]) / (b[1] - a[1]), bound)
+
+    left, right, top, bottom = -1.0, width + 1.0, -1.0, height + 1.0
+    for inside, crossing in ((lambda p: p[0] >= left, at_x(left)), (lambda p: p[0] <= right, at_x(right)),
+                             (lambda p: p[1] >= top, at_y(top)), (lambda p: p[1] <= bottom, at_y(bottom))):
+        if not points:
+            break
+        points = cut(points, inside, crossing)
+    return points
+
+
+def bounded_annotation(annotation: dict, width: int, height: int, where: str) -> dict:
+    """The annotation with its polygons clipped to the image (``clip_polygon``) and its RLE size checked,
+    so that decoding it costs memory in proportion to the image, whatever numbers the file holds."""
+    segmentation = annotation.get("segmentation")
+    if isinstance(segmentation, dict):
+        if list(segmentation.get("size") or []) != [height, width]:
+            raise BadInputError(f"{where}: annotation {annotation.get('id')} has an RLE of size "
+                                f"{segmentation.get('size')!r}, not the image's [{height}, {width}]")
+        return annotation
+    if not isinstance(segmentation, list):
+        raise BadInputError(f"{where}: annotation {annotation.get('id')} has no polygon or RLE segmentation")
+    polygons = []
+    for polygon in segmentation:
+        if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
+                or not all(isinstance(value, (int, float)) and not isinstance(value, bool)
+                           and math.isfinite(value) for value in polygon)):
+            raise BadInputError(f"{where}: annotation {annotation.get('id')} has a polygon that is not an even "
+                                "list of at least 6 finite numbers")
+        clipped = clip_polygon(list(zip(polygon[0::2], polygon[1::2])), width, height)
+        if len(clipped) >= 3:
+            polygons.append([float(value) for point in clipped for value in point])
+    if not polygons:  # wholly outside the image: an empty mask, dropped later as too small
+        polygons = [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
+    return {**annotation, "segmentation": polygons}
 
 
 def _read_coco(json_file: Path):

@@ -24,7 +24,7 @@ import numpy as np
 
 from fsmi_bench.benchmark.sources.base import PreparedCase, SourceContent
 from fsmi_bench.errors import BadInputError
-from fsmi_bench.schema import COMPLEXITIES, KINDS, MASK_CONDITIONS, OPS, SCENARIOS
+from fsmi_bench.schema import COMPLEXITIES, KINDS, MASK_CONDITIONS, OPS, PATH_PART_PATTERN, SCENARIOS
 
 DEFAULT_REGION_DILATION_PX = 3
 CASES_FILE = "cases.jsonl"
@@ -32,7 +32,7 @@ CASE_FILE = "case.json"
 
 _REQUIRED_KEYS = ("case_id", "kind", "op", "scenario", "instruction", "label", "scene", "gt")
 _OPTIONAL_KEYS = ("complexity", "clip_text", "subject", "region", "masks", "region_dilation_px", "origin")
-_CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CASE_ID_PATTERN = re.compile(PATH_PART_PATTERN)
 
 
 def load_fsmi_folder(path: str) -> SourceContent:
@@ -78,7 +78,7 @@ def load_fsmi_folder(path: str) -> SourceContent:
 
 def validate_case_fields(case_id, kind, op, scenario, complexity, where: str) -> None:
     """Check the tags of a case; ``where`` names the case and file in the error."""
-    if not isinstance(case_id, str) or not _CASE_ID_PATTERN.match(case_id):
+    if not isinstance(case_id, str) or not _CASE_ID_PATTERN.fullmatch(case_id):
         raise BadInputError(f"{where}: case_id {case_id!r} must be letters, digits, '_', '-' or '.' "
                             "(it becomes a folder name)")
     _check_choice(kind, KINDS, "kind", where)
