@@ -23,8 +23,11 @@ _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": 
 def escape(text: str) -> str:
     """Escape LaTeX specials; non-ASCII letters lose their accents, other symbols become '?'."""
     out = []
-    for char in str(text):
-        if char in _SPECIAL:
+    text = str(text)
+    for index, char in enumerate(text):
+        if char == "-" and text[index + 1:index + 2] == "-":
+            out.append("-{}")  # "--" would print as an en dash, "--specs" as "–specs"
+        elif char in _SPECIAL:
             out.append(_SPECIAL[char])
         elif ord(char) < 128:
             out.append(char)

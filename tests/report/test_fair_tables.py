@@ -204,3 +204,10 @@ def test_plots_are_points_and_empty_plots_are_not_written(tmp_path):
     assert result.messages == ("no plot for single fg_clip_t: no valid value: "
                                "missing_weights: CLIP weights not found: .../clip.bin",)
     assert calls and all(call.get("linestyle") == "none" for call in calls)
+
+
+def test_latex_keeps_double_dashes_of_options():
+    from fsmi_bench.report.latex import escape
+
+    assert escape("fsmi report --specs FILE") == "fsmi report -{}-specs FILE"
+    assert escape("a—b x-y") == "a---b x-y"
