@@ -197,8 +197,8 @@ select,button{font:inherit}
 .meta{width:190px;flex:none;font-size:12px}
 .meta b{font-size:13px}
 figure{margin:0;flex:none;text-align:center;font-size:12px}
-figure img{display:block;max-width:192px;max-height:192px;border:1px solid #ccc;background:#eee}
-figcaption{max-width:192px;overflow-wrap:anywhere}
+figure img{display:block;max-width:160px;max-height:160px;border:1px solid #ccc;background:#eee}
+figcaption{max-width:160px;overflow-wrap:anywhere}
 .score{color:#555}.score.sel{color:#000;font-weight:bold}
 .missing{width:160px;height:120px;display:flex;align-items:center;justify-content:center;background:#fee;
   border:1px dashed #c66;color:#a33;padding:4px;box-sizing:border-box}
