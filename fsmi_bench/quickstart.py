@@ -1,6 +1,7 @@
 """``fsmi quickstart``: the whole chain on the embedded data, with the methods that need no weights.
 
-build -> run (identity, copy-paste, inpaint) -> score -> report. Every stage is the same plain
+build -> run (identity, copy-paste, inpaint) -> score -> report -> gallery, then a short summary
+(``QuickstartResult.summary``: where everything is, and Table 1's first lines). Every stage is the same plain
 function its own command calls, and every stage resumes: a second call reuses the benchmark, skips
 finished outputs, and re-scores only what is new.
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-WEIGHTLESS_METHODS = ("identity", "copy-paste", "inpaint")
+from fsmi_bench.report.tables import REFERENCE_FLOORS
+
+WEIGHTLESS_METHODS = REFERENCE_FLOORS  # the reference floors need no weights
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,8 @@ class QuickstartConfig:
     seed: int = 0
     size: int = 512
     leaderboard: Path | None = None  # also write this leaderboard table
-    progress: bool = True
+    progress: bool = True  # progress bars (the CLI turns them on only when stderr is a terminal)
+    gallery: bool = True  # also write the HTML gallery (out/gallery/index.html)
     command: str = "fsmi_bench.quickstart.quickstart (Python)"  # recorded in the leaderboard's header
 
 
@@ -34,6 +38,30 @@ class QuickstartResult:
     results: tuple[Path, ...]
     report: Path
     report_text: str
+    plots: tuple[Path, ...] = ()
+    gallery: Path | None = None  # the gallery's index.html
+    messages: tuple[str, ...] = ()  # what was not written, and why
+
+    @property
+    def summary(self) -> str:
+        """Where the report, plots, gallery and results are, then Table 1's first lines."""
+        out = self.report.parent
+        lines = [f"done: everything is in {out}",
+                 f"  report   {self.report} (Markdown; LaTeX: fsmi report {out}/results/*.parquet --latex)",
+                 f"  plots    {out / 'plots'} ({len(self.plots)} PNG)"]
+        if self.gallery is not None:
+            lines.append(f"  gallery  {self.gallery} (open it in a browser; works offline)")
+        lines.append(f"  results  {', '.join(str(path) for path in self.results)}")
+        lines += [f"  note: {message}" for message in self.messages]
+        table = [line for line in self.report_text.split("\n\n### ")[0].splitlines() if line.startswith(("###", "|"))]
+        if table:
+            lines += ["", *table[:SUMMARY_TABLE_LINES]]
+            if len(table) > SUMMARY_TABLE_LINES:
+                lines.append(f"... the rest in {self.report}")
+        return "\n".join(lines)
+
+
+SUMMARY_TABLE_LINES = 12
 
 
 def _say(message: str) -> None:
@@ -68,28 +96,39 @@ def quickstart(config: QuickstartConfig) -> QuickstartResult:
         METHODS.entry(method)
     out = Path(config.out)
     bench = out / "bench"
+    steps = 5 if config.gallery else 4
     if _existing_benchmark(bench, config):
-        _say(f"[1/4] benchmark: reusing {bench}")
+        _say(f"[1/{steps}] benchmark: reusing {bench}")
     else:
         if bench.exists() and any(bench.iterdir()):
             raise BadInputError(f"{bench} holds another build; remove it or choose another --out")
-        _say(f"[1/4] benchmark: building {config.single} single + {config.multi} multi-image cases in {bench}")
+        _say(f"[1/{steps}] benchmark: building {config.single} single + {config.multi} multi-image cases in {bench}")
         build_benchmark(BuildConfig(out=bench, single=config.single, multi=config.multi, seed=config.seed,
                                     size=config.size), progress=config.progress)
     results = []
     for number, method in enumerate(config.methods, start=1):
         run_dir = out / "runs" / method
-        _say(f"[2/4] run {number}/{len(config.methods)}: {method} -> {run_dir}")
+        _say(f"[2/{steps}] run {number}/{len(config.methods)}: {method} -> {run_dir}")
         run_method(RunConfig(method=method, bench=bench, out=run_dir, seed=config.seed, progress=config.progress))
         result_path = out / "results" / f"{method}.parquet"
-        _say(f"[3/4] score {method} ({config.protocol} protocol) -> {result_path}")
+        _say(f"[3/{steps}] score {method} ({config.protocol} protocol) -> {result_path}")
         score_run(ScoreConfig(bench=bench, run=run_dir, protocol=config.protocol, metrics=config.metrics,
                               out=result_path, progress=config.progress))
         results.append(result_path)
     report_path = out / "report.md"
-    _say(f"[4/4] report -> {report_path} (plots in {out / 'plots'})")
+    _say(f"[4/{steps}] report -> {report_path} (plots in {out / 'plots'})")
     report = make_report(ReportConfig(results=tuple(map(str, results)), fmt="markdown", out=str(report_path),
                                      plots_dir=str(out / "plots"),
                                      leaderboard=str(config.leaderboard) if config.leaderboard else None,
                                      command=config.command))
-    return QuickstartResult(bench=bench, results=tuple(results), report=report_path, report_text=report.text)
+    gallery = None
+    if config.gallery:
+        from fsmi_bench.report.gallery import GalleryConfig, build_gallery
+
+        _say(f"[5/{steps}] gallery -> {out / 'gallery' / 'index.html'}")
+        gallery = build_gallery(GalleryConfig(runs=tuple(out / "runs" / method for method in config.methods),
+                                              bench=bench, out=out / "gallery", results=tuple(results),
+                                              progress=config.progress)).index
+    plots = tuple(path for path in report.files if path.suffix == ".png")
+    return QuickstartResult(bench=bench, results=tuple(results), report=report_path, report_text=report.text,
+                            plots=plots, gallery=gallery, messages=report.messages)

@@ -15,7 +15,7 @@ from fsmi_bench.errors import FsmiError
 
 # Module of each command, in the order of the data flow (``fsmi --help`` lists them alphabetically).
 COMMAND_MODULES = ("build", "generate_masks", "show", "export", "ls", "run", "import_outputs", "score", "doctor",
-                   "weights", "report", "compare", "quickstart", "train")
+                   "weights", "report", "compare", "gallery", "quickstart", "train")
 
 
 class _UserError(click.ClickException):

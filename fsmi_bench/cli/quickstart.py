@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -21,10 +22,13 @@ from fsmi_bench.cli.options import command_line, split_commas
 @click.option("--multi", default=125, show_default=True, type=click.IntRange(min=0))
 @click.option("--size", default=512, show_default=True, type=int)
 @click.option("--leaderboard", type=click.Path(path_type=Path), help="Also write a leaderboard table here.")
-def command(out, methods, protocol, metrics, single, multi, size, leaderboard):
-    """Build the embedded benchmark, run methods, score them and print the report.
+@click.option("--no-gallery", is_flag=True, help="Skip the HTML gallery (out/gallery).")
+def command(out, methods, protocol, metrics, single, multi, size, leaderboard, no_gallery):
+    """Build the embedded benchmark, run methods, score them, write the report, plots and gallery, and
+    print a short summary (the full report is in OUT/report.md).
 
-    Every stage resumes, so running it again only does what is missing.
+    Every stage resumes, so running it again only does what is missing. Progress bars show only on a
+    terminal.
 
     \b
     Examples:
@@ -36,6 +40,6 @@ def command(out, methods, protocol, metrics, single, multi, size, leaderboard):
 
     result = quickstart(QuickstartConfig(
         out=out, methods=split_commas(methods), protocol=protocol, metrics=split_commas(metrics) or None,
-        single=single, multi=multi, size=size, leaderboard=leaderboard, command=command_line()))
-    click.echo(result.report_text)
-    click.echo(f"\nreport: {result.report}; results: {', '.join(map(str, result.results))}", err=True)
+        single=single, multi=multi, size=size, leaderboard=leaderboard, command=command_line(),
+        progress=sys.stderr.isatty(), gallery=not no_gallery))
+    click.echo(result.summary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fsmi_bench.cli.options import command_line
+from fsmi_bench.cli.options import command_line, split_commas
 from fsmi_bench.errors import BadInputError
 
 
@@ -22,17 +22,29 @@ from fsmi_bench.errors import BadInputError
 @click.option("--latex-standalone", is_flag=True, help="Wrap --latex output in a complete article.")
 @click.option("--resamples", default=1000, show_default=True, help="Bootstrap resamples of cases.")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed (reports are reproducible).")
+@click.option("--methods", help="Comma-separated methods to show, in this row order (default: all, by name).")
+@click.option("--metrics", help="Comma-separated metric columns to show (default: all of the layout).")
+@click.option("--decimals", default=4, show_default=True, type=click.IntRange(0, 10), help="Digits after the point.")
+@click.option("--all-cases", is_flag=True,
+              help="Each method over all its own cases (default: only the cases every method has valid); "
+                   "cells on unequal case sets are marked and nothing is bolded over them.")
+@click.option("--specs", "specs_out", type=click.Path(dir_okay=False),
+              help="Write every metric's full spec (JSON) here; the tables carry a short form.")
 @click.option("--write-paper-rows", type=click.Path(dir_okay=False),
               help="Write the paper's reported rows as a results table (leaderboards/paper_reported.csv).")
 def command(results, fmt, out, plots_dir, leaderboard, paired, with_paper, latex_standalone, resamples, seed,
-            write_paper_rows):
+            methods, metrics, decimals, all_cases, specs_out, write_paper_rows):
     """Tables (paper layout, mean [95 % bootstrap CI] n), plots, paired tests and leaderboards.
+
+    By default every table compares methods on the (case, mask type) pairs they all have valid values
+    for, and says so with each method's coverage under the table.
 
     \b
     Examples:
-      fsmi report results/*.parquet --with-paper --latex --out tables.tex --plots plots/
-      fsmi report results/*.parquet --paired flexedit copy-paste
-      fsmi report results/*.parquet --leaderboard leaderboards/mine.csv
+      fsmi report fsmi-out/results/*.parquet --with-paper --latex --out tables.tex --plots plots/
+      fsmi report fsmi-out/results/*.parquet --methods inpaint,copy-paste --metrics fg_psnr,whole_psnr --decimals 2
+      fsmi report fsmi-out/results/*.parquet --paired copy-paste inpaint
+      fsmi report fsmi-out/results/*.parquet --leaderboard leaderboards/mine.csv
       fsmi report --write-paper-rows leaderboards/paper_reported.csv
     """
     if write_paper_rows:
@@ -48,9 +60,13 @@ def command(results, fmt, out, plots_dir, leaderboard, paired, with_paper, latex
 
     config = ReportConfig(results=tuple(results), fmt=fmt, out=out, plots_dir=plots_dir, leaderboard=leaderboard,
                           paired=tuple(paired) if paired else None, with_paper=with_paper,
-                          latex_standalone=latex_standalone, resamples=resamples, seed=seed, command=command_line())
+                          latex_standalone=latex_standalone, resamples=resamples, seed=seed,
+                          methods=split_commas(methods) or None, metrics=split_commas(metrics) or None,
+                          decimals=decimals, all_cases=all_cases, specs_out=specs_out, command=command_line())
     result = make_report(config)
     if out is None:
         click.echo(result.text)
     for path in result.files:
         click.echo(f"wrote {path}", err=True)
+    for message in result.messages:
+        click.echo(message, err=True)

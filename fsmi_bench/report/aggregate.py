@@ -8,10 +8,16 @@ How a cell is computed (the same for every table, plot, leaderboard and ``fsmi c
    interval is a seeded bootstrap over cases (``stats.bootstrap_mean_ci``).
 Rows that are not valid are never averaged as zeros; they are counted in ``reason``.
 Reported (paper) rows become cells of their own (source "reported") with no interval and no n.
+
+Tables compare methods on the same cases: ``common_cases`` keeps, per (kind, metric), only the
+(case, mask type) pairs that every compared method has a valid value for, so that no cell is better
+because it was measured on easier or fewer cases. ``fsmi report --all-cases`` skips that step; every cell
+then carries ``case_set`` (a hash of its valid pairs) so that the table can refuse to bold over unequal sets.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +78,57 @@ def _joined(values) -> str:
     return " | ".join(value for value in dict.fromkeys(values) if value != "")
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """How many (case, mask type) pairs of one method a (kind, metric) comparison kept.
+
+    valid: pairs with a valid value for this method; compared: pairs every compared method has valid
+    (the same number for all of them); total: distinct pairs in that method's rows.
+    """
+
+    kind: str
+    metric: str
+    method: str
+    valid: int
+    compared: int
+    total: int
+
+
+def common_cases(frame: pd.DataFrame) -> tuple[pd.DataFrame, tuple[Coverage, ...]]:
+    """``frame`` reduced, per (kind, metric), to the (case, mask type) pairs every method has valid.
+
+    A method with no valid value at all for a (kind, metric) (missing weights, say) does not empty the
+    comparison for the others: it keeps its rows, shows "—" with its reason, and is left out of the
+    intersection. Reported rows are kept as they are. Returns the reduced frame and the coverage.
+    """
+    is_measured = frame["status"] != REPORTED
+    measured, reported = frame[is_measured], frame[~is_measured]
+    is_valid = (measured["status"] == "ok") & np.isfinite(measured["value"])
+    pair_key = ["kind", "metric", "case_id", "mask_type"]
+    valid = measured[is_valid]
+    methods_with_values = valid.groupby(["kind", "metric"])["method"].nunique().rename("methods_needed")
+    methods_per_pair = valid.groupby(pair_key)["method"].nunique().rename("methods_valid").reset_index()
+    methods_per_pair = methods_per_pair.merge(methods_with_values.reset_index(), on=["kind", "metric"])
+    common = methods_per_pair.loc[methods_per_pair["methods_valid"] == methods_per_pair["methods_needed"], pair_key]
+    common_count = common.groupby(["kind", "metric"]).size().to_dict()
+    in_common = measured.merge(common.assign(_common=True), on=pair_key, how="left")["_common"].fillna(False)
+    in_common = in_common.to_numpy(dtype=bool)
+    has_values = measured.set_index(["kind", "metric", "method"]).index.isin(
+        valid.set_index(["kind", "metric", "method"]).index.unique())
+    # Methods without any valid value keep their rows: their cells then say why they are empty.
+    kept = measured[in_common | ~has_values]
+    coverage = []
+    totals = measured.groupby(["kind", "metric", "method"])[["case_id", "mask_type"]].apply(
+        lambda rows: len(rows.drop_duplicates()))
+    valid_counts = valid.groupby(["kind", "metric", "method"])[["case_id", "mask_type"]].apply(
+        lambda rows: len(rows.drop_duplicates()))
+    for (kind, metric, method), total in totals.items():
+        count = int(valid_counts.get((kind, metric, method), 0))
+        coverage.append(Coverage(kind, metric, method, count,
+                                 int(common_count.get((kind, metric), 0)) if count else 0, int(total)))
+    return pd.concat([kept, reported], ignore_index=True), tuple(coverage)
+
+
 def _measured_cells(measured: pd.DataFrame, group: MaskGroup, resamples: int, seed: int) -> list[dict]:
     rows = measured[measured["mask_type"].isin(group.mask_types)]
     if group.tag:
@@ -90,6 +147,9 @@ def _measured_cells(measured: pd.DataFrame, group: MaskGroup, resamples: int, se
         benchmark_version=("benchmark_version", _joined), protocol=("protocol", _joined),
         all_specs=("metric_spec", _joined))
     valid_specs = valid.groupby(cell_key, sort=True)["metric_spec"].agg(_joined).to_dict()
+    pairs = valid["case_id"] + "/" + valid["mask_type"]
+    case_sets = pairs.groupby([valid[name] for name in cell_key], sort=True).agg(
+        lambda values: hashlib.sha256("\n".join(sorted(set(values))).encode()).hexdigest()[:16]).to_dict()
     reasons: dict[tuple, list] = {}
     for (method, kind, metric, status, reason), count in invalid.groupby(
             cell_key + ["status", "reason"], sort=True).size().items():
@@ -104,6 +164,7 @@ def _measured_cells(measured: pd.DataFrame, group: MaskGroup, resamples: int, se
             "n": float(interval.n), "n_cases": float(info["n_cases"]), "reason": _reason_text(reasons.get(key, [])),
             "higher_is_better": bool(info["higher_is_better"]), "benchmark_version": info["benchmark_version"],
             "protocol": info["protocol"], "metric_spec": valid_specs.get(key, info["all_specs"]),
+            "case_set": case_sets.get(key, ""),
         })
     return cells
 
@@ -118,14 +179,15 @@ def _reported_cells(reported: pd.DataFrame, group_names: set[str]) -> list[dict]
             "metric": row.metric, "mean": float(row.value), "ci_low": float("nan"), "ci_high": float("nan"),
             "n": float("nan"), "n_cases": float("nan"), "reason": row.reason,
             "higher_is_better": bool(row.higher_is_better), "benchmark_version": row.benchmark_version,
-            "protocol": row.protocol, "metric_spec": row.metric_spec,
+            "protocol": row.protocol, "metric_spec": row.metric_spec, "case_set": "",
         })
     return cells
 
 
 def aggregate_cells(frame: pd.DataFrame, groups: tuple[MaskGroup, ...] | None = None,
                     resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> pd.DataFrame:
-    """All cells of ``frame`` for ``groups`` (default: ``default_groups``), columns ``CELL_COLUMNS``.
+    """All cells of ``frame`` for ``groups`` (default: ``default_groups``), columns ``CELL_COLUMNS``
+    plus ``case_set`` (a hash of the cell's valid (case, mask type) pairs; not written to leaderboards).
 
     Sorted by (kind, group order, method, source, metric) so that output is stable.
     """
@@ -135,7 +197,7 @@ def aggregate_cells(frame: pd.DataFrame, groups: tuple[MaskGroup, ...] | None = 
     for group in groups:
         cells.extend(_measured_cells(measured, group, resamples, seed))
     cells.extend(_reported_cells(frame[frame["status"] == REPORTED], {group.name for group in groups}))
-    result = pd.DataFrame(cells, columns=CELL_COLUMNS)
+    result = pd.DataFrame(cells, columns=CELL_COLUMNS + ["case_set"])
     order = {group.name: index for index, group in enumerate(groups)}
     result["_order"] = result["group"].map(order)
     result = result.sort_values(["kind", "_order", "source", "method", "metric"], kind="stable")

@@ -23,8 +23,11 @@ _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": 
 def escape(text: str) -> str:
     """Escape LaTeX specials; non-ASCII letters lose their accents, other symbols become '?'."""
     out = []
-    for char in str(text):
-        if char in _SPECIAL:
+    text = str(text)
+    for index, char in enumerate(text):
+        if char == "-" and text[index + 1:index + 2] == "-":
+            out.append("-{}")  # "--" would print as an en dash, "--specs" as "–specs"
+        elif char in _SPECIAL:
             out.append(_SPECIAL[char])
         elif ord(char) < 128:
             out.append(char)
@@ -34,15 +37,17 @@ def escape(text: str) -> str:
     return "".join(out)
 
 
-def latex_cell(cell: CellView) -> str:
+def latex_cell(cell: CellView, decimals: int = 4) -> str:
     if math.isnan(cell.mean):
         text = "---"
     else:
-        text = f"{cell.mean:.4f}"
+        text = f"{cell.mean:.{decimals}f}"
         if cell.bold:
             text = rf"\textbf{{{text}}}"
         if not cell.reported and not math.isnan(cell.ci_low):
-            text += rf"\,{{\scriptsize[{cell.ci_low:.4f}, {cell.ci_high:.4f}] n={int(cell.n)}}}"
+            text += rf"\,{{\scriptsize[{cell.ci_low:.{decimals}f}, {cell.ci_high:.{decimals}f}] n={int(cell.n)}}}"
+    if cell.unequal:
+        text += r"$^\dagger$"
     if cell.note:
         text += rf"\textsuperscript{{{cell.note}}}"
     return text
@@ -67,7 +72,7 @@ def render_table(table: Table) -> str:
         lines.append(r"\midrule")
         for index, row in enumerate(block.rows):
             first = escape(block.label) if index == 0 else ""
-            lines.append(" & ".join([first, escape(row.label)] + [latex_cell(cell) for cell in row.cells]) + r" \\")
+            lines.append(" & ".join([first, escape(row.label)] + [latex_cell(cell, table.decimals) for cell in row.cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\begin{flushleft}\footnotesize"]
     lines += [rf"{number}. {escape(note)}\par" for number, note in enumerate(table.notes, start=1)]
     lines += [r"\end{flushleft}", r"\end{table}"]

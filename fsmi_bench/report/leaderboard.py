@@ -116,4 +116,12 @@ def read_leaderboard(path: str | Path) -> tuple[dict, pd.DataFrame]:
     missing = [name for name in CELL_COLUMNS if name not in cells.columns]
     if missing:
         raise BadInputError(f"{path}: leaderboard lacks columns {', '.join(missing)}")
+    from fsmi_bench.report.aggregate import CELL_KEY
+
+    duplicated = cells[cells.duplicated(CELL_KEY, keep=False)]
+    if len(duplicated):
+        row = duplicated.iloc[0]
+        # Two rows for one cell would let either value "match": the file was edited or concatenated.
+        raise BadInputError(f"{path}: {len(duplicated)} rows share a cell, e.g. "
+                            f"{'/'.join(str(row[key]) for key in CELL_KEY)}; a leaderboard has one row per cell")
     return header, cells

@@ -24,6 +24,11 @@ class ReportConfig:
     latex_standalone: bool = False  # wrap LaTeX in a complete \documentclass{article}
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
+    methods: tuple[str, ...] | None = None  # measured methods to show, in this row order (None: all)
+    metrics: tuple[str, ...] | None = None  # metric columns to show (None: all)
+    decimals: int = 4
+    all_cases: bool = False  # each method over all its own cases instead of the cases all methods share
+    specs_out: str | None = None  # write every metric's full spec here (JSON)
     command: str = "fsmi_bench.report.make_report.make_report (Python)"
 
 
@@ -31,6 +36,7 @@ class ReportConfig:
 class ReportResult:
     text: str  # the rendered tables (or the paired-test table)
     files: tuple[Path, ...]  # every file written
+    messages: tuple[str, ...] = ()  # one line per thing not written, and why (an empty plot, say)
 
 
 def _single_value(cells, column: str) -> str:
@@ -40,10 +46,10 @@ def _single_value(cells, column: str) -> str:
 
 def make_report(config: ReportConfig) -> ReportResult:
     """Make the report described by ``config``; files are written atomically, nothing half-written."""
-    from fsmi_bench.report.aggregate import aggregate_cells
+    from fsmi_bench.report.aggregate import aggregate_cells, common_cases
     from fsmi_bench.report.render import FORMATS, render_tables
     from fsmi_bench.report.results_table import load_results
-    from fsmi_bench.report.tables import build_tables
+    from fsmi_bench.report.tables import TableOptions, build_tables
     from fsmi_bench.schema import REPORTED
 
     if config.fmt not in FORMATS:
@@ -57,19 +63,28 @@ def make_report(config: ReportConfig) -> ReportResult:
         extra = paper_reported_frame()
     frame = load_results(config.results, extra=extra)
     files: list[Path] = []
+    messages: list[str] = []
     if config.paired:
         from fsmi_bench.report.paired import paired_tests, render_paired
 
         method_a, method_b = config.paired
         text = render_paired(paired_tests(frame, method_a, method_b, resamples=config.resamples, seed=config.seed),
-                             method_a, method_b, config.resamples, config.seed)
+                             method_a, method_b, config.resamples, config.seed, decimals=config.decimals)
     else:
         text = None
+    # Leaderboards and `fsmi compare` keep every method's own cells; tables compare on shared cases.
     cells = aggregate_cells(frame, resamples=config.resamples, seed=config.seed)
+    if config.all_cases:
+        table_cells, coverage = cells, ()
+    else:
+        shared, coverage = common_cases(frame)
+        table_cells = aggregate_cells(shared, resamples=config.resamples, seed=config.seed)
     if text is None:
         reported = frame[frame["status"] == REPORTED]
         reported_order = list(dict.fromkeys(zip(reported["kind"], reported["method"])))
-        tables = build_tables(cells, reported_order, config.resamples, config.seed)
+        options = TableOptions(methods=config.methods, metrics=config.metrics, decimals=config.decimals,
+                               all_cases=config.all_cases, coverage=coverage)
+        tables = build_tables(table_cells, reported_order, config.resamples, config.seed, options)
         text = render_tables(tables, config.fmt)
         if config.fmt == "latex" and config.latex_standalone:
             from fsmi_bench.report.latex import standalone_document
@@ -81,7 +96,15 @@ def make_report(config: ReportConfig) -> ReportResult:
     if config.plots_dir:
         from fsmi_bench.report.plots import write_plots
 
-        files.extend(write_plots(cells, config.plots_dir))
+        written, skipped = write_plots(table_cells, config.plots_dir, methods=config.methods,
+                                       metrics=config.metrics)
+        files.extend(written)
+        messages.extend(skipped)
+    if config.specs_out:
+        from fsmi_bench.report.tables import write_specs
+
+        write_specs(config.specs_out, cells)
+        files.append(Path(config.specs_out))
     if config.leaderboard:
         from fsmi_bench.report.leaderboard import LEADERBOARD_TABLE, Provenance, input_hashes, write_leaderboard
 
@@ -92,4 +115,4 @@ def make_report(config: ReportConfig) -> ReportResult:
             notes=(("with the paper's reported rows (fsmi_bench.report.reported)",) if config.with_paper else ()))
         write_leaderboard(config.leaderboard, cells, provenance)
         files.append(Path(config.leaderboard))
-    return ReportResult(text, tuple(files))
+    return ReportResult(text, tuple(files), tuple(messages))

@@ -1,12 +1,14 @@
-"""One PNG per (kind, metric): mean by mask type, one line per method, bootstrap 95 % error bars.
+"""One PNG per (kind, metric): mean by mask type, a point per method with its bootstrap 95 % interval.
 
-Reported (paper) rows have no per-mask-type values, so they are not plotted. Files are written
-atomically; the Agg backend is used so that no display is needed.
+Mask types are categories, so points are never joined by lines. A (kind, metric) without any valid
+value gets no file, and one line saying why. Reported (paper) rows have no per-mask-type values, so
+they are not plotted. Files are written atomically; the Agg backend needs no display.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import math
 from pathlib import Path
 
@@ -14,12 +16,15 @@ import pandas as pd
 
 from fsmi_bench.io import atomic_write_bytes
 from fsmi_bench.report.aggregate import MEASURED
-from fsmi_bench.report.tables import measure_label
+from fsmi_bench.report.tables import measure_label, without_paths
 from fsmi_bench.schema import MASK_CONDITIONS
 
+_ROW_COUNT = re.compile(r" \(\d+ rows?\)")
 
-def plot_metric(cells: pd.DataFrame, kind: str, metric: str) -> bytes:
-    """PNG bytes of ``metric`` by mask type for the measured cells of ``kind``."""
+
+def plot_metric(cells: pd.DataFrame, kind: str, metric: str, methods: tuple[str, ...] | None = None) -> bytes:
+    """PNG bytes of ``metric`` by mask type for the measured cells of ``kind`` (``methods``: which, in
+    legend order; default all, by name)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +32,8 @@ def plot_metric(cells: pd.DataFrame, kind: str, metric: str) -> bytes:
 
     mine = cells[(cells["source"] == MEASURED) & (cells["kind"] == kind) & (cells["metric"] == metric)
                  & cells["group"].isin(MASK_CONDITIONS)]
-    methods = sorted(set(mine["method"]))
+    present = set(mine["method"])
+    methods = sorted(present) if methods is None else [method for method in methods if method in present]
     figure, axes = plt.subplots(figsize=(8, 4.2), dpi=100)
     width = 0.6 / max(len(methods), 1)
     for index, method in enumerate(methods):
@@ -42,7 +48,7 @@ def plot_metric(cells: pd.DataFrame, kind: str, metric: str) -> bytes:
             lower.append(row["mean"] - row["ci_low"])
             upper.append(row["ci_high"] - row["mean"])
         label = method if positions else f"{method} (no valid value)"
-        axes.errorbar(positions, means, yerr=[lower, upper], marker="o", capsize=3, label=label)
+        axes.errorbar(positions, means, yerr=[lower, upper], marker="o", linestyle="none", capsize=3, label=label)
     higher = bool(mine["higher_is_better"].iloc[0]) if len(mine) else True
     axes.set_xticks(range(len(MASK_CONDITIONS)), MASK_CONDITIONS, rotation=30, ha="right")
     axes.set_xlabel("mask type")
@@ -58,13 +64,27 @@ def plot_metric(cells: pd.DataFrame, kind: str, metric: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_plots(cells: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """Write ``<kind>_<metric>.png`` for every measured (kind, metric); returns the paths written."""
+def write_plots(cells: pd.DataFrame, out_dir: str | Path, methods: tuple[str, ...] | None = None,
+                metrics: tuple[str, ...] | None = None) -> tuple[list[Path], list[str]]:
+    """Write ``<kind>_<metric>.png`` for every measured (kind, metric) with a valid value.
+
+    Returns (paths written, one line per plot not written and why).
+    """
     out_dir = Path(out_dir)
     measured = cells[(cells["source"] == MEASURED) & cells["group"].isin(MASK_CONDITIONS)]
-    written = []
+    if methods is not None:
+        measured = measured[measured["method"].isin(methods)]
+    if metrics is not None:
+        measured = measured[measured["metric"].isin(metrics)]
+    written, skipped = [], []
     for kind, metric in sorted(set(zip(measured["kind"], measured["metric"]))):
+        mine = measured[(measured["kind"] == kind) & (measured["metric"] == metric)]
+        if not mine["mean"].notna().any():
+            reasons = [reason for reason in dict.fromkeys(mine["reason"]) if reason]
+            why = ": " + without_paths(_ROW_COUNT.sub("", reasons[0])) if reasons else ""
+            skipped.append(f"no plot for {kind} {metric}: no valid value{why}")
+            continue
         path = out_dir / f"{kind}_{metric}.png"
-        atomic_write_bytes(path, plot_metric(cells, kind, metric))
+        atomic_write_bytes(path, plot_metric(measured, kind, metric, methods))
         written.append(path)
-    return written
+    return written, skipped

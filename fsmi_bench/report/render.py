@@ -13,19 +13,32 @@ from fsmi_bench.report.tables import MISSING, CellView, Table, measure_label
 FORMATS = ("markdown", "latex", "csv")
 
 
-def _number(value: float) -> str:
-    return f"{value:.4f}"
+UNEQUAL_MARK = "†"
+_MARKDOWN_SPECIAL = {"\\": "\\\\", "|": "\\|", "*": "\\*", "`": "\\`",
+                     "<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " "}
 
 
-def markdown_cell(cell: CellView) -> str:
+def markdown_escape(text: str) -> str:
+    """``text`` safe in a Markdown table cell: ``|`` cannot split the cell, ``*`` cannot start emphasis,
+    and HTML (``<script>``) shows as text where renderers allow inline HTML. ``_`` is kept: inside a word
+    it starts no emphasis in GitHub's Markdown, and metric names stay readable."""
+    return "".join(_MARKDOWN_SPECIAL.get(char, char) for char in str(text))
+
+
+def markdown_cell(cell: CellView, decimals: int = 4) -> str:
+    def number(value: float) -> str:
+        return f"{value:.{decimals}f}"
+
     if math.isnan(cell.mean):
         text = MISSING
     elif cell.reported or math.isnan(cell.ci_low):
-        text = _number(cell.mean)
+        text = number(cell.mean)
     else:
-        text = f"{_number(cell.mean)} [{_number(cell.ci_low)}, {_number(cell.ci_high)}] n={int(cell.n)}"
+        text = f"{number(cell.mean)} [{number(cell.ci_low)}, {number(cell.ci_high)}] n={int(cell.n)}"
     if cell.bold:
         text = f"**{text}**"
+    if cell.unequal:
+        text += UNEQUAL_MARK
     if cell.note:
         text += f" ({cell.note})"
     return text
@@ -37,21 +50,22 @@ def render_markdown(tables: list[Table]) -> str:
         labels = [f"{section} {measure_label(metric)}" for section, metrics in table.sections for metric in metrics]
         header = ["Mask", "Method"] + [f"{label} {'↑' if higher else '↓'}"
                                        for label, higher in zip(labels, table.higher_is_better)]
-        parts.append(f"### {table.title}\n")
+        parts.append(f"### {markdown_escape(table.title)}\n")
         parts.append("| " + " | ".join(header) + " |")
         parts.append("|" + "|".join(["---"] * 2 + ["---:"] * len(table.metrics)) + "|")
         for block in table.blocks:
             for index, row in enumerate(block.rows):
-                first = block.label if index == 0 else ""
-                parts.append("| " + " | ".join([first, row.label] + [markdown_cell(cell) for cell in row.cells]) + " |")
+                first = markdown_escape(block.label) if index == 0 else ""
+                cells = [markdown_cell(cell, table.decimals) for cell in row.cells]
+                parts.append("| " + " | ".join([first, markdown_escape(row.label)] + cells) + " |")
         parts.append("")
-        parts.extend(f"{number}. {note}" for number, note in enumerate(table.notes, start=1))
+        parts.extend(f"{number}. {markdown_escape(note)}" for number, note in enumerate(table.notes, start=1))
         parts.append("")
     return "\n".join(parts)
 
 
 CSV_COLUMNS = ["table", "block", "method", "source", "section", "metric", "mean", "ci_low", "ci_high", "n",
-               "bold", "note"]
+               "bold", "unequal", "note"]
 
 
 def render_csv(tables: list[Table]) -> str:
@@ -64,7 +78,7 @@ def render_csv(tables: list[Table]) -> str:
                     records.append({"table": table.title, "block": block.label, "method": row.method,
                                     "source": row.source, "section": section, "metric": metric,
                                     "mean": cell.mean, "ci_low": cell.ci_low, "ci_high": cell.ci_high,
-                                    "n": cell.n, "bold": cell.bold,
+                                    "n": cell.n, "bold": cell.bold, "unequal": cell.unequal,
                                     "note": table.notes[cell.note - 1] if cell.note else ""})
     return pd.DataFrame(records, columns=CSV_COLUMNS).to_csv(index=False, lineterminator="\n")
 

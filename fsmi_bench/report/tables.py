@@ -4,12 +4,20 @@
 writes every format (Markdown, CSV, ``latex.py``) from those same records, so the formats never disagree.
 
 Conventions, stated in every table's notes:
-- a cell is ``mean [95 % bootstrap interval] n=cases``; values keep 4 decimals, as the paper prints;
+- a cell is ``mean [95 % bootstrap interval] n=cases``; values keep ``decimals`` decimals (4 by default,
+  as the paper prints);
+- by default every column compares the methods on the same (case, mask type) pairs
+  (``aggregate.common_cases``), and a note gives each method's coverage;
 - bold = best measured value of its column within its block (Full Mask, Free-Shape Mask, ...), by the
-  metric's ``higher_is_better``; only when at least two measured values compete; ties are all bold;
+  metric's ``higher_is_better``; only when at least two methods that are not reference floors compete,
+  on the same cases; ties are all bold;
+- rows labelled "(floor)" are the reference baselines (``REFERENCE_FLOORS``): what any method should
+  beat, never bold (``identity``'s background scores are perfect by construction);
 - rows labelled "(reported)" are the paper's printed numbers: no interval, no n, never bold and never
   counted when choosing the bold cell, because they were measured on the authors' unreleased data;
-- "—" marks a cell without a valid value; a numbered note gives the reason.
+- "—" marks a cell without a valid value; a numbered note gives the reason;
+- with ``all_cases`` a cell measured on other cases than the rest of its column is marked (``unequal``)
+  and that column has no bold cell.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ class CellView:
     bold: bool
     note: int
     reported: bool
+    unequal: bool = False  # measured on other cases than the rest of its column (only with all_cases)
 
 
 @dataclass(frozen=True)
@@ -88,10 +97,61 @@ class Table:
     blocks: tuple[Block, ...]
     notes: tuple[str, ...]
     higher_is_better: tuple[bool, ...]  # one per metric, in column order
+    decimals: int = 4
 
     @property
     def metrics(self) -> tuple[str, ...]:
         return tuple(metric for _, metrics in self.sections for metric in metrics)
+
+
+# Methods that need no learning and bound every table from below; shown as "(floor)", never bold.
+REFERENCE_FLOORS = ("identity", "copy-paste", "inpaint")
+FLOOR_NOTE = ("Rows marked (floor) are reference baselines without learning (identity returns the input, so its "
+              "background scores are perfect by construction; copy-paste and inpaint are classical): they "
+              "bound what a method should reach and are never bolded.")
+ALL_CASES_NOTE = ("Each method over all its own valid cases (--all-cases); a dagger marks a cell measured on "
+                  "other cases than the rest of its column, and such a column has no bold cell.")
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """What a report shows. methods: measured methods to keep, in row order (None: all, by name);
+    metrics: metric columns to keep (None: all of the layout); coverage: from ``aggregate.common_cases``
+    (empty with ``all_cases``); decimals: digits after the point."""
+
+    methods: tuple[str, ...] | None = None
+    metrics: tuple[str, ...] | None = None
+    decimals: int = 4
+    all_cases: bool = False
+    coverage: tuple = ()
+
+
+_PATH = re.compile(r"(?:~|\.{0,2})?/(?:[^\s/:;,'\"()]+/)+([^\s/:;,'\"()]*)")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every file path reduced to its last part, so that no table shows a local folder
+    (a user's home or cache)."""
+    return _PATH.sub(lambda match: f".../{match.group(1)}" if match.group(1) else "a folder", text)
+
+
+def short_spec(metric: str, spec: str) -> str:
+    """A metric's name, model, region rule and input size, from its spec JSON; never a path."""
+    try:
+        parsed = json.loads(spec)
+    except (json.JSONDecodeError, TypeError):
+        return metric
+    if not isinstance(parsed, dict):
+        return metric
+    parts = [measure_label(metric)]
+    model = parsed.get("model")
+    if model and model != "none":
+        parts.append(without_paths(str(model)))
+    if parsed.get("region_mode"):
+        parts.append(str(parsed["region_mode"]).replace("_", " "))
+    size = parsed.get("size", parsed.get("input_size"))
+    parts.append(f"{size} px" if size else "native size")
+    return f"{metric} = {', '.join(parts)}"
 
 
 def format_spec(spec: str) -> str:
@@ -112,9 +172,14 @@ def _best(values: list[float], higher_is_better: bool) -> float | None:
     return max(finite) if higher_is_better else min(finite)
 
 
-def _row_order(cells: pd.DataFrame, reported_order: list[tuple[str, str]], kind: str) -> list[tuple[str, str]]:
-    """Measured methods by name, then reported ones in the paper's order for this kind."""
-    measured = sorted(set(cells.loc[cells["source"] == MEASURED, "method"]))
+def _row_order(cells: pd.DataFrame, reported_order: list[tuple[str, str]], kind: str,
+               methods: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    """Measured methods in the asked order (default: by name), then reported ones in the paper's order."""
+    present_measured = set(cells.loc[cells["source"] == MEASURED, "method"])
+    if methods is None:
+        measured = sorted(present_measured)
+    else:
+        measured = [method for method in methods if method in present_measured]
     present = set(cells.loc[cells["source"] == REPORTED, "method"])
     reported = [method for row_kind, method in reported_order if row_kind == kind and method in present]
     return [(method, MEASURED) for method in measured] + [(method, REPORTED) for method in reported]
@@ -137,12 +202,56 @@ def _note_number(notes: list[str], text: str) -> int:
     return notes.index(text) + 1
 
 
+def _span(counts: set[int]) -> str:
+    return str(min(counts)) if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
+
+
+def coverage_note(coverage, kind: str, metrics: list[str], methods: list[str]) -> str:
+    """Under a table: how many (case, mask type) pairs each method has valid and how many every column
+    compares; ranges when the metrics of the table differ."""
+    mine = [item for item in coverage if item.kind == kind and item.metric in metrics and item.method in methods]
+    if not mine:
+        return ""
+    compared = {item.compared for item in mine if item.valid}
+    parts = []
+    for method in methods:
+        items = [item for item in mine if item.method == method]
+        if not items:
+            continue
+        valid = {item.valid for item in items}
+        total = max(item.total for item in items)
+        parts.append(f"{method} {_span(valid)} of {total}")
+    pooled = _span(compared) if compared else "0"
+    return (f"Same cases for every method: each column compares the {pooled} (case, mask type) pairs that every "
+            f"method with values has valid; pairs valid per method: {'; '.join(parts)}.")
+
+
+def _metric_notes(mine: pd.DataFrame, metrics: list[str]) -> str:
+    """One short note: each metric's name, model, region rule and size, then protocol and version."""
+    measured = mine[mine["source"] == MEASURED]
+    texts = []
+    for metric in metrics:
+        specs = [spec for spec in dict.fromkeys(measured.loc[measured["metric"] == metric, "metric_spec"]) if spec]
+        for spec in specs[:1]:
+            texts.append(short_spec(metric, spec.split(" | ")[0]))
+    versions = sorted(set(measured["benchmark_version"]) - {""})
+    protocols = sorted(set(measured["protocol"]) - {""})
+    if not texts and not versions and not protocols:
+        return ""
+    return (f"Protocol {', '.join(protocols) or '?'}, benchmark {', '.join(versions) or '?'}"
+            + (f": {'; '.join(texts)}." if texts else ".") + " Full specs: fsmi report --specs FILE.")
+
+
 def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd.DataFrame,
-                 reported_order: list[tuple[str, str]], method_notes: str) -> Table | None:
-    sections = SECTIONS_BY_KIND[kind]
+                 reported_order: list[tuple[str, str]], method_notes: str, options: TableOptions) -> Table | None:
+    sections = tuple((name, tuple(metric for metric in metrics if options.metrics is None or metric in options.metrics))
+                     for name, metrics in SECTIONS_BY_KIND[kind])
+    sections = tuple((name, metrics) for name, metrics in sections if metrics)
     metrics = [metric for _, names in sections for metric in names]
     group_names = [group.name for group in groups]
     mine = cells[(cells["kind"] == kind) & cells["group"].isin(group_names) & cells["metric"].isin(metrics)]
+    if options.methods is not None:
+        mine = mine[(mine["source"] == REPORTED) | mine["method"].isin(options.methods)]
     if mine.empty:
         return None
     indexed = {tuple(key): row for key, row in zip(
@@ -151,23 +260,31 @@ def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd
     higher = {metric: bool(mine.loc[mine["metric"] == metric, "higher_is_better"].iloc[0])
               for metric in metrics if (mine["metric"] == metric).any()}
     blocks = []
+    any_floor = False
     for group in groups:
         present = mine[mine["group"] == group.name]
         if present.empty:
             continue
-        order = _row_order(present, reported_order, kind)
-        best = {}
+        order = _row_order(present, reported_order, kind, options.methods)
+        best, unequal_sets = {}, {}
         for metric in metrics:
-            values = [indexed[(method, source, group.name, metric)]["mean"]
-                      for method, source in order
-                      if source == MEASURED and (method, source, group.name, metric) in indexed]
-            best[metric] = _best(values, higher.get(metric, _higher_by_name(metric)))
+            competing = [indexed[(method, source, group.name, metric)] for method, source in order
+                         if source == MEASURED and method not in REFERENCE_FLOORS
+                         and (method, source, group.name, metric) in indexed]
+            competing = [cell for cell in competing if not math.isnan(cell["mean"])]
+            case_sets = {cell["case_set"] for cell in competing}
+            unequal_sets[metric] = len(case_sets) > 1
+            # Never a winner over unequal case sets: the bold cell could just have had easier cases.
+            best[metric] = None if unequal_sets[metric] else \
+                _best([cell["mean"] for cell in competing], higher.get(metric, _higher_by_name(metric)))
         rows = []
         for method, source in order:
+            floor = source == MEASURED and method in REFERENCE_FLOORS
+            any_floor = any_floor or floor
             views = []
             for metric in metrics:
                 cell = indexed.get((method, source, group.name, metric))
-                note = 0
+                note, unequal = 0, False
                 if cell is None:
                     mean = low = high = n = float("nan")
                     if source == MEASURED:
@@ -178,40 +295,63 @@ def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd
                     if (math.isnan(mean) or partial) and cell["reason"]:
                         prefix = "no valid value" if math.isnan(mean) else \
                             f"{int(cell['n_cases'] - cell['n'])} of {int(cell['n_cases'])} cases without a value"
-                        note = _note_number(notes, f"{prefix}: {_ROW_COUNT.sub('', cell['reason'])}")
-                bold = source == MEASURED and best[metric] is not None and not math.isnan(mean) \
+                        reason = without_paths(_ROW_COUNT.sub("", cell["reason"]))
+                        note = _note_number(notes, f"{prefix}: {reason}")
+                    unequal = options.all_cases and source == MEASURED and unequal_sets[metric] \
+                        and not math.isnan(mean)
+                bold = source == MEASURED and not floor and best[metric] is not None and not math.isnan(mean) \
                     and mean == best[metric]
-                views.append(CellView(mean, low, high, n, bold, note, source == REPORTED))
-            label = f"{method} (reported)" if source == REPORTED else method
+                views.append(CellView(mean, low, high, n, bold, note, source == REPORTED, unequal))
+            label = f"{method} (reported)" if source == REPORTED else f"{method} (floor)" if floor else method
             rows.append(Row(label, method, source, tuple(views)))
         blocks.append(Block(group.label, group.name, tuple(rows)))
+    if any_floor:
+        notes.append(FLOOR_NOTE)
     if (mine["source"] == REPORTED).any():
         notes.append(REPORTED_NOTE)
-    metrics_by_spec: dict[str, list[str]] = {}
-    for metric in metrics:
-        measured_specs = mine.loc[(mine["metric"] == metric) & (mine["source"] == MEASURED), "metric_spec"]
-        unique = [spec for spec in dict.fromkeys(measured_specs) if spec]
-        if unique:
-            metrics_by_spec.setdefault(" | ".join(format_spec(spec) for spec in unique), []).append(metric)
-    for spec, spec_metrics in metrics_by_spec.items():
-        notes.append(f"Metric spec of {', '.join(spec_metrics)}: {spec}")
-    versions = sorted(set(mine.loc[mine["source"] == MEASURED, "benchmark_version"]) - {""})
-    protocols = sorted(set(mine.loc[mine["source"] == MEASURED, "protocol"]) - {""})
-    if versions or protocols:
-        notes.append(f"Benchmark version {', '.join(versions) or '?'}; protocol {', '.join(protocols) or '?'}.")
+    if options.all_cases:
+        notes.append(ALL_CASES_NOTE)
+    else:
+        measured_methods = [method for method, source in _row_order(mine, [], kind, options.methods)
+                            if source == MEASURED]
+        text = coverage_note(options.coverage, kind, metrics, measured_methods)
+        if text:
+            notes.append(text)
+    metric_note = _metric_notes(mine, metrics)
+    if metric_note:
+        notes.append(metric_note)
     return Table(title, kind, sections, tuple(blocks), tuple(notes),
-                 tuple(higher.get(metric, _higher_by_name(metric)) for metric in metrics))
+                 tuple(higher.get(metric, _higher_by_name(metric)) for metric in metrics), options.decimals)
+
+
+def check_options(cells: pd.DataFrame, options: TableOptions) -> None:
+    """Refuse methods and metrics the results do not hold, naming what they do hold."""
+    import difflib
+
+    for what, asked, column in (("method", options.methods, "method"), ("metric", options.metrics, "metric")):
+        if asked is None:
+            continue
+        known = sorted(set(cells.loc[cells["source"] == MEASURED, column]) if what == "method" else set(cells[column]))
+        for name in asked:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise BadInputError(f"--{what}s: {name!r} is not in the results{hint} (known: {', '.join(known)})")
+    if not 0 <= options.decimals <= 10:
+        raise BadInputError("--decimals must be between 0 and 10")
 
 
 def build_tables(cells: pd.DataFrame, reported_order: list[tuple[str, str]], resamples: int,
-                 seed: int) -> list[Table]:
+                 seed: int, options: TableOptions = TableOptions()) -> list[Table]:
     """Table 1 (multi-image), Table 2 (single image), then breakdowns per mask type and per tag.
 
     ``reported_order``: (kind, method) of the reported rows in the paper's order.
     """
+    check_options(cells, options)
     method_notes = (f"Cells: mean over cases [95 % bootstrap percentile interval, {resamples} resamples of "
                     f"cases, seed {seed}] n = cases with a valid value; a case's value over several mask "
-                    "types is the mean over its mask types first. Bold: best measured value in its block.")
+                    "types is the mean over its mask types first. Bold: best measured value in its block, "
+                    "among methods that are not floors.")
     tag_groups = tuple(MaskGroup(name, name.replace("=", " = "), ()) for name in
                        dict.fromkeys(group for group in cells["group"] if "=" in group))
     layouts = [
@@ -224,10 +364,27 @@ def build_tables(cells: pd.DataFrame, reported_order: list[tuple[str, str]], res
     ]
     tables = []
     for title, kind, groups in layouts:
-        table = _build_table(title, kind, groups, cells, reported_order, method_notes)
+        table = _build_table(title, kind, groups, cells, reported_order, method_notes, options)
         if table is not None:
             tables.append(table)
     if not tables:
         raise BadInputError("the results hold none of the metrics of Tables 1 and 2 "
                             f"({', '.join(sorted({m for _, s in MULTI_SECTIONS + SINGLE_SECTIONS for m in s}))})")
     return tables
+
+
+def write_specs(path, cells: pd.DataFrame) -> None:
+    """Every measured metric's full spec (JSON, one entry per metric and protocol), the long form of the
+    tables' short metric note; paths are reduced to their last part, as in the tables."""
+    from fsmi_bench.io import atomic_write_text
+
+    measured = cells[cells["source"] == MEASURED]
+    entries = []
+    for (metric, protocol, version), rows in measured.groupby(["metric", "protocol", "benchmark_version"], sort=True):
+        for spec in dict.fromkeys(part for text in rows["metric_spec"] for part in text.split(" | ") if part):
+            try:
+                parsed = json.loads(without_paths(spec))
+            except json.JSONDecodeError:
+                parsed = without_paths(spec)
+            entries.append({"metric": metric, "protocol": protocol, "benchmark_version": version, "spec": parsed})
+    atomic_write_text(path, json.dumps(entries, indent=2, sort_keys=True) + "\n")

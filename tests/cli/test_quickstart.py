@@ -27,7 +27,7 @@ def test_chain_writes_results_report_and_plots(done):
     config, result = done
     assert [p.name for p in result.results] == ["identity.parquet", "copy-paste.parquet", "inpaint.parquet"]
     assert "Table 1: multi-image editing" in result.report_text and "Table 2: single-image editing" in result.report_text
-    assert "| identity |" in result.report_text
+    assert "| identity (floor) |" in result.report_text
     assert "Whole Image LPIPS ↓" in result.report_text  # direction known even without LPIPS rows
     assert result.report.read_text().startswith("###") or "Table 1" in result.report.read_text()
     assert list((config.out / "plots").glob("*.png"))
@@ -60,6 +60,28 @@ def test_leaderboard_passes_compare_until_a_number_moves(done, tmp_path):
     assert not comparison.ok and "copy-paste" in comparison.text()
     code = CliRunner().invoke(main, ["compare", *others, str(moved), "--baseline", str(config.leaderboard)])
     assert code.exit_code == 1 and "copy-paste" in code.output
+
+
+def test_summary_names_every_file_and_shows_table1_only(done):
+    config, result = done
+    summary = result.summary
+    assert f"report   {config.out / 'report.md'}" in summary and f"gallery  {config.out / 'gallery' / 'index.html'}" in summary
+    assert f"plots    {config.out / 'plots'} ({len(list((config.out / 'plots').glob('*.png')))} PNG)" in summary
+    assert "### Table 1: multi-image editing" in summary and "Table 2" not in summary
+    assert len(summary.splitlines()) < 25 < len(result.report_text.splitlines())
+    assert result.gallery.is_file()
+
+
+def test_cli_prints_the_summary_and_no_progress_bars_off_a_terminal(done):
+    config, _ = done
+    runner = CliRunner(mix_stderr=False) if "mix_stderr" in CliRunner.__init__.__code__.co_varnames else CliRunner()
+    result = runner.invoke(main, ["quickstart", "--out", str(config.out), "--metrics", ",".join(WEIGHTLESS),
+                                  "--single", "3", "--multi", "2", "--size", "96"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"done: everything is in {config.out}") or "done: everything is in" in result.output
+    assert "Table 2" not in result.output  # the whole report stays in report.md
+    assert "it/s" not in result.output and "\r" not in result.output  # no progress bars: not a terminal
+    assert "[5/5] gallery" in result.output
 
 
 def test_unknown_method_fails_before_anything_is_built(tmp_path):

@@ -96,8 +96,11 @@ def test_version_or_protocol_change_fails(tmp_path, baseline):
             assert result.exit_code == 1 and words in result.output
             continue
         comparison = compare_with_baseline([path], board)
-        assert not comparison.ok and not comparison.differences  # every value is the same
-        assert any(words in problem for problem in comparison.problems)
+        assert not comparison.ok and any(words in problem for problem in comparison.problems)
+        # Every value is the same; each cell names its version difference.
+        assert {(diff.field, diff.baseline, diff.now) for diff in comparison.differences} == {
+            ("benchmark_version", "fsmi-edit-1.0", "fsmi-edit-2.0")}
+        assert len(comparison.differences) == comparison.cells_compared
 
 
 def test_bad_baseline_and_results_are_errors(tmp_path, baseline):
@@ -110,3 +113,47 @@ def test_bad_baseline_and_results_are_errors(tmp_path, baseline):
         compare_with_baseline([board], board)
     with pytest.raises(BadInputError, match="non-negative"):
         compare_with_baseline([results], board, tol=-1)
+
+
+def test_cells_missing_on_both_sides_are_not_differences(tmp_path, baseline):
+    frame, _, board = baseline
+    # Now the results also hold a metric without weights: its cells are new but hold no value.
+    lost = results_frame("alpha", 0.0, cases=3, kinds=("single",))
+    lost = lost[lost["metric"] == "bg_ssim"].assign(metric="bg_dists", status="missing_weights",
+                                                   reason="DISTS weights not found", value=float("nan"))
+    path = write_results(tmp_path, pd.concat([frame, lost]), "with_missing")
+    comparison = compare_with_baseline([path], board)
+    assert comparison.ok, comparison.text()
+    assert comparison.missing_both == (("single", "bg_dists"),) and comparison.missing_both_cells > 0
+    assert "cells missing on both sides" in comparison.text() and "single bg_dists" in comparison.text()
+
+
+def test_metric_spec_protocol_and_version_are_compared_per_cell(tmp_path, baseline):
+    import json
+
+    frame, _, board = baseline
+    changed = frame.copy()
+    target = changed["metric"] == "fg_psnr"
+    changed.loc[target, "metric_spec"] = json.dumps({"model": "none", "region_mode": "masked", "input_size": 256})
+    comparison = compare_with_baseline([write_results(tmp_path, changed, "spec")], board)
+    assert not comparison.ok
+    fields = {(diff.metric, diff.field, diff.baseline, diff.now) for diff in comparison.differences}
+    assert fields == {("fg_psnr", "metric_spec.region_mode", '"bbox_crop"', '"masked"')}
+    assert "| fg_psnr | metric_spec.region_mode | \"bbox_crop\" | \"masked\" |" in comparison.text()
+    # --metrics leaves the changed metric out, and the rest matches.
+    assert compare_with_baseline([write_results(tmp_path, changed, "spec2")], board,
+                                 metrics=("bg_psnr", "whole_psnr")).ok
+    from fsmi_bench.cli import main
+
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "spec2.parquet"), "--baseline", str(board),
+                                       "--metrics", "bg_psnr,fg_psnrr"])
+    assert result.exit_code == 2 and "fg_psnrr neither in the baseline nor in the results" in result.output
+
+
+def test_duplicated_baseline_rows_are_refused(tmp_path, baseline):
+    _, results, board = baseline
+    lines = board.read_text().splitlines(keepends=True)
+    doubled = tmp_path / "doubled.csv"
+    doubled.write_text("".join(lines + [lines[-1]]))
+    with pytest.raises(BadInputError, match="rows share a cell"):
+        compare_with_baseline([results], doubled)

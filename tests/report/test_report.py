@@ -151,7 +151,9 @@ def test_markdown_structure_missing_cells_and_spec_footnotes(tmp_path):
     assert section.count("no valid value: missing_weights: LPIPS weights not found") == 1
     assert "| AnyDoor (reported) | 13.1316 | 22.0478 | 0.8959 | 0.2485 | 19.2274 | 0.1055 | 0.2340 | 0.9292 |" in section
     assert "unreleased FSMI-Edit data" in section and "look swapped" in section
-    assert "Metric spec of fg_psnr, fg_clip_t" in section and "region_mode=bbox_crop" in section
+    # Short metric notes (name, model, region rule, size; protocol), the full specs only on request.
+    assert "Protocol paper, benchmark fsmi-edit-1.0: fg_psnr = PSNR, bbox crop, 256 px;" in section
+    assert "input_size" not in section and "Full specs: fsmi report --specs FILE" in section
     assert "### Table 2: single-image editing" in text
     assert "### Multi-image editing by mask type" in text and "### Single-image editing by tag (all masks)" in text
 
@@ -160,7 +162,7 @@ def test_csv_format_one_row_per_cell(two_methods):
     tables = _tables(two_methods)
     frame = pd.read_csv(__import__("io").StringIO(render_tables(tables, "csv")))
     assert list(frame.columns) == ["table", "block", "method", "source", "section", "metric", "mean", "ci_low",
-                                   "ci_high", "n", "bold", "note"]
+                                   "ci_high", "n", "bold", "unequal", "note"]
     table1 = frame[frame["table"].str.startswith("Table 1")]
     assert len(table1) == 2 * 2 * 8  # blocks x methods x metrics
     row = table1[(table1["block"] == "Full Mask") & (table1["method"] == "alpha") & (table1["metric"] == "fg_psnr")]
