@@ -10,6 +10,10 @@ from __future__ import annotations
 # starting with a letter or digit, so it can be neither "..", nor absolute, nor hidden. Always matched whole
 # (``re.fullmatch``): "$" would let a trailing newline through.
 PATH_PART_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+# A method's name as run.json and results tables record it: a registered name, a "module:Class" or
+# "path/file.py:Class" target, or the name given to imported outputs. It never becomes a path; what it
+# keeps out is markup and control characters (no <, >, &, |, quotes, newlines). Matched whole.
+METHOD_NAME_PATTERN = r"[A-Za-z0-9./][A-Za-z0-9_.:/+ -]{0,255}"
 
 # Case tags.
 KINDS = ("single", "multi")

@@ -39,8 +39,8 @@ from fsmi_bench.io import (
     ensure_writable_dir,
     exclusive_lock,
     load_mask,
-    path_inside,
     load_rgb,
+    path_inside,
 )
 from fsmi_bench.provenance import git_commit, package_versions, weights_provenance
 from fsmi_bench.run.folder import (

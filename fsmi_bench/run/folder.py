@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fsmi_bench import schema
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import check_path_part, read_jsonl
 
@@ -25,8 +26,7 @@ RUN_FILE = "run.json"
 FAILURES_FILE = "failures.jsonl"
 _SHARD_RUN_FILE = re.compile(r"^run\.shard-(\d+)-of-(\d+)\.json$")
 
-# A method's name as run.json records it: a registered name or a "module:Class" target.
-METHOD_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+METHOD_NAME_PATTERN = re.compile(schema.METHOD_NAME_PATTERN)
 
 # The keys that make two runs "the same run": a folder may only hold outputs of one of them.
 IDENTITY_KEYS = ("method", "method_config", "seed", "manifest_sha256")

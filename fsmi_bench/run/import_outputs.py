@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import re
 import shutil
 import sys
 import time
@@ -38,7 +39,7 @@ from fsmi_bench.provenance import git_commit, package_versions
 from fsmi_bench.run.engine import encode_output_png, map_to_scene_size, select_rows
 from fsmi_bench.run.folder import OUTPUTS_DIR, failures_file, output_path, read_run_file, run_files
 from fsmi_bench.run.record import EditKey, FailureLog, RunCounts, RunIdentity, RunRecord, RunSelection, SizeMapping
-from fsmi_bench.schema import KINDS
+from fsmi_bench.schema import KINDS, METHOD_NAME_PATTERN
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 CSV_COLUMNS = ("case_id", "mask_type", "path")
@@ -219,8 +220,9 @@ def import_outputs(config: ImportConfig) -> ImportSummary:
     """Check and copy outputs made elsewhere into a run folder at ``config.out``; see the module docstring."""
     started = time.perf_counter()
     name = (config.method_name or "").strip()
-    if not name or any(character in name for character in "\n\r\t"):
-        raise BadInputError("--method-name must be a non-empty name on one line, e.g. my-method")
+    if not re.fullmatch(METHOD_NAME_PATTERN, name):
+        raise BadInputError(f"--method-name {name[:80]!r}: letters, digits, spaces and _ . : / + - only, "
+                            "e.g. my-method")
     source = Path(config.source).expanduser()
     if not source.exists():
         raise BadInputError(f"--from {source}: no such folder or file")

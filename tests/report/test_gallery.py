@@ -56,29 +56,40 @@ def test_quickstart_writes_a_gallery_with_every_row_and_score(made):
     assert "http://" not in text and "https://" not in text and "<link" not in text  # nothing external
 
 
-def _hostile_run(root: Path, result) -> tuple[Path, Path]:
-    """A copy of the identity run and its results under a method name full of HTML and Markdown."""
-    run = root / "hostile-run"
-    if not run.exists():
-        shutil.copytree(root / "q" / "runs" / "identity", run)
-        info = json.loads((run / "run.json").read_text())
-        info["method"] = HOSTILE
-        (run / "run.json").write_text(json.dumps(info))
-    scores = pd.read_parquet(result.results[0]).assign(method=HOSTILE)
-    path = root / "hostile.parquet"
-    scores.to_parquet(path)
-    return run, path
+def _hostile_bench(root: Path) -> Path:
+    """A copy of the benchmark whose instructions are full of HTML and Markdown (names that become paths,
+    such as method names, are refused upstream; free text must be escaped where it is shown)."""
+    bench = root / "hostile-bench"
+    if not bench.exists():
+        shutil.copytree(root / "q" / "bench", bench)
+        manifest = bench / "manifest.jsonl"
+        rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+        manifest.write_text("".join(json.dumps({**row, "instruction": HOSTILE}) + "\n" for row in rows))
+    return bench
+
+
+def _run_on(bench: Path, run: Path, out: Path) -> Path:
+    """A copy of ``run`` recorded as made on ``bench`` (same images, the edited manifest's sha256)."""
+    from fsmi_bench.benchmark.manifest import load_benchmark
+
+    if not out.exists():
+        shutil.copytree(run, out)
+        info = json.loads((out / "run.json").read_text())
+        info["manifest_sha256"] = load_benchmark(bench).manifest_sha256
+        (out / "run.json").write_text(json.dumps(info))
+    return out
 
 
 def test_every_text_is_escaped(made):
     root, result = made
-    run, scores = _hostile_run(root, result)
-    out = build_gallery(GalleryConfig(runs=(root / "q" / "runs" / "copy-paste", run), bench=root / "q" / "bench",
-                                      out=root / "hostile-gallery", results=(result.results[1], scores)))
+    bench = _hostile_bench(root)
+    run = _run_on(bench, root / "q" / "runs" / "copy-paste", root / "hostile-copy-paste")
+    out = build_gallery(GalleryConfig(runs=(run,), bench=bench,
+                                      out=root / "hostile-gallery", results=(result.results[1],)))
     text = out.index.read_text()
     assert "<img src=x" not in text and "</script>|" not in text
-    assert text.count("</script>") == 2  # the data and the code, nothing from the name
-    assert _page_data(out.index)["methods"][1] == HOSTILE
+    assert text.count("</script>") == 2  # the data and the code, nothing from the instructions
+    assert {row["instruction"] for row in _page_data(out.index)["rows"]} == {HOSTILE}
 
 
 def _chromium(url: str, user_data: Path, *extra: str) -> str:
@@ -111,10 +122,11 @@ def test_in_a_browser_filters_sort_and_show_the_right_rows(made, tmp_path):
     _, dom = shown("metric=fg_psnr&kind=multi&by=copy-paste")
     values = [float(value) for value in re.findall(r'class="row"[^>]*data-value="([^"]+)"', dom)]
     assert len(values) == 18 and values == sorted(values)
-    # The hostile name shows as text in the browser, and no image element came from it.
-    run, scores = _hostile_run(root, result)
-    hostile = build_gallery(GalleryConfig(runs=(run,), bench=root / "q" / "bench", out=root / "hostile-browser",
-                                          results=(scores,)))
+    # The hostile instruction shows as text in the browser, and no image element came from it.
+    bench = _hostile_bench(root)
+    run = _run_on(bench, root / "q" / "runs" / "identity", root / "hostile-identity")
+    hostile = build_gallery(GalleryConfig(runs=(run,), bench=bench,
+                                          out=root / "hostile-browser", results=(result.results[0],)))
     dom = _chromium(hostile.index.resolve().as_uri() + "#mask=full", tmp_path / "profile-hostile", "--dump-dom")
     assert "&lt;img src=x" in dom and 'src="x"' not in dom and "<title>1</title>" not in dom
     screenshot = tmp_path / "gallery.png"

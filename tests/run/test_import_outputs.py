@@ -143,6 +143,7 @@ def test_selection_limits_what_counts_as_missing(bench, tmp_path):
     ("csv with duplicate rows", "a second row for"),
     ("another run in out", "already holds another run"),
     ("empty name", "--method-name"),
+    ("markup in the name", "--method-name"),  # run.json would refuse it later; refused before any work
 ])
 def test_bad_input_is_refused(bench, tmp_path, problem, message):
     source, out, name = tmp_path / "theirs", tmp_path / "out", "mine"
@@ -161,6 +162,8 @@ def test_bad_input_is_refused(bench, tmp_path, problem, message):
         run_method(RunConfig(method="identity", bench=bench, out=out, progress=False, kinds=("multi",)))
     elif problem == "empty name":
         name = " "
+    elif problem == "markup in the name":
+        name = "<b>mine</b>"
     with pytest.raises(BadInputError, match=message):
         import_outputs(_config(bench, source, out, method_name=name))
     if problem != "another run in out":
