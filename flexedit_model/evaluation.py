@@ -18,7 +18,6 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def box_of(mask: np.ndarray) -> np.ndarray:
@@ -135,6 +134,8 @@ def mask_sensitivity(pipeline, examples) -> dict:
     (the next example). A model that ignores the mask scores 0 on the first. The same two figures
     for the VLLM's <img_i> states and the Q-Former's e (``*_vllm_states``, ``*_qformer_e``) show
     where along VLLM -> Q-Former -> MEA a mask signal is lost."""
+    import torch
+
     def stages(example, mask) -> list:
         with torch.no_grad():
             states, _ = pipeline.vllm_states(example.scene, mask, example.instruction)

@@ -27,8 +27,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from flexedit_model.evaluation import (
     EVALUATION_SETS,
     against_box,
@@ -43,8 +41,6 @@ from flexedit_model.evaluation import (
 
 
 def main() -> None:
-    from flexedit_model.pipeline_flexedit import FlexEditPipeline
-    from flexedit_model.training.data import load_training_content
     from fsmi_bench.errors import BadInputError
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,6 +62,12 @@ def main() -> None:
     missing = [str(path) for path in args.pipelines if not (path / "model_index.json").is_file()]
     if missing:
         raise BadInputError(f"not a FlexEdit pipeline folder (no model_index.json): {', '.join(missing)}")
+    # Torch and the model only once the options are known to be good: a bad option answers at once.
+    import torch
+
+    from flexedit_model.pipeline_flexedit import FlexEditPipeline
+    from flexedit_model.training.data import load_training_content
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     content = load_training_content(args.data, "heldout"), load_training_content(args.data, "train")
     by_resolution: dict[int, dict] = {}
