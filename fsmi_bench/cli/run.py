@@ -37,6 +37,9 @@ def command(method_name, bench, out, mask_types, kinds, limit, shard, device, se
       fsmi run --method identity --bench bench --out runs/identity --kinds multi --mask-types full,circle
       fsmi run --method sd-inpaint --bench bench --out runs/sd --weights ~/models/sd-inpaint --shard 0/4
       fsmi run --method my_edit.py:MyEdit --bench bench --out runs/my-edit   # your own Method subclass
+
+    A method given as package.module:Class or file.py:Class is named in results by its class's `name`
+    attribute (else the class name); run.json keeps the target as method_target.
     """
     from pathlib import Path
 
@@ -53,7 +56,7 @@ def command(method_name, bench, out, mask_types, kinds, limit, shard, device, se
         method_config=method_config, progress=progress)
     summary = run_method(config)
     shard_text = f" (shard {summary.shard.label})" if summary.shard else ""
-    click.echo(f"{method_name}{shard_text}: {summary.selected} selected, {summary.written} written, "
+    click.echo(f"{summary.method}{shard_text}: {summary.selected} selected, {summary.written} written, "
                f"{summary.skipped} already done, {summary.failed} failed in {summary.elapsed_s:.1f} s -> {out}")
     if summary.failed:
         click.echo(f"{summary.failed} edits failed; see the failures file in {out} "

@@ -11,6 +11,7 @@ Files may be parquet or CSV; CSV files may start with ``#`` provenance lines (le
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -118,6 +119,7 @@ def check_consistent(frame: pd.DataFrame, origin: pd.Series | None = None) -> No
                 where = " (" + "; ".join(f"{value}: {', '.join(files)}" for value, files in by_value.items()) + ")"
             raise BadInputError(f"results mix {what} {values}{where}; report one {column.replace('_', ' ')} "
                                 "at a time")
+    _check_one_method_per_name(measured, origin)
     key = ["method", "kind", "case_id", "mask_type", "metric", "status"]
     duplicated = frame[frame.duplicated(key, keep=False)]
     if len(duplicated):
@@ -129,19 +131,45 @@ def check_consistent(frame: pd.DataFrame, origin: pd.Series | None = None) -> No
                             f"{row['metric']}{files}; was the same table given twice?")
 
 
+def _method_target(run_provenance: str) -> str | None:
+    try:
+        return json.loads(run_provenance).get("method_target")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _check_one_method_per_name(measured: pd.DataFrame, origin: pd.Series | None) -> None:
+    """Two methods from different classes (``method_target`` in their run provenance) may not share a row
+    label: their numbers would be pooled as if they were one method's."""
+    pairs = measured[["method", "run_provenance"]].drop_duplicates()
+    for method, group in pairs.groupby("method", sort=True):
+        targets = sorted({_method_target(text) or "a method given by name" for text in group["run_provenance"]})
+        if len(targets) > 1:
+            where = ""
+            if origin is not None:
+                files = sorted(set(origin[measured.index[measured["method"] == method]]))
+                where = f" in {', '.join(files)}"
+            raise BadInputError(f"two methods share the name {method!r}{where} ({'; '.join(targets)}); "
+                                "give one another name (`name = ...` on its class, --method-name for import-outputs)")
+
+
 def load_results(paths, extra: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Load, check and concatenate results tables (parquet or CSV).
+    """Load, check and concatenate results tables (parquet or CSV files, or DataFrames of the same columns).
 
     ``extra`` (for instance the paper's reported rows) is appended before the consistency check.
     Raises ``BadInputError`` for a missing, corrupt or non-table file, for mixed benchmark versions or
     protocols among measured rows, and for duplicated rows.
     """
     frames, origins = [], []
-    for path in paths:
-        path = Path(path)
-        frame = normalise_results(_read_frame(path), str(path))
+    for number, path in enumerate(paths, start=1):
+        if isinstance(path, pd.DataFrame):  # a table held in Python (fsmi_bench.api.report)
+            name = f"results table {number} (a DataFrame)"
+            frame = normalise_results(path, name)
+        else:
+            path = name = str(Path(path))
+            frame = normalise_results(_read_frame(Path(path)), name)
         frames.append(frame)
-        origins.extend([str(path)] * len(frame))
+        origins.extend([name] * len(frame))
     if extra is not None:
         frames.append(normalise_results(extra, "built-in rows"))
         origins.extend(["built-in paper rows"] * len(extra))

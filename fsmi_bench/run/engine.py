@@ -52,7 +52,7 @@ from fsmi_bench.run.folder import (
     run_files,
     run_identity,
 )
-from fsmi_bench.run.method import METHODS, EditRequest, Method
+from fsmi_bench.run.method import METHODS, EditRequest, Method, MethodChoice, choose_method, instance_choice
 
 # The folder-wide lock, held while a run compares the folder's run files with its own and claims its file.
 FOLDER_LOCK_NAME = ".fsmi-run.lock"
@@ -95,7 +95,8 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """Counts of one invocation: written now, skipped (a valid output was there), failed."""
+    """Counts of one invocation: written now, skipped (a valid output was there), failed; ``method``: the
+    name the outputs are recorded under (a target's clean name, see ``method.choose_method``)."""
 
     out: Path
     shard: Shard | None
@@ -104,6 +105,7 @@ class RunSummary:
     skipped: int
     failed: int
     elapsed_s: float
+    method: str = ""
 
 
 def derive_seed(run_seed: int, case_seed: int, mask_type: str) -> int:
@@ -324,10 +326,14 @@ def _check_same_run(root: Path, identity: RunIdentity) -> dict[str, dict]:
     return existing
 
 
-def open_run_folder(config: RunConfig, benchmark: Benchmark, shard: Shard | None) -> RunFolder:
-    """Make the output folder (or check it is writable) and refuse it if it holds another run."""
+def open_run_folder(config: RunConfig, benchmark: Benchmark, shard: Shard | None,
+                    choice: MethodChoice | None = None) -> RunFolder:
+    """Make the output folder (or check it is writable) and refuse it if it holds another run.
+    ``choice``: the method's recorded name and target (default: ``config.method`` as a name)."""
     root = ensure_writable_dir(config.out)
-    identity = RunIdentity(method=config.method, method_config=_json_normal(config.method_config),
+    choice = choice or MethodChoice(config.method)
+    identity = RunIdentity(method=choice.name, method_target=choice.target,
+                           method_config=_json_normal(config.method_config),
                            seed=int(config.seed), manifest_sha256=benchmark.manifest_sha256)
     existing = _check_same_run(root, identity)
     path = run_file(root, shard)
@@ -490,10 +496,10 @@ class EditLoop:
                          failed=self.failures.count(item.key for item in work))
 
 
-def _progress_bar(config: RunConfig, shard: Shard | None, total: int):
+def _progress_bar(config: RunConfig, shard: Shard | None, total: int, name: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"{config.method}" + (f" shard {shard.label}" if shard else ""),
+    return tqdm(total=total, desc=name + (f" shard {shard.label}" if shard else ""),
                 unit="edit", file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
 
 
@@ -507,12 +513,14 @@ def finish_record(path: Path, record: RunRecord, edits: EditLoop, work: list[Wor
 
 
 def run_method(config: RunConfig, method: Method | None = None) -> RunSummary:
-    """Run ``config.method`` (or the given ``method`` instance, recorded under ``config.method``) over the
-    benchmark. Raises ``FsmiError`` subclasses for problems the user must fix; per-edit exceptions are
-    recorded in the failures file instead."""
+    """Run ``config.method`` (a name or target) or the given ``method`` object over the benchmark.
+
+    A method given by target or as an object is recorded under its clean name (``method.method_name``)
+    with its target beside it. Raises ``FsmiError`` subclasses for problems the user must fix; per-edit
+    exceptions are recorded in the failures file instead."""
     started = time.perf_counter()
-    if method is None:
-        METHODS.entry(config.method)  # an unknown name fails at once, with "did you mean"
+    # An unknown name or a bad target fails at once, with "did you mean", before any folder is touched.
+    choice = choose_method(config.method) if method is None else instance_choice(method)
     benchmark = load_benchmark(config.bench, verify=True)
     shard = resolve_shard(config.shard)
     device = resolve_device(config.device)
@@ -523,11 +531,12 @@ def run_method(config: RunConfig, method: Method | None = None) -> RunSummary:
     run_name = run_file(root, shard).name
     with exclusive_lock(root / f".{run_name}.lock", f"{root / run_name}", wait_s=0):
         with exclusive_lock(root / FOLDER_LOCK_NAME, f"run folder {root}", wait_s=FOLDER_LOCK_WAIT_S):
-            folder = open_run_folder(config, benchmark, shard)
+            folder = open_run_folder(config, benchmark, shard, choice)
             claim_run_folder(config, benchmark, folder, shard, device)
         counts = _run_claimed(config, benchmark, folder, shard, device, work, method)
     return RunSummary(out=folder.root, shard=shard, selected=counts.selected, written=counts.written,
-                      skipped=counts.skipped, failed=counts.failed, elapsed_s=time.perf_counter() - started)
+                      skipped=counts.skipped, failed=counts.failed, elapsed_s=time.perf_counter() - started,
+                      method=choice.name)
 
 
 def _run_claimed(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None, device: str,
@@ -543,7 +552,7 @@ def _run_claimed(config: RunConfig, benchmark: Benchmark, folder: RunFolder, sha
             record = start_record(config, benchmark, folder, shard, device, method)
             recorded = True
             edits = EditLoop(benchmark, method, failures, record.size_mapping.resized)
-            edits.run(work, _progress_bar(config, shard, len(work)))
+            edits.run(work, _progress_bar(config, shard, len(work), folder.identity.method))
             return finish_record(folder.run_path, record, edits, work)
         finally:
             method.close()

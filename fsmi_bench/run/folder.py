@@ -29,7 +29,8 @@ _SHARD_RUN_FILE = re.compile(r"^run\.shard-(\d+)-of-(\d+)\.json$")
 METHOD_NAME_PATTERN = re.compile(schema.METHOD_NAME_PATTERN)
 
 # The keys that make two runs "the same run": a folder may only hold outputs of one of them.
-IDENTITY_KEYS = ("method", "method_config", "seed", "manifest_sha256")
+# method_target: where a method given as package.module:Class or file.py:Class came from (None otherwise).
+IDENTITY_KEYS = ("method", "method_target", "method_config", "seed", "manifest_sha256")
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,20 @@ sharding, size mapping, provenance and failure capture. ``fsmi run --method`` fi
   one that an installed package declares in the entry-point group ``fsmi.methods``
   (``[project.entry-points."fsmi.methods"] my-edit = "my_package.module:MyEdit"`` in its pyproject.toml);
 - by target, without registering anything: ``package.module:Class`` (importable) or
-  ``path/to/file.py:Class``.
+  ``path/to/file.py:Class``. Its results go under a clean name (``method_name``): the class's ``name``
+  if it sets one, else the class name; the target itself is kept in run.json (``method_target``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fsmi_bench.registry import Registry
+from fsmi_bench.errors import BadInputError
+from fsmi_bench.registry import BUILT_IN, Registry
+from fsmi_bench.schema import METHOD_NAME_PATTERN
 
 if TYPE_CHECKING:  # `fsmi ls methods` reads the registry below without loading numpy
     import numpy as np
@@ -128,3 +133,53 @@ METHODS.register("instructany2pix", "baselines.instructany2pix:InstructAny2Pix",
 METHODS.register("flexedit", "baselines.flexedit:FlexEditMethod",
                  "FlexEdit trained in the repository (fsmi train flexedit); --weights DIR", needs=("weights",),
                  weights="a checkpoint folder written by `fsmi train flexedit`, given as --weights DIR")
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """The method a run uses: ``name``, the one its results go under, and ``target``, where its class came
+    from (``package.module:Class`` or ``/absolute/path/file.py:Class``; None for the package's own)."""
+
+    name: str
+    target: str | None = None
+
+
+def method_name(method_class: type) -> str:
+    """The name a class's results go under: its ``name`` attribute if it (or a base of its own) sets one,
+    else the class name. Must be a method name (``schema.METHOD_NAME_PATTERN``) and not one of the
+    registered methods', so that two different methods never share a row label."""
+    name = getattr(method_class, "name", None)
+    if not isinstance(name, str) or not name or name == Method.name:
+        name = method_class.__name__
+    where = f"{method_class.__module__}.{method_class.__qualname__}"
+    if not re.fullmatch(METHOD_NAME_PATTERN, name):
+        raise BadInputError(f"{where}: name {name[:80]!r} is not a method name (letters, digits, _ . : / + - "
+                            "and spaces, starting with a letter or digit); set `name = \"...\"` on the class")
+    if name in METHODS and METHODS.entry(name).target != f"{method_class.__module__}:{method_class.__qualname__}":
+        raise BadInputError(f"{where} is named {name!r}, the name of a registered method; set another "
+                            "`name = \"...\"` on the class so that their results do not mix")
+    return name
+
+
+def choose_method(spec: str) -> MethodChoice:
+    """What ``fsmi run --method SPEC`` runs: a registered name keeps its name (an entry point's target is
+    recorded too); a target is imported and named by ``method_name``, its file made absolute for the record.
+    Raises ``BadInputError`` (one line) for an unknown name or a bad target."""
+    entry = METHODS.entry(spec)
+    if entry.origin == BUILT_IN:
+        return MethodChoice(spec)
+    if entry.origin not in ("module", "file"):  # an entry point: registered by name in its package
+        return MethodChoice(entry.name, entry.target)
+    method_class = METHODS.get(spec)
+    location, _, attribute = spec.rpartition(":")
+    target = f"{Path(location).resolve()}:{attribute}" if entry.origin == "file" else spec
+    return MethodChoice(method_name(method_class), target)
+
+
+def instance_choice(method: Method) -> MethodChoice:
+    """The choice for a method object given directly (the Python API): named as its class would be."""
+    method_class = type(method)
+    name, target = method_name(method_class), f"{method_class.__module__}:{method_class.__qualname__}"
+    if name in METHODS and METHODS.entry(name).origin == BUILT_IN:
+        return MethodChoice(name)  # the package's own class, run as an object: the same as by name
+    return MethodChoice(name, target)

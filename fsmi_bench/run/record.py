@@ -43,6 +43,7 @@ class RunIdentity:
     method_config: dict
     seed: int
     manifest_sha256: str
+    method_target: str | None = None  # package.module:Class or /path/file.py:Class of a method given so
 
     def as_dict(self) -> dict:
         """The identity as run.json holds it, keys in ``IDENTITY_KEYS`` order."""
@@ -100,10 +101,11 @@ class RunRecord:
     output_encoding: str = OUTPUT_PNG_ENCODING
 
     def as_dict(self) -> dict:
-        """run.json's mapping: the identity's keys at the top level; no ``finished_at``/``counts`` until set."""
+        """run.json's mapping: the identity's keys at the top level; no ``finished_at``/``counts`` until set,
+        no ``method_target`` for a method given by name."""
         record = asdict(self)
         record.update(record.pop("identity"))
-        for key in ("finished_at", "counts"):
+        for key in ("finished_at", "counts", "method_target"):
             if record[key] is None:
                 del record[key]
         return record

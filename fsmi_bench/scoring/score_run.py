@@ -69,10 +69,21 @@ class ScoreSummary:
 
 def _run_provenance(info: dict) -> str:
     weights = {name: (value or {}).get("sha256") for name, value in (info.get("weights") or {}).items()}
-    return json.dumps({"method": info.get("method"), "method_config": info.get("method_config"),
-                       "weights_sha256": weights, "git_commit": info.get("git_commit"),
-                       "seed": info.get("seed"), "size_mapping_rule": (info.get("size_mapping") or {}).get("rule"),
-                       "fsmi_version": info.get("fsmi_version")}, sort_keys=True)
+    provenance = {"method": info.get("method"), "method_config": info.get("method_config"),
+                  "weights_sha256": weights, "git_commit": info.get("git_commit"),
+                  "seed": info.get("seed"), "size_mapping_rule": (info.get("size_mapping") or {}).get("rule"),
+                  "fsmi_version": info.get("fsmi_version")}
+    if info.get("method_target"):  # a method given as package.module:Class or file.py:Class
+        provenance["method_target"] = info["method_target"]
+    return json.dumps(provenance, sort_keys=True)
+
+
+def method_target_of(run_provenance: str) -> str | None:
+    """The ``method_target`` in a results row's run provenance (None for a method given by name)."""
+    try:
+        return json.loads(run_provenance).get("method_target")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _check_run_matches(benchmark, info: dict, run_root: Path) -> None:
@@ -174,6 +185,15 @@ def merge_into_existing(out: Path, frame, method: str):
         if theirs != ours:
             raise BadInputError(f"{out} holds results with {column} {sorted(theirs)}, these are {sorted(ours)}; "
                                 "write them to another file")
+    ours = {method_target_of(text) for text in set(frame["run_provenance"])}
+    theirs = {method_target_of(text) for text in set(existing.loc[existing["method"] == method, "run_provenance"])}
+    if theirs and theirs != ours:
+        # Scoring replaces a method's rows: another method of the same name would silently vanish.
+        def describe(targets):
+            return ", ".join(sorted(target or "a method given by name" for target in targets))
+        raise BadInputError(f"{out} already holds results named {method!r} from another method ({describe(theirs)}; "
+                            f"this run: {describe(ours)}); give one another name (`name = ...` on its class) "
+                            "or score into another --out")
     kept = existing[existing["method"] != method]
     merged = pd.concat([kept, frame], ignore_index=True)
     return merged.sort_values(["method", "case_id", "mask_type", "metric"], kind="stable").reset_index(drop=True)

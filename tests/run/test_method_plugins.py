@@ -66,7 +66,8 @@ def test_method_given_as_module_and_class(bench, tmp_path, monkeypatch):
     out = tmp_path / "run"
     summary = run_method(RunConfig(method="user_darken_module:Darken", bench=bench, out=out, progress=False))
     assert summary.failed == 0 and summary.written == summary.selected > 0
-    assert load_run(out).method == "user_darken_module:Darken"
+    assert load_run(out).method == "darken"  # the class's name; the target is kept beside it
+    assert load_run(out).info["method_target"] == "user_darken_module:Darken"
     _expected_darkened(bench, out)
 
 
@@ -152,3 +153,72 @@ def test_entry_point_methods_are_listed_without_import_and_run(bench, tmp_path, 
 
     monkeypatch.undo()  # the package is gone from sys.path: so is its method
     assert "darken" not in METHODS
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def test_a_target_runs_under_a_clean_name_and_keeps_its_target(bench, tmp_path):
+    (tmp_path / "darken_file.py").write_text(DARKEN_SOURCE + "\n\nclass Brighten(Darken):\n    name = Method.name\n"
+                                             "\n\nclass Unnamed(Method):\n    def edit(self, request):\n"
+                                             "        return request.scene\n")
+    named = _cli("run", "--method", f"{tmp_path}/darken_file.py:Darken", "--bench", bench, "--out", tmp_path / "a",
+                 "--no-progress")
+    assert named.exit_code == 0, named.output
+    assert named.output.startswith("darken: ")
+    info = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert info["method"] == "darken" and info["method_target"] == f"{(tmp_path / 'darken_file.py').resolve()}:Darken"
+    # No name of its own (or only the base class's): the class name.
+    for class_name in ("Unnamed", "Brighten"):
+        result = _cli("run", "--method", f"{tmp_path}/darken_file.py:{class_name}", "--bench", bench,
+                      "--out", tmp_path / class_name, "--no-progress")
+        assert result.exit_code == 0, result.output
+        assert load_run(tmp_path / class_name).method == class_name
+    # A method by name keeps no target.
+    assert _cli("run", "--method", "identity", "--bench", bench, "--out", tmp_path / "i", "--no-progress").exit_code == 0
+    assert "method_target" not in json.loads((tmp_path / "i" / "run.json").read_text())
+
+
+def test_a_class_may_not_take_a_registered_name(bench, tmp_path):
+    (tmp_path / "fake.py").write_text("from fsmi_bench.run.method import Method\n\n\nclass Fake(Method):\n"
+                                      "    name = 'identity'\n\n    def edit(self, request):\n"
+                                      "        return request.scene\n")
+    result = _cli("run", "--method", f"{tmp_path}/fake.py:Fake", "--bench", bench, "--out", tmp_path / "run",
+                  "--no-progress")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "is named 'identity', the name of a registered method" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_two_methods_of_one_name_never_share_a_table(bench, tmp_path):
+    # Two users' files, both with a class named "darken": each runs, but their results never mix.
+    for folder in ("alice", "bob"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "edit.py").write_text(DARKEN_SOURCE)
+        result = _cli("run", "--method", f"{tmp_path / folder}/edit.py:Darken", "--bench", bench,
+                      "--out", tmp_path / "runs" / folder, "--no-progress")
+        assert result.exit_code == 0, result.output
+    shared = tmp_path / "results" / "all.parquet"
+    metrics = "bg_psnr,fg_psnr"
+    first = _cli("score", "--bench", bench, "--run", tmp_path / "runs" / "alice", "--metrics", metrics,
+                 "--out", shared, "--no-progress")
+    assert first.exit_code == 0, first.output
+    before = shared.read_bytes()
+    again = _cli("score", "--bench", bench, "--run", tmp_path / "runs" / "alice", "--metrics", metrics,
+                 "--out", shared, "--no-progress")
+    assert again.exit_code == 0, again.output  # re-scoring the same method replaces its rows
+    clash = _cli("score", "--bench", bench, "--run", tmp_path / "runs" / "bob", "--metrics", metrics,
+                 "--out", shared, "--no-progress")
+    assert clash.exit_code == 2 and len(clash.output.strip().splitlines()) == 1, clash.output
+    assert "already holds results named 'darken' from another method" in clash.output
+    assert "alice/edit.py:Darken" in clash.output and "bob/edit.py:Darken" in clash.output
+    assert shared.read_bytes() == before  # nothing of either was lost
+    # Scored apart, the two tables cannot be reported together either.
+    for folder in ("alice", "bob"):
+        assert _cli("score", "--bench", bench, "--run", tmp_path / "runs" / folder, "--metrics", metrics,
+                    "--no-progress").exit_code == 0
+    report = _cli("report", tmp_path / "runs" / "alice" / "results-paper.parquet",
+                  tmp_path / "runs" / "bob" / "results-paper.parquet")
+    assert report.exit_code == 2 and len(report.output.strip().splitlines()) == 1, report.output
+    assert "two methods share the name 'darken'" in report.output and "bob/edit.py:Darken" in report.output
