@@ -14,7 +14,7 @@ from fsmi_bench.report.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 class ReportConfig:
     """Options of ``fsmi report``. ``results``: parquet/CSV results tables (measured and/or reported rows)."""
 
-    results: tuple[str, ...]
+    results: tuple  # paths (str) or DataFrames of results rows
     fmt: str = "markdown"  # "markdown", "latex" or "csv"
     out: str | None = None  # file for the tables; None: returned (the CLI prints it)
     plots_dir: str | None = None
@@ -37,6 +37,7 @@ class ReportResult:
     text: str  # the rendered tables (or the paired-test table)
     files: tuple[Path, ...]  # every file written
     messages: tuple[str, ...] = ()  # one line per thing not written, and why (an empty plot, say)
+    tables: tuple = ()  # the ``tables.Table`` records the text was rendered from (none for a paired test)
 
 
 def _single_value(cells, column: str) -> str:
@@ -72,6 +73,7 @@ def make_report(config: ReportConfig) -> ReportResult:
                              method_a, method_b, config.resamples, config.seed, decimals=config.decimals)
     else:
         text = None
+    tables = ()
     # Leaderboards and `fsmi compare` keep every method's own cells; tables compare on shared cases.
     cells = aggregate_cells(frame, resamples=config.resamples, seed=config.seed)
     if config.all_cases:
@@ -84,7 +86,7 @@ def make_report(config: ReportConfig) -> ReportResult:
         reported_order = list(dict.fromkeys(zip(reported["kind"], reported["method"])))
         options = TableOptions(methods=config.methods, metrics=config.metrics, decimals=config.decimals,
                                all_cases=config.all_cases, coverage=coverage)
-        tables = build_tables(table_cells, reported_order, config.resamples, config.seed, options)
+        tables = tuple(build_tables(table_cells, reported_order, config.resamples, config.seed, options))
         text = render_tables(tables, config.fmt)
         if config.fmt == "latex" and config.latex_standalone:
             from fsmi_bench.report.latex import standalone_document
@@ -115,4 +117,4 @@ def make_report(config: ReportConfig) -> ReportResult:
             notes=(("with the paper's reported rows (fsmi_bench.report.reported)",) if config.with_paper else ()))
         write_leaderboard(config.leaderboard, cells, provenance)
         files.append(Path(config.leaderboard))
-    return ReportResult(text, tuple(files), tuple(messages))
+    return ReportResult(text, tuple(files), tuple(messages), tables)
