@@ -21,6 +21,7 @@ class WeightCheck:
     sha256: str
     looked: tuple[str, ...]
     hint: str
+    origin: str = ""  # what the digest can be checked against (download.digest_origin), or where it came from
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,13 @@ def _check(name: str, explicit: dict) -> WeightCheck:
         resolved = resolve(name, explicit)
     except MissingWeightsError as error:
         return WeightCheck(name, False, "", "", (str(error),), hint)
+    origin = ""
+    if resolved.present:
+        from fsmi_bench.metrics.download import digest_origin
+
+        origin = "shipped in the lpips package" if resolved.source == "package" else digest_origin(name, resolved.path)
     return WeightCheck(name, resolved.present, str(resolved.path or ""), resolved.sha256 or "",
-                       resolved.looked, hint)
+                       resolved.looked, hint, origin)
 
 
 def doctor_entries(explicit: dict | None = None, protocol: str = "paper") -> list[DoctorEntry]:
@@ -108,7 +114,8 @@ def doctor_lines(entries: list[DoctorEntry], verbose: bool = False) -> list[str]
             lines.append(f"  {entry.name:<17} {state:<16} {entry.detail}")
             for check in entry.checks:
                 if check.present:
-                    lines.append(f"      {check.weight}: {check.path} sha256 {check.sha256}")
+                    origin = f" ({check.origin})" if check.origin else ""
+                    lines.append(f"      {check.weight}: {check.path} sha256 {check.sha256}{origin}")
                 else:
                     lines.append(f"      {check.weight}: not found; {check.hint}")
                     if verbose:

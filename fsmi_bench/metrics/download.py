@@ -7,12 +7,15 @@ Files go where ``fsmi_bench.metrics.weights`` looks for them, in the layouts the
   (``$FSMI_TORCHVISION_URL`` replaces https://download.pytorch.org/models, for mirrors).
 
 Every file is checked before it takes its final name:
-- a Hugging Face file against what the hub states for it: the LFS sha256 (header ``X-Linked-Etag``) for
-  large files, the git blob sha1 (``ETag``) for small ones;
+- a Hugging Face file of a pinned repository (``HubFiles.pinned``) against the sha256 recorded here, at the
+  commit recorded here: a hub that states another commit or another hash is refused;
+- any other Hugging Face file against what the hub states for it: the LFS sha256 (header ``X-Linked-Etag``)
+  for large files, the git blob sha1 (``ETag``) for small ones;
 - a torchvision file against the sha256 prefix its name carries (``alexnet-owt-7be5be79.pth``), as
   ``torch.hub`` checks it;
 - and every file against the sha256 recorded at its first download (``$FSMI_CACHE_DIR/weights-fetched.json``,
-  with the repository commit), so later fetches stay on that commit and that content.
+  with the repository commit and where its sha256 came from: ``pinned`` in fsmi, stated by the ``hub``, or
+  computed at the ``first download``), so later fetches stay on that commit and that content.
 Bytes arrive in ``<final>.incomplete``; an interrupted download resumes from there (HTTP Range); a file
 that fails its check is deleted, never left under its final name.
 """
@@ -48,12 +51,20 @@ class DownloadError(FsmiError):
 
 @dataclass(frozen=True)
 class HubFiles:
-    """Files of one Hugging Face model repository. revision: the branch or commit asked for the first time;
-    after that, the commit recorded at the first download."""
+    """Files of one Hugging Face model repository.
+
+    revision: the branch or commit asked for the first time; after that, the commit recorded at the first
+    download. pinned: (file name, sha256) of files pinned in fsmi, with ``revision`` the commit they are
+    from; a pinned file is fetched from that commit only and must have that sha256.
+    """
 
     repo_id: str
     files: tuple[str, ...]
     revision: str = "main"
+    pinned: tuple[tuple[str, str], ...] = ()
+
+    def pinned_sha256(self, filename: str) -> str | None:
+        return dict(self.pinned).get(filename)
 
 
 @dataclass(frozen=True)
@@ -74,10 +85,27 @@ class FetchTarget:
 # The official locations, as the libraries name them: open_clip's pretrained table gives
 # hf_hub="timm/vit_large_patch14_clip_224.openai/" for ViT-L-14 "openai"; transformers' DINOv2-S is
 # facebook/dinov2-small; torchvision's AlexNet and SqueezeNet 1.1 weights enums give the file names.
+#
+# Pins: a commit and each file's sha256, as public code that pins these repositories cites them (fsmi's build
+# machines cannot reach the hub to read them there; a hub that disagrees is refused, never believed).
+# - timm/vit_large_patch14_clip_224.openai at 18d0535469bb561bf468d76c1d73aa35156c922b: cited in hub-cache
+#   paths "models--timm--vit_large_patch14_clip_224.openai/snapshots/18d0535.../open_clip_model.safetensors"
+#   beside "blobs/9ce2e8a8ebff...207e" (the hub names an LFS blob by its sha256), and as the sha256 of
+#   open_clip_model.safetensors (1,710,517,724 bytes, snapshot 18d05354) in public model tables.
+# - facebook/dinov2-small at ed25f3a31f01632728cabb09d1542f84ab7b0056: the revision that mteb lists for it
+#   (embeddings-benchmark/mteb, docs/overview/available_models/image.md); public pin tables give, at that
+#   commit, model.safetensors 88,249,960 bytes sha256 ae1e99fc...4be1 (its LFS sha256) and config.json
+#   547 bytes sha256 1809f83e...628d (git blob sha1 5664b325e6258d3960fad8c4c1cff958f3cc2272).
+CLIP_VIT_L_14_COMMIT = "18d0535469bb561bf468d76c1d73aa35156c922b"
+DINOV2_SMALL_COMMIT = "ed25f3a31f01632728cabb09d1542f84ab7b0056"
 FETCH_TARGETS: dict[str, FetchTarget] = {
-    "clip-vit-l-14": FetchTarget("clip-vit-l-14", HubFiles("timm/vit_large_patch14_clip_224.openai",
-                                                           ("open_clip_model.safetensors",))),
-    "dinov2-small": FetchTarget("dinov2-small", HubFiles("facebook/dinov2-small", ("config.json", "model.safetensors"))),
+    "clip-vit-l-14": FetchTarget("clip-vit-l-14", HubFiles(
+        "timm/vit_large_patch14_clip_224.openai", ("open_clip_model.safetensors",), revision=CLIP_VIT_L_14_COMMIT,
+        pinned=(("open_clip_model.safetensors", "9ce2e8a8ebfff3793d7d375ad6d3c35cb9aebf3de7ace0fc7308accab7cd207e"),))),
+    "dinov2-small": FetchTarget("dinov2-small", HubFiles(
+        "facebook/dinov2-small", ("config.json", "model.safetensors"), revision=DINOV2_SMALL_COMMIT,
+        pinned=(("config.json", "1809f83e3bdb1609a501a610ad4a742f4fd8ae44d72ca4aa0df52d1f2ac8628d"),
+                ("model.safetensors", "ae1e99fcefd534ed978cdeb8326f08030c96e28b7a81ffcbc98a857c84d14be1")))),
     "alexnet-imagenet": FetchTarget("alexnet-imagenet", TorchvisionFile("alexnet-owt-7be5be79.pth")),
     "squeezenet-imagenet": FetchTarget("squeezenet-imagenet", TorchvisionFile("squeezenet1_1-b8a52dc0.pth")),
 }
@@ -249,6 +277,10 @@ def _link(link: Path, blob: Path) -> None:
     os.replace(temporary, link)
 
 
+# Where a file's sha256 came from, as weights-fetched.json records it (``sha256_source``).
+PINNED, STATED_BY_HUB, FIRST_DOWNLOAD = "pinned", "hub", "first download"
+
+
 def fetch_hub_files(name: str, source: HubFiles, record: dict, progress: bool = True) -> list[FetchedFile]:
     """Download a repository's files into the Hugging Face hub cache (skipping those already there)."""
     endpoint, hub_root = hf_endpoint(), _hf_cache_root()
@@ -257,7 +289,9 @@ def fetch_hub_files(name: str, source: HubFiles, record: dict, progress: bool = 
     for filename in source.files:
         key = f"hf:{source.repo_id}/{filename}"
         known = record.get(key, {})
-        revision = known.get("revision") or source.revision
+        pinned = source.pinned_sha256(filename)
+        # A pinned file comes from the pinned commit, whatever an earlier, unpinned fetch recorded.
+        revision = source.revision if pinned else (known.get("revision") or source.revision)
         url = f"{endpoint}/{source.repo_id}/resolve/{revision}/{filename}"
         headers = _head(url)
         commit = headers.get("x-repo-commit") or revision
@@ -265,18 +299,24 @@ def fetch_hub_files(name: str, source: HubFiles, record: dict, progress: bool = 
         etag = (headers.get("etag") or "").strip('"').removeprefix("W/").strip('"')
         if not re.fullmatch(r"[0-9a-f]{40}", commit):
             raise DownloadError(f"{url}: the server did not state the commit (X-Repo-Commit); not a hub endpoint?")
-        if lfs_sha256:
-            expected = Expected(sha256=lfs_sha256)
+        if pinned:
+            if commit != revision:
+                raise IntegrityError(f"{url}: the hub answers with commit {commit}, fsmi pins {revision}; refused")
+            if lfs_sha256 and lfs_sha256 != pinned:
+                raise IntegrityError(f"{url}: the hub states sha256 {lfs_sha256}, fsmi pins {pinned}; refused")
+            expected, origin = Expected(sha256=pinned), PINNED
+        elif lfs_sha256:
+            expected, origin = Expected(sha256=lfs_sha256), STATED_BY_HUB
         elif re.fullmatch(r"[0-9a-f]{40}", etag):
-            expected = Expected(git_sha1=etag)
+            expected, origin = Expected(git_sha1=etag), FIRST_DOWNLOAD
         else:
             raise DownloadError(f"{url}: the server stated no hash for the file (X-Linked-Etag or ETag)")
-        if known.get("sha256") and lfs_sha256 and lfs_sha256 != known["sha256"]:
+        if not pinned and known.get("sha256") and lfs_sha256 and lfs_sha256 != known["sha256"]:
             raise IntegrityError(f"{url}: the hub now states sha256 {lfs_sha256}, the first download had "
                                  f"{known['sha256']}; refusing to replace it")
-        if known.get("sha256") and not lfs_sha256:
+        if not pinned and known.get("sha256") and not lfs_sha256:
             expected = Expected(sha256=known["sha256"], git_sha1=expected.git_sha1)
-        blob = repo_folder / "blobs" / (lfs_sha256 or etag)
+        blob = repo_folder / "blobs" / (lfs_sha256 or etag or pinned)
         snapshot_file = repo_folder / "snapshots" / commit / filename
         downloaded = False
         if blob.is_file():
@@ -288,7 +328,9 @@ def fetch_hub_files(name: str, source: HubFiles, record: dict, progress: bool = 
         _link(snapshot_file, blob)
         if not re.fullmatch(r"[0-9a-f]{40}", revision):
             atomic_write_text(repo_folder / "refs" / revision, commit)
-        record[key] = {"sha256": sha256, "revision": commit, "url": url,
+        if origin == FIRST_DOWNLOAD and known.get("sha256") == sha256:
+            origin = known.get("sha256_source", FIRST_DOWNLOAD)  # the same file: its first record stands
+        record[key] = {"sha256": sha256, "sha256_source": origin, "revision": commit, "url": url,
                        "fetched_at": known.get("fetched_at") or _now()}
         fetched.append(FetchedFile(name, snapshot_file, sha256, url, commit, downloaded))
     return fetched
@@ -309,7 +351,9 @@ def fetch_torchvision_file(name: str, source: TorchvisionFile, record: dict, pro
     else:
         sha256 = download(url, destination, expected, progress)
         downloaded = True
-    record[key] = {"sha256": sha256, "revision": None, "url": url, "fetched_at": known.get("fetched_at") or _now()}
+    # The name carries only the start of the sha256: the whole of it is what the first download had.
+    record[key] = {"sha256": sha256, "sha256_source": FIRST_DOWNLOAD, "revision": None, "url": url,
+                   "fetched_at": known.get("fetched_at") or _now()}
     return FetchedFile(name, destination, sha256, url, None, downloaded)
 
 
@@ -346,3 +390,48 @@ def fetch_weights(names=(), progress: bool = True) -> list[FetchedFile]:
     finally:
         _save_fetch_record(record)  # what was fetched before a failure stays recorded
     return fetched
+
+
+PUBLISHERS_SHA256 = "publisher's sha256"
+RECORDED_AT_FIRST_DOWNLOAD = "recorded at first download"
+
+
+def digest_origin(name: str, path: Path) -> str:
+    """Where the digest of weight ``name``, found at ``path`` (a file or a model folder), can be checked
+    against, as ``fsmi doctor`` prints it beside the digest:
+
+    - ``PUBLISHERS_SHA256``: every file fsmi fetches for it has the sha256 pinned in ``FETCH_TARGETS`` or
+      the one the hub stated when it was fetched;
+    - ``RECORDED_AT_FIRST_DOWNLOAD``: ``fsmi weights fetch`` downloaded it, but nothing published states its
+      whole sha256 (a torchvision file's name carries only its start; a small hub file has a git sha1): the
+      digest is the one computed then, and later fetches are held to it;
+    - ``""``: neither (a file fsmi did not fetch, whose content it cannot vouch for).
+    """
+    from fsmi_bench.provenance import weights_sha256
+
+    target = FETCH_TARGETS.get(name)
+    if target is None or path is None:
+        return ""
+    source = target.source
+    filenames = source.files if isinstance(source, HubFiles) else (source.filename,)
+    files = {filename: (path / filename if path.is_dir() else path) for filename in filenames}
+    if not path.is_dir():  # a file weight: the one of the target's files that it is
+        files = {filename: path for filename in filenames if filename == path.name} or {filenames[-1]: path}
+    if not all(file.is_file() for file in files.values()):
+        return ""
+    digests = {filename: weights_sha256(file) for filename, file in files.items()}
+    if isinstance(source, HubFiles) and source.pinned and all(
+            source.pinned_sha256(filename) == digest for filename, digest in digests.items()):
+        return PUBLISHERS_SHA256
+    try:
+        record = load_fetch_record()
+    except DownloadError:
+        return ""
+    origins = []
+    for filename, digest in digests.items():
+        key = f"hf:{source.repo_id}/{filename}" if isinstance(source, HubFiles) else f"torchvision:{filename}"
+        known = record.get(key) or {}
+        if known.get("sha256") != digest:
+            return ""
+        origins.append(known.get("sha256_source", FIRST_DOWNLOAD))  # older records did not say: assume the least
+    return PUBLISHERS_SHA256 if all(origin in (PINNED, STATED_BY_HUB) for origin in origins) else RECORDED_AT_FIRST_DOWNLOAD

@@ -18,6 +18,7 @@ from fsmi_bench.metrics.download import (
     FETCH_TARGETS,
     DownloadError,
     FetchTarget,
+    HubFiles,
     TorchvisionFile,
     fetch_weights,
     load_fetch_record,
@@ -25,6 +26,7 @@ from fsmi_bench.metrics.download import (
 from fsmi_bench.metrics.weights import resolve
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+REAL_TARGETS = dict(FETCH_TARGETS)  # as shipped, before any test points them at the stand-in server
 
 
 class HubLikeServer:
@@ -130,8 +132,23 @@ def hub(tmp_path, monkeypatch, tiny_dinov2_files):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("FSMI_CACHE_DIR", str(tmp_path / "fsmi"))
     monkeypatch.delenv("FSMI_DINOV2_WEIGHTS", raising=False)
+    monkeypatch.delenv("FSMI_CLIP_WEIGHTS", raising=False)
+    # The real targets are pinned to the publisher's commit and hashes; here, to the stand-in's.
+    for name in ("clip-vit-l-14", "dinov2-small"):
+        pin(monkeypatch, server, name)
     yield server
     server.close()
+
+
+def pin(monkeypatch, server: HubLikeServer, name: str, pinned: bool = True) -> None:
+    """Point target ``name`` at what ``server`` holds: pinned to its commit and its files' sha256, or not
+    pinned at all (the branch main, hashes as the hub states them), as for a repository fsmi has no pin for."""
+    source = FETCH_TARGETS[name].source
+    files = server.repos[source.repo_id]
+    pins = tuple((filename, hashlib.sha256(files[filename]).hexdigest()) for filename in source.files)
+    hub_files = HubFiles(source.repo_id, source.files, revision=server.commit, pinned=pins) if pinned else \
+        HubFiles(source.repo_id, source.files)
+    monkeypatch.setitem(FETCH_TARGETS, name, FetchTarget(name, hub_files))
 
 
 def _files_under(root: Path) -> list[str]:
@@ -143,7 +160,8 @@ def test_fetched_dinov2_is_found_and_loads_as_the_real_class(hub, tmp_path):
     assert [item.path.name for item in fetched] == ["config.json", "model.safetensors"]
     resolved = resolve("dinov2-small")
     assert resolved.source == "cache" and resolved.path == tmp_path / f"hf/hub/models--facebook--dinov2-small/snapshots/{COMMIT}"
-    assert (tmp_path / "hf/hub/models--facebook--dinov2-small/refs/main").read_text() == COMMIT
+    # Fetched by commit, not by branch: no ref claims that main is that commit.
+    assert not (tmp_path / "hf/hub/models--facebook--dinov2-small/refs").exists()
     from fsmi_bench.metrics.dino_metric import load_dinov2
 
     assert load_dinov2(resolved.path).config.hidden_size == 32
@@ -158,8 +176,12 @@ def test_fetched_dinov2_is_found_and_loads_as_the_real_class(hub, tmp_path):
     assert not any(method == "GET" for method, _, _ in hub.requests)
 
 
-def test_a_wrong_stated_hash_is_refused_and_nothing_is_left(hub, tmp_path):
+def test_a_wrong_stated_hash_is_refused_and_nothing_is_left(hub, tmp_path, monkeypatch):
     hub.stated_sha256["open_clip_model.safetensors"] = "0" * 64
+    with pytest.raises(IntegrityError, match="the hub states sha256 0000.*fsmi pins"):
+        fetch_weights(["clip-vit-l-14"], progress=False)
+    assert _files_under(tmp_path / "hf") == []
+    pin(monkeypatch, hub, "clip-vit-l-14", pinned=False)  # no pin: the hub's statement is checked against the bytes
     with pytest.raises(IntegrityError, match="is not the stated 0000"):
         fetch_weights(["clip-vit-l-14"], progress=False)
     assert _files_under(tmp_path / "hf") == []
@@ -201,7 +223,8 @@ def test_torchvision_files_are_checked_against_their_name(hub, tmp_path, monkeyp
     assert _files_under(tmp_path / "torch/hub/checkpoints") == [good_name]
 
 
-def test_the_hash_of_the_first_download_is_kept(hub, tmp_path):
+def test_the_hash_of_the_first_download_is_kept(hub, tmp_path, monkeypatch):
+    pin(monkeypatch, hub, "clip-vit-l-14", pinned=False)
     fetch_weights(["clip-vit-l-14"], progress=False)
     first = load_fetch_record()["hf:timm/vit_large_patch14_clip_224.openai/open_clip_model.safetensors"]
     # The publisher now serves other content under the same commit: refused, the first file kept.
@@ -227,3 +250,71 @@ def test_cli_prints_each_file_and_its_sha256(hub, tmp_path):
     assert result.output.strip() == (f"clip-vit-l-14: downloaded {tmp_path}/hf/hub/models--timm--vit_large_patch14_"
                                      f"clip_224.openai/snapshots/{COMMIT}/open_clip_model.safetensors sha256 {sha256}")
     assert download.DEFAULT_HF_ENDPOINT == "https://huggingface.co"
+
+
+def test_the_metric_repositories_are_pinned_to_a_commit_and_sha256():
+    for name in ("clip-vit-l-14", "dinov2-small"):
+        source = REAL_TARGETS[name].source
+        assert re.fullmatch(r"[0-9a-f]{40}", source.revision), name
+        assert [filename for filename, _ in source.pinned] == list(source.files)
+        assert all(re.fullmatch(r"[0-9a-f]{64}", sha256) for _, sha256 in source.pinned)
+
+
+def test_other_bytes_than_the_pinned_ones_are_refused(hub, tmp_path, monkeypatch):
+    # The real pins, against a server that has the same commit but not the publisher's files.
+    for name in ("clip-vit-l-14", "dinov2-small"):
+        monkeypatch.setitem(FETCH_TARGETS, name, REAL_TARGETS[name])
+    hub.commit = download.DINOV2_SMALL_COMMIT
+    with pytest.raises(IntegrityError, match=f"is not the stated {FETCH_TARGETS['dinov2-small'].source.pinned[0][1]}"):
+        fetch_weights(["dinov2-small"], progress=False)
+    hub.commit = download.CLIP_VIT_L_14_COMMIT
+    with pytest.raises(IntegrityError, match="fsmi pins 9ce2e8a8"):
+        fetch_weights(["clip-vit-l-14"], progress=False)
+    assert _files_under(tmp_path / "hf") == []
+    assert not resolve("dinov2-small").present and not resolve("clip-vit-l-14").present
+
+
+def _doctor_weight_lines(weight: str, *extra) -> set[str]:
+    result = CliRunner().invoke(main, ["doctor", *extra])
+    assert result.exit_code == 0, result.output
+    return {line.strip() for line in result.output.splitlines() if line.strip().startswith(f"{weight}: ")}
+
+
+def test_doctor_says_what_each_digest_can_be_checked_against(hub, tmp_path, monkeypatch):
+    # Pinned in fsmi (dinov2), or stated by the hub for an LFS file (clip without a pin): the publisher's.
+    (config, model) = fetch_weights(["dinov2-small"], progress=False)
+    pin(monkeypatch, hub, "clip-vit-l-14", pinned=False)
+    (clip,) = fetch_weights(["clip-vit-l-14"], progress=False)
+    (line,) = _doctor_weight_lines("dinov2-small")
+    assert line == f"dinov2-small: {config.path.parent} sha256 {resolve('dinov2-small').sha256} (publisher's sha256)"
+    (line,) = _doctor_weight_lines("clip-vit-l-14")
+    assert line == f"clip-vit-l-14: {clip.path} sha256 {clip.sha256} (publisher's sha256)"
+    # A torchvision file: its name carries only the start of its sha256; the rest is the first download's.
+    data = b"squeeze" * 999
+    name = f"tinynet-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    hub.torchvision = {name: data}
+    monkeypatch.setitem(FETCH_TARGETS, "squeezenet-imagenet", FetchTarget("squeezenet-imagenet", TorchvisionFile(name)))
+    (squeeze,) = fetch_weights(["squeezenet-imagenet"], progress=False)
+    monkeypatch.setenv("FSMI_SQUEEZENET_WEIGHTS", str(squeeze.path))
+    (line,) = _doctor_weight_lines("squeezenet-imagenet")
+    assert line.endswith(f"sha256 {squeeze.sha256} (recorded at first download)")
+    # A file fsmi did not fetch: a digest, and nothing claimed for it.
+    own = tmp_path / "my_clip.safetensors"
+    own.write_bytes(b"mine" * 100)
+    (line,) = _doctor_weight_lines("clip-vit-l-14", "--weights", f"clip-vit-l-14={own}")
+    assert line == f"clip-vit-l-14: {own} sha256 {hashlib.sha256(own.read_bytes()).hexdigest()}"
+
+
+def test_doctor_marks_an_unpinned_small_hub_file_as_recorded_at_first_download(hub, monkeypatch):
+    pin(monkeypatch, hub, "dinov2-small", pinned=False)  # config.json: the hub states only its git sha1
+    fetch_weights(["dinov2-small"], progress=False)
+    record = load_fetch_record()
+    assert record["hf:facebook/dinov2-small/config.json"]["sha256_source"] == "first download"
+    assert record["hf:facebook/dinov2-small/model.safetensors"]["sha256_source"] == "hub"
+    (line,) = _doctor_weight_lines("dinov2-small")
+    assert line.endswith("(recorded at first download)")
+    # The bytes change on disk: the digest no longer is the recorded one, and doctor claims nothing.
+    model = resolve("dinov2-small").path / "model.safetensors"
+    model.resolve().write_bytes(b"tampered")
+    (line,) = _doctor_weight_lines("dinov2-small")
+    assert "(" not in line
