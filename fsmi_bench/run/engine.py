@@ -287,7 +287,8 @@ def select_work(benchmark: Benchmark, config: RunConfig, shard: Shard | None) ->
     rows = select_rows(benchmark, config.mask_types, tuple(config.kinds), config.limit, shard)
     root = Path(config.out)
     # output_path accepts only safe names; path_inside also refuses a symlinked case folder that leads out.
-    return [WorkItem(row=row, output=path_inside(root, output_path(root, row.case_id, row.mask_type)),
+    # The path given to path_inside is relative to the run folder: a relative --out must not appear twice.
+    return [WorkItem(row=row, output=path_inside(root, output_path(Path(), row.case_id, row.mask_type)),
                      seed=derive_seed(config.seed, row.seed, row.mask_type)) for row in rows]
 
 

@@ -349,3 +349,24 @@ def test_ls_all_lists_sources_and_mask_conditions(cli):
     assert result.exit_code == 0, result.output
     assert "sources" in result.output and "mini" in result.output
     assert "circle_open" in result.output and "irregular" in result.output
+
+
+def test_a_relative_out_folder_holds_the_outputs_that_score_reads(bench, tmp_path, monkeypatch):
+    # As the README types it: `fsmi run --out runs/x` from the current folder, then `fsmi score --run runs/x`.
+    from click.testing import CliRunner
+
+    from fsmi_bench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FSMI_CACHE_DIR", str(tmp_path / "cache"))
+    result = CliRunner().invoke(main, ["run", "--method", "identity", "--bench", str(bench), "--out", "runs/x",
+                                       "--limit", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in (tmp_path / "runs" / "x").iterdir() if not path.name.startswith(".")) == [
+        "failures.jsonl", "outputs", "run.json"]
+    mask_types = {row.mask_type for row in load_benchmark(bench).rows}
+    assert len(list((tmp_path / "runs" / "x" / "outputs").rglob("*.png"))) == len(mask_types)
+    scored = CliRunner().invoke(main, ["score", "--bench", str(bench), "--run", "runs/x", "--metrics", "fg_psnr",
+                                       "--no-progress"])
+    # The first case (multi_0001) has its outputs, found by score; the cases left out by --limit have none.
+    assert scored.exit_code == 0 and f"(ok: {len(mask_types)}," in scored.output, scored.output
