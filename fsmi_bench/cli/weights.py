@@ -20,8 +20,10 @@ def fetch(names, progress):
     NAME: clip-vit-l-14 (open_clip ViT-L/14 OpenAI, 1.7 GB), dinov2-small (facebook/dinov2-small, 88 MB),
     alexnet-imagenet, squeezenet-imagenet (the LPIPS backbones, torchvision); none = all of them.
     From the Hugging Face hub ($HF_ENDPOINT) and torchvision's URLs ($FSMI_TORCHVISION_URL for a mirror).
-    Each file is checked against the sha256 its publisher states before it takes its final name; an
-    interrupted download resumes when the command is run again.
+    CLIP and DINOv2 come from a commit pinned in fsmi, each file checked against its sha256 pinned beside
+    it; torchvision files against the start of the sha256 their names carry (the whole digest is recorded
+    at the first download). Nothing takes its final name unchecked; an interrupted download resumes when
+    the command is run again. `fsmi doctor` shows each digest and what it was checked against.
 
     \b
     Examples:
