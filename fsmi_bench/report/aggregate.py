@@ -6,7 +6,9 @@ How a cell is computed (the same for every table, plot, leaderboard and ``fsmi c
    so each case weighs the same however many mask types it has;
 3. the cell's mean is the mean over cases, n is the number of cases with a valid value, and the
    interval is a seeded bootstrap over cases (``stats.bootstrap_mean_ci``).
-Rows that are not valid are never averaged as zeros; they are counted in ``reason``.
+Rows that are not valid are never averaged as zeros; they are counted in ``reason``, and
+``n_outputs`` / ``n_outputs_total`` count the valid rows (outputs) beside all rows, so that a case that
+lost some of its mask outputs (averaged over the rest, still counted in n) shows in every table.
 Reported (paper) rows become cells of their own (source "reported") with no interval and no n.
 """
 
@@ -21,8 +23,8 @@ from fsmi_bench.report.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_m
 from fsmi_bench.schema import FREE_SHAPE_TYPES, MASK_CONDITIONS, REPORTED
 
 CELL_KEY = ["method", "source", "kind", "group", "metric"]
-CELL_COLUMNS = CELL_KEY + ["mean", "ci_low", "ci_high", "n", "n_cases", "reason", "higher_is_better",
-                           "benchmark_version", "protocol", "metric_spec"]
+CELL_COLUMNS = CELL_KEY + ["mean", "ci_low", "ci_high", "n", "n_cases", "n_outputs", "n_outputs_total", "reason",
+                           "higher_is_better", "benchmark_version", "protocol", "metric_spec"]
 MEASURED = "measured"
 TAGS = ("op", "scenario", "complexity")
 
@@ -86,10 +88,12 @@ def _measured_cells(measured: pd.DataFrame, group: MaskGroup, resamples: int, se
     per_case = {key: series.to_numpy() for key, series in
                 valid.groupby(cell_key + ["case_id"], sort=True)["value"].mean().groupby(level=[0, 1, 2])}
     summary = rows.groupby(cell_key, sort=True).agg(
-        n_cases=("case_id", "nunique"), higher_is_better=("higher_is_better", "first"),
+        n_cases=("case_id", "nunique"), n_outputs_total=("case_id", "size"),
+        higher_is_better=("higher_is_better", "first"),
         benchmark_version=("benchmark_version", _joined), protocol=("protocol", _joined),
         all_specs=("metric_spec", _joined))
     valid_specs = valid.groupby(cell_key, sort=True)["metric_spec"].agg(_joined).to_dict()
+    valid_outputs = valid.groupby(cell_key, sort=True).size().to_dict()
     reasons: dict[tuple, list] = {}
     for (method, kind, metric, status, reason), count in invalid.groupby(
             cell_key + ["status", "reason"], sort=True).size().items():
@@ -101,7 +105,9 @@ def _measured_cells(measured: pd.DataFrame, group: MaskGroup, resamples: int, se
         cells.append({
             "method": method, "source": MEASURED, "kind": kind, "group": group.name, "metric": metric,
             "mean": interval.mean, "ci_low": interval.ci_low, "ci_high": interval.ci_high,
-            "n": float(interval.n), "n_cases": float(info["n_cases"]), "reason": _reason_text(reasons.get(key, [])),
+            "n": float(interval.n), "n_cases": float(info["n_cases"]),
+            "n_outputs": float(valid_outputs.get(key, 0)), "n_outputs_total": float(info["n_outputs_total"]),
+            "reason": _reason_text(reasons.get(key, [])),
             "higher_is_better": bool(info["higher_is_better"]), "benchmark_version": info["benchmark_version"],
             "protocol": info["protocol"], "metric_spec": valid_specs.get(key, info["all_specs"]),
         })
@@ -116,7 +122,8 @@ def _reported_cells(reported: pd.DataFrame, group_names: set[str]) -> list[dict]
         cells.append({
             "method": row.method, "source": REPORTED, "kind": row.kind, "group": row.mask_type,
             "metric": row.metric, "mean": float(row.value), "ci_low": float("nan"), "ci_high": float("nan"),
-            "n": float("nan"), "n_cases": float("nan"), "reason": row.reason,
+            "n": float("nan"), "n_cases": float("nan"), "n_outputs": float("nan"), "n_outputs_total": float("nan"),
+            "reason": row.reason,
             "higher_is_better": bool(row.higher_is_better), "benchmark_version": row.benchmark_version,
             "protocol": row.protocol, "metric_spec": row.metric_spec,
         })

@@ -2,7 +2,8 @@
 
 A cell matches when its mean and interval bounds agree within ``|now - baseline| <= tol + rtol * |baseline|``
 (defaults 1e-6 and 1e-6: far below any printed digit, far above float noise of a re-run on the same
-machine), its n and number of cases are equal, and both or neither are missing. The comparison fails
+machine), its n, number of cases and numbers of outputs are equal (the output counts only where the
+baseline has them), and both or neither are missing. The comparison fails
 when any value moves, a cell disappears or appears, or the benchmark version or protocol differs.
 Results are re-aggregated with the bootstrap resamples and seed recorded in the baseline's header,
 so interval bounds are comparable too.
@@ -18,7 +19,7 @@ from fsmi_bench.errors import BadInputError
 DEFAULT_TOL = 1e-6
 DEFAULT_RTOL = 1e-6
 VALUE_FIELDS = ("mean", "ci_low", "ci_high")
-COUNT_FIELDS = ("n", "n_cases")
+COUNT_FIELDS = ("n", "n_cases", "n_outputs", "n_outputs_total")
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ def compare_cells(baseline, now, tol: float = DEFAULT_TOL, rtol: float = DEFAULT
             if not _values_match(float(old[field]), float(new[field]), tol, rtol):
                 differences.append(CellDifference(*key, field, float(old[field]), float(new[field])))
         for field in COUNT_FIELDS:
+            if field not in old or (field in ("n_outputs", "n_outputs_total") and old["source"] == "measured"
+                                    and math.isnan(float(old[field]))):
+                continue  # a baseline written before outputs were counted
             if not _values_match(float(old[field]), float(new[field]), 0.0, 0.0):
                 differences.append(CellDifference(*key, field, float(old[field]), float(new[field])))
     return tuple(differences)

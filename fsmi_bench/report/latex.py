@@ -42,7 +42,8 @@ def latex_cell(cell: CellView) -> str:
         if cell.bold:
             text = rf"\textbf{{{text}}}"
         if not cell.reported and not math.isnan(cell.ci_low):
-            text += rf"\,{{\scriptsize[{cell.ci_low:.4f}, {cell.ci_high:.4f}] n={int(cell.n)}}}"
+            outputs = f" ({int(cell.n_outputs)}/{int(cell.n_outputs_total)} outputs)" if cell.outputs_partial else ""
+            text += rf"\,{{\scriptsize[{cell.ci_low:.4f}, {cell.ci_high:.4f}] n={int(cell.n)}{outputs}}}"
     if cell.note:
         text += rf"\textsuperscript{{{cell.note}}}"
     return text
