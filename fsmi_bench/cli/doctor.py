@@ -22,7 +22,7 @@ def command(protocol, weights_config, weights, verbose):
     \b
     Example:
       fsmi doctor -v
-      fsmi doctor --weights clip-vit-l-14=~/w/open_clip_model.safetensors
+      fsmi doctor --weights clip-vit-l-14-hf=~/w/clip-vit-large-patch14
     """
     from fsmi_bench.metrics.doctor import doctor_entries, doctor_lines
 
