@@ -17,8 +17,10 @@ def command():
 def fetch(names, progress):
     """Download metric weights into the caches `fsmi score` and `fsmi doctor` read.
 
-    NAME: clip-vit-l-14 (open_clip ViT-L/14 OpenAI, 1.7 GB), dinov2-small (facebook/dinov2-small, 88 MB),
-    alexnet-imagenet, squeezenet-imagenet (the LPIPS backbones, torchvision); none = all of them.
+    NAME: clip-vit-l-14-hf (the Hugging Face folder of openai/clip-vit-large-patch14, 1.7 GB, the paper
+    protocol's CLIP), clip-vit-l-14 (open_clip ViT-L/14 OpenAI, 1.7 GB, strict's), dinov2-small
+    (facebook/dinov2-small, 88 MB), alexnet-imagenet, squeezenet-imagenet (the LPIPS backbones,
+    torchvision); none = all of them.
     From the Hugging Face hub ($HF_ENDPOINT) and torchvision's URLs ($FSMI_TORCHVISION_URL for a mirror).
     CLIP and DINOv2 come from a commit pinned in fsmi, each file checked against its sha256 pinned beside
     it; torchvision files against the start of the sha256 their names carry (the whole digest is recorded
@@ -28,7 +30,7 @@ def fetch(names, progress):
     \b
     Examples:
       fsmi weights fetch
-      fsmi weights fetch dinov2-small squeezenet-imagenet
+      fsmi weights fetch clip-vit-l-14-hf dinov2-small squeezenet-imagenet
     """
     from fsmi_bench.metrics.download import fetch_weights
 

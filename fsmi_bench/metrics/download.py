@@ -96,9 +96,26 @@ class FetchTarget:
 #   (embeddings-benchmark/mteb, docs/overview/available_models/image.md); public pin tables give, at that
 #   commit, model.safetensors 88,249,960 bytes sha256 ae1e99fc...4be1 (its LFS sha256) and config.json
 #   547 bytes sha256 1809f83e...628d (git blob sha1 5664b325e6258d3960fad8c4c1cff958f3cc2272).
+# - openai/clip-vit-large-patch14 at 32bd64288804d66eefd0ccbe215aa642df71cc41: the revision public code pins
+#   it at, with these sha256 (model.safetensors 1,710,540,580 bytes, its LFS sha256), in pin tables of the
+#   revision's files ("CLIP_REVISION = 32bd6428..." beside "CLIP_REQUIRED_FILES_SHA256") and SHA256SUMS lists
+#   of the same folder (which add preprocessor_config.json and special_tokens_map.json).
+CLIP_VIT_L_14_HF_COMMIT = "32bd64288804d66eefd0ccbe215aa642df71cc41"
 CLIP_VIT_L_14_COMMIT = "18d0535469bb561bf468d76c1d73aa35156c922b"
 DINOV2_SMALL_COMMIT = "ed25f3a31f01632728cabb09d1542f84ab7b0056"
 FETCH_TARGETS: dict[str, FetchTarget] = {
+    "clip-vit-l-14-hf": FetchTarget("clip-vit-l-14-hf", HubFiles(
+        "openai/clip-vit-large-patch14",
+        ("config.json", "model.safetensors", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
+         "special_tokens_map.json", "vocab.json", "merges.txt"), revision=CLIP_VIT_L_14_HF_COMMIT,
+        pinned=(("config.json", "8a09b467700c58138c29d53c605b34ebc69beaadd13274a8a2af8ad2c2f4032a"),
+                ("model.safetensors", "a2bf730a0c7debf160f7a6b50b3aaf3703e7e88ac73de7a314903141db026dcb"),
+                ("preprocessor_config.json", "910e70b3956ac9879ebc90b22fb3bc8a75b6a0677814500101a4c072bd7857bd"),
+                ("tokenizer.json", "a83e0809aa4c3af7208b2df632a7a69668c6d48775b3c3fe4e1b1199d1f8b8f4"),
+                ("tokenizer_config.json", "deef455e52fa5e8151e339add0582e4235f066009601360999d3a9cda83b1129"),
+                ("special_tokens_map.json", "f8c0d6c39aee3f8431078ef6646567b0aba7f2246e9c54b8b99d55c22b707cbf"),
+                ("vocab.json", "3f0c4f7d2086b61b38487075278ea9ed04edb53a03cbb045b86c27190fa8fb69"),
+                ("merges.txt", "9fd691f7c8039210e0fced15865466c65820d09b63988b0174bfe25de299051a")))),
     "clip-vit-l-14": FetchTarget("clip-vit-l-14", HubFiles(
         "timm/vit_large_patch14_clip_224.openai", ("open_clip_model.safetensors",), revision=CLIP_VIT_L_14_COMMIT,
         pinned=(("open_clip_model.safetensors", "9ce2e8a8ebfff3793d7d375ad6d3c35cb9aebf3de7ace0fc7308accab7cd207e"),))),

@@ -32,7 +32,7 @@ REAL_TARGETS = dict(FETCH_TARGETS)  # as shipped, before any test points them at
 class HubLikeServer:
     """Serves ``/<repo>/resolve/<revision>/<file>`` as the Hugging Face hub does: small files with their git
     blob sha1 as ETag; large ("LFS") files answered by a redirect carrying ``X-Linked-Etag`` (the sha256)
-    to ``/cdn/<sha256>``, which honours Range requests; and ``/models/<file>`` as download.pytorch.org."""
+    to ``/cdn/<repo>/<file>``, which honours Range requests; and ``/models/<file>`` as download.pytorch.org."""
 
     def __init__(self):
         self.repos: dict[str, dict[str, bytes]] = {}
@@ -65,14 +65,13 @@ class HubLikeServer:
                     headers = {"X-Repo-Commit": server.commit}
                     if filename in server.lfs:
                         sha256 = server.stated_sha256.get(filename, hashlib.sha256(data).hexdigest())
-                        headers.update({"X-Linked-Etag": f'"{sha256}"', "Location": f"/cdn/{filename}"})
+                        headers.update({"X-Linked-Etag": f'"{sha256}"', "Location": f"/cdn/{repo}/{filename}"})
                         return self._send(302, b"", body, headers)
                     git_sha1 = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
                     return self._send(200, data, body, {**headers, "ETag": f'"{git_sha1}"'})
                 if self.path.startswith("/cdn/"):
-                    name = self.path.removeprefix("/cdn/")
-                    data = next(files[name] for files in server.repos.values() if name in files)
-                    return self._send_range(data, body)
+                    repo, _, name = self.path.removeprefix("/cdn/").rpartition("/")
+                    return self._send_range(server.repos[repo][name], body)
                 if self.path.startswith("/models/"):
                     data = server.torchvision.get(self.path.removeprefix("/models/"))
                     return self._send(404, b"", body) if data is None else self._send_range(data, body)
@@ -201,7 +200,7 @@ def test_a_broken_download_resumes_where_it_stopped(hub, tmp_path):
 
     hub.requests.clear()
     (item,) = fetch_weights(["clip-vit-l-14"], progress=False)
-    assert ("GET", "/cdn/open_clip_model.safetensors", "bytes=7000-") in hub.requests
+    assert ("GET", "/cdn/timm/vit_large_patch14_clip_224.openai/open_clip_model.safetensors", "bytes=7000-") in hub.requests
     assert item.path.read_bytes() == data and item.sha256 == hashlib.sha256(data).hexdigest()
     assert resolve("clip-vit-l-14").path == item.path
     assert [path.name for path in blobs.iterdir()] == [item.sha256]
@@ -253,7 +252,7 @@ def test_cli_prints_each_file_and_its_sha256(hub, tmp_path):
 
 
 def test_the_metric_repositories_are_pinned_to_a_commit_and_sha256():
-    for name in ("clip-vit-l-14", "dinov2-small"):
+    for name in ("clip-vit-l-14", "dinov2-small", "clip-vit-l-14-hf"):
         source = REAL_TARGETS[name].source
         assert re.fullmatch(r"[0-9a-f]{40}", source.revision), name
         assert [filename for filename, _ in source.pinned] == list(source.files)
@@ -318,3 +317,43 @@ def test_doctor_marks_an_unpinned_small_hub_file_as_recorded_at_first_download(h
     model.resolve().write_bytes(b"tampered")
     (line,) = _doctor_weight_lines("dinov2-small")
     assert "(" not in line
+
+
+@pytest.fixture(scope="module")
+def tiny_hf_clip_files(tmp_path_factory) -> dict[str, bytes]:
+    """The files of openai/clip-vit-large-patch14 that fsmi fetches, for a tiny random CLIPModel of the real
+    classes; tokenizer.json is what transformers' fast tokenizer writes from the folder's vocab and merges."""
+    from transformers import CLIPTokenizerFast
+
+    from tests.support.metric_models import write_tiny_hf_clip
+
+    folder = write_tiny_hf_clip(tmp_path_factory.mktemp("clip-hf"))
+    fast = tmp_path_factory.mktemp("clip-hf-fast")
+    CLIPTokenizerFast.from_pretrained(folder).save_pretrained(fast)
+    files = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+    files["tokenizer.json"] = (fast / "tokenizer.json").read_bytes()
+    return files
+
+
+def test_fetched_hf_clip_folder_is_found_and_loads_as_the_real_classes(hub, tmp_path, monkeypatch,
+                                                                         tiny_hf_clip_files):
+    from transformers import CLIPModel, CLIPProcessor
+
+    hub.repos["openai/clip-vit-large-patch14"] = dict(tiny_hf_clip_files)
+    pin(monkeypatch, hub, "clip-vit-l-14-hf")
+    fetched = fetch_weights(["clip-vit-l-14-hf"], progress=False)
+    assert [item.path.name for item in fetched] == list(REAL_TARGETS["clip-vit-l-14-hf"].source.files)
+    resolved = resolve("clip-vit-l-14-hf")
+    assert resolved.source == "cache"
+    assert resolved.path == tmp_path / f"hf/hub/models--openai--clip-vit-large-patch14/snapshots/{COMMIT}"
+    model = CLIPModel.from_pretrained(resolved.path)
+    processor = CLIPProcessor.from_pretrained(resolved.path)
+    assert model.config.projection_dim == 16
+    tokens = processor(text=["a dog"], return_tensors="pt")["input_ids"][0].tolist()
+    assert tokens[0] == 49406 and tokens[-1] == 49407 and len(tokens) == 4  # <start> a dog <end>
+    assert [item.path.name for item in fetched if item.path.name == "model.safetensors"] and all(
+        item.sha256 == hashlib.sha256(tiny_hf_clip_files[item.path.name]).hexdigest() for item in fetched)
+    (line,) = _doctor_weight_lines("clip-vit-l-14-hf")
+    assert line == f"clip-vit-l-14-hf: {resolved.path} sha256 {resolved.sha256} (publisher's sha256)"
+    result = CliRunner().invoke(main, ["weights", "fetch", "clip-vit-l-14-hf", "--no-progress"])
+    assert result.exit_code == 0 and result.output.count("already here") == 8, result.output
