@@ -11,7 +11,7 @@ BENCHMARK_VERSION = "fsmi-edit-1.0"
 
 # The Python API (``fsmi_bench.api``), imported on first use so that ``import fsmi_bench`` stays instant:
 # ``import fsmi_bench as fsmi; bench = fsmi.load_benchmark(...)``.
-_API_NAMES = ("load_benchmark", "run_method", "score", "report", "Bench", "Case", "Run", "Report", "Method",
+_API_NAMES = ("load_benchmark", "run_method", "score", "make_report", "Bench", "Case", "Run", "Report", "Method",
               "EditRequest")
 
 

@@ -7,12 +7,12 @@
         case.scene, case.subject, case.gt, case.region, case.masks["circle"]
     run = fsmi.run_method(MyMethod(), bench, out="runs/mine", masks=["full", "circle"], limit=4)
     table = fsmi.score(run, bench, metrics=["bg_psnr", "fg_psnr"])   # the long results table (DataFrame)
-    report = fsmi.report([table, "runs/copy-paste/results-paper.parquet"])
+    report = fsmi.make_report([table, "runs/copy-paste/results-paper.parquet"])
     report.frames["Table 1: ..."]                                  # each table as a DataFrame; report.text
 
 ``run_method`` is ``fsmi run`` (``fsmi_bench.run.engine.run_method``), ``score`` is ``fsmi score``
-(``scoring.score_run.score_run``, writing the same parquet and CSV), ``report`` is ``fsmi report``
-(``report.make_report.make_report``): the same files, the same rows, the same checks and the same errors
+(``scoring.score_run.score_run``, writing the same parquet and CSV), ``make_report`` is ``fsmi report``
+(``report.make_report.make_report``; not ``report``, the name of the package's report stage): the same files, the same rows, the same checks and the same errors
 (``fsmi_bench.errors.FsmiError`` subclasses, raised rather than printed).
 """
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from fsmi_bench.benchmark.manifest import Benchmark, ManifestRow
 
-__all__ = ["load_benchmark", "run_method", "score", "report", "Bench", "Case", "Run", "Report", "Method",
+__all__ = ["load_benchmark", "run_method", "score", "make_report", "Bench", "Case", "Run", "Report", "Method",
            "EditRequest"]
 
 
@@ -288,7 +288,7 @@ def score(run: Run | str | Path, bench: Bench | str | Path, *, metrics=None, pro
 
 @dataclass(frozen=True)
 class Report:
-    """What ``report`` made: ``text`` (the tables as Markdown, LaTeX or CSV, as ``fsmi report`` prints
+    """What ``make_report`` made: ``text`` (the tables as Markdown, LaTeX or CSV, as ``fsmi report`` prints
     them), ``frames`` (each table as a DataFrame: one row per (block, method), one column per metric, the
     mean), ``cells`` (every cell: mean, 95 % interval, n, bold, note), ``files`` written, ``messages``."""
 
@@ -314,7 +314,7 @@ def _table_frame(table) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=["block", "method", *table.metrics]).set_index(["block", "method"])
 
 
-def report(tables, *, out: str | Path | None = None, fmt: str = "markdown", with_paper: bool = False,
+def make_report(tables, *, out: str | Path | None = None, fmt: str = "markdown", with_paper: bool = False,
            methods=None, metrics=None, decimals: int = 4, all_cases: bool = False, plots: str | Path | None = None,
            specs: str | Path | None = None, resamples: int = 1000, seed: int = 0) -> Report:
     """``fsmi report``: the paper's tables (mean [95 % bootstrap interval] n) from results tables.
@@ -324,7 +324,8 @@ def report(tables, *, out: str | Path | None = None, fmt: str = "markdown", with
     """
     import pandas as pd
 
-    from fsmi_bench.report.make_report import ReportConfig, make_report
+    from fsmi_bench.report.make_report import ReportConfig
+    from fsmi_bench.report.make_report import make_report as make_report_files
     from fsmi_bench.report.render import render_csv
 
     if isinstance(tables, (pd.DataFrame, str, Path)):
@@ -335,7 +336,7 @@ def report(tables, *, out: str | Path | None = None, fmt: str = "markdown", with
                           seed=seed, methods=_names(methods, "methods"), metrics=_names(metrics, "metrics"),
                           decimals=decimals, all_cases=all_cases, specs_out=str(specs) if specs else None,
                           command="fsmi_bench.api.report (Python)")
-    result = make_report(config)
+    result = make_report_files(config)
     cells = pd.read_csv(io.StringIO(render_csv(list(result.tables))), keep_default_na=False,
                         na_values={name: ["", "nan"] for name in ("mean", "ci_low", "ci_high", "n")})
     return Report(text=result.text, frames={table.title: _table_frame(table) for table in result.tables},

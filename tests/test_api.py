@@ -145,7 +145,10 @@ def test_api_equals_the_commands(bench_dir, tmp_path, monkeypatch):
         pd.testing.assert_frame_equal(pd.read_parquet(run.root / "results-paper.parquet"), tables[name])
     assert api_runs["darken"].info["method_target"].endswith("test_api:Darken")
 
-    report = fsmi.report(list(tables.values()), decimals=2, resamples=200)
+    import fsmi_bench.report  # the report stage's package: its name must not hide the API's function
+
+    assert callable(fsmi.make_report) and fsmi_bench.report.__name__ == "fsmi_bench.report"
+    report = fsmi.make_report(list(tables.values()), decimals=2, resamples=200)
     cli_report = _cli("report", tmp_path / "cli" / "darken.parquet", tmp_path / "cli" / "copy-paste.parquet",
                       "--decimals", 2, "--resamples", 200)
     assert report.text.strip() == cli_report.output.strip()
@@ -190,3 +193,12 @@ def test_the_readme_example_runs(bench_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Table 1" in done.stdout and "darken" in done.stdout and "copy-paste" in done.stdout
     assert (tmp_path / "runs" / "darken" / "run.json").is_file()
+
+
+def test_no_api_name_is_hidden_by_a_module_of_the_package():
+    # ``fsmi_bench.<module>`` becomes an attribute of the package once imported, and would shadow an API
+    # name of the same spelling (``fsmi.report`` would be the report stage's package, not a function).
+    modules = {path.stem if path.suffix == ".py" else path.name for path in (ROOT / "fsmi_bench").iterdir()
+               if (path.suffix == ".py" or (path / "__init__.py").is_file()) and path.stem != "__init__"}
+    assert modules and not modules & set(fsmi._API_NAMES)
+    assert all(callable(getattr(fsmi, name)) for name in fsmi._API_NAMES)
