@@ -202,3 +202,12 @@ def test_no_api_name_is_hidden_by_a_module_of_the_package():
                if (path.suffix == ".py" or (path / "__init__.py").is_file()) and path.stem != "__init__"}
     assert modules and not modules & set(fsmi._API_NAMES)
     assert all(callable(getattr(fsmi, name)) for name in fsmi._API_NAMES)
+
+
+def test_importing_the_package_and_its_api_loads_nothing_heavy():
+    code = ("import sys, fsmi_bench as fsmi; before = 'fsmi_bench.api' in sys.modules; fsmi.load_benchmark; "
+            "print(before, 'fsmi_bench.api' in sys.modules, sorted({'numpy', 'pandas', 'torch', 'PIL'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "False True []"
