@@ -30,12 +30,16 @@ import numpy as np
 from fsmi_bench.errors import BadInputError, FsmiError, MissingWeightsError
 from fsmi_bench.io import atomic_write_bytes, atomic_write_text, encode_png, load_rgb
 from fsmi_bench.run.method import EditRequest, Method
+from fsmi_bench.run.option_types import check_option_types
 
 WORKER_MAIN = Path(__file__).with_name("worker_main.py")
 # set in every worker unless the config's ``env`` says otherwise: weights are never downloaded
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 DRIVERS_DIR = Path(__file__).with_name("drivers")
 STDERR_TAIL_CHARS = 2000
+# Config keys every worker method takes, and their kinds (a method adds its own in ``option_kinds``).
+COMMON_OPTION_KINDS = {"python": "str", "checkout": "str", "driver": "str", "startup_timeout_s": "positive_number",
+                       "case_timeout_s": "positive_number", "env": "str_mapping"}
 
 
 class WorkerFailure(RuntimeError):
@@ -235,6 +239,7 @@ class WorkerMethod(Method):
     driver_file = ""  # file name in baselines/drivers/
     checkout_marker = ""  # a file every checkout of the official code has, relative to it
     weight_keys: tuple[str, ...] = ()  # config keys naming local weight files or folders (must exist)
+    option_kinds: dict[str, str] = {}  # the driver's own config keys -> kind (``fsmi_bench.run.option_types``)
     setup_hint = "see baselines/README.md"
 
     def __init__(self, config: dict | None = None, device: str = "cpu"):
@@ -252,6 +257,9 @@ class WorkerMethod(Method):
         return path
 
     def worker_spec(self) -> WorkerSpec:
+        # wrong kinds are refused here, before a worker starts, not as a traceback inside the driver's load
+        check_option_types(self.config, {**COMMON_OPTION_KINDS, **{key: "str" for key in self.weight_keys},
+                                         **self.option_kinds}, self.name)
         python = self._required_path("python", "the python executable of the environment with the official code")
         checkout = self._required_path("checkout", "your checkout of the official code")
         if self.checkout_marker and not (checkout / self.checkout_marker).exists():
