@@ -9,8 +9,10 @@ has its own (``startup_timeout_s``, default 600 s).
 
 Failure handling: a driver exception fails that case only (the worker keeps serving); a worker that
 dies fails the case with the tail of its stderr in the message; a worker that does not answer in time
-is killed and the case fails. In both cases the next case starts a fresh worker. POSIX only (the
-worker runs in its own process group so that everything it started is killed with it).
+is killed and the case fails. In both cases the next case starts a fresh worker. If our process is
+killed outright, the worker notices within a fraction of a second, removes the temporary folder and
+exits. POSIX only (the worker runs in its own process group so that everything it started is killed
+with it).
 """
 
 from __future__ import annotations
@@ -98,8 +100,10 @@ class WorkerClient:
         self._number = 0
         config_path = self._exchange / "config.json"
         atomic_write_text(config_path, json.dumps(self.spec.config))
+        # the worker watches this process and, if it is killed, removes our folder and exits (worker_main.py)
         command = [self.spec.python, "-u", str(WORKER_MAIN), "--driver", str(self.spec.driver),
-                   "--exchange", str(self._exchange), "--config", str(config_path)]
+                   "--exchange", str(self._exchange), "--config", str(config_path),
+                   "--parent-pid", str(os.getpid()), "--temporary-root", str(self._root)]
         environment = {**os.environ, **{key: str(value) for key, value in self.spec.env.items()}}
         with open(self._log, "wb") as log:
             try:
@@ -232,8 +236,9 @@ class WorkerMethod(Method):
 
     Config keys: ``python`` (the environment's interpreter), ``checkout`` (the official code; the
     worker's working directory), ``startup_timeout_s``, ``case_timeout_s``, ``driver`` (a driver file
-    of your own instead of ours), and the method's own keys (passed to the driver). Outputs are
-    resized back to the scene's size (bicubic) when the official code returns another size.
+    of your own instead of ours), and the method's own keys (passed to the driver). Outputs come back
+    at the size the official code made; the run engine resizes them to the scene's size (bicubic) and
+    records each in run.json's ``size_mapping``, as for in-process methods.
     """
 
     driver_file = ""  # file name in baselines/drivers/
@@ -317,13 +322,9 @@ class WorkerMethod(Method):
     def edit(self, request: EditRequest) -> np.ndarray:
         if self.client is None:
             self.client = WorkerClient(self.worker_spec())
-        output = self.client.edit(request)
-        height, width = request.scene.shape[:2]
-        if output.shape[:2] != (height, width):
-            from PIL import Image
-
-            output = np.asarray(Image.fromarray(output).resize((width, height), Image.Resampling.BICUBIC))
-        return output
+        # returned at the size the official code made: the run engine maps it to the scene's size and records
+        # it in run.json's size_mapping, as for any method
+        return self.client.edit(request)
 
     def weights(self) -> dict[str, str]:
         return {key: str(Path(str(self.config[key])).expanduser()) for key in self.weight_keys if self.config.get(key)}
