@@ -46,6 +46,7 @@ from fsmi_bench.provenance import git_commit, package_versions, weights_provenan
 from fsmi_bench.run.folder import (
     Shard,
     failures_file,
+    invocations_of,
     output_path,
     read_run_file,
     run_file,
@@ -60,6 +61,7 @@ FOLDER_LOCK_WAIT_S = 120.0
 from fsmi_bench.run.record import (
     EditKey,
     FailureLog,
+    Invocation,
     RunCounts,
     RunIdentity,
     RunRecord,
@@ -390,14 +392,22 @@ def _check_same_weights(root: Path, existing: dict[str, dict], weights: dict) ->
 
 def _record(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None, device: str,
             weights: dict | None) -> RunRecord:
+    selection = RunSelection(mask_types=None if config.mask_types is None else list(config.mask_types),
+                             kinds=list(config.kinds), limit=config.limit)
+    this = Invocation(selection=selection, started_at=folder.created_at, fsmi_version=fsmi_bench.__version__)
     return RunRecord(
         identity=folder.identity, weights=weights, package_versions=package_versions(),
         git_commit=git_commit(), fsmi_version=fsmi_bench.__version__,
         benchmark_dir=str(Path(config.bench).resolve()), benchmark_version=benchmark.version,
-        size_mapping=SizeMapping(resized=folder.previous_resized()), shard=shard,
-        selection=RunSelection(mask_types=None if config.mask_types is None else list(config.mask_types),
-                               kinds=list(config.kinds), limit=config.limit),
-        device=device, created_at=folder.previous.get("created_at", folder.created_at))
+        size_mapping=SizeMapping(resized=folder.previous_resized()), shard=shard, selection=selection,
+        device=device, created_at=folder.previous.get("created_at", folder.created_at),
+        invocations=(*_earlier_invocations(folder), this))
+
+
+def _earlier_invocations(folder: RunFolder) -> list[dict]:
+    # We hold this run file's lock, so an earlier invocation still "running" was killed or interrupted.
+    return [{**item, "status": "interrupted"} if item.get("status") == "running" else item
+            for item in invocations_of(folder.previous, folder.run_path)]
 
 
 def claim_run_folder(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None,
@@ -539,8 +549,10 @@ def _progress_bar(config: RunConfig, shard: Shard | None, total: int):
 def finish_record(path: Path, record: RunRecord, edits: EditLoop, work: list[WorkItem]) -> RunCounts:
     """Write run.json's final version: status, finish time, counts and the resized outputs after the edits."""
     counts = edits.counts(work)
-    final = replace(record, status="complete" if not counts.failed else "complete_with_failures",
-                    finished_at=_now(), counts=counts, size_mapping=SizeMapping(resized=edits.resized))
+    status, finished_at = "complete" if not counts.failed else "complete_with_failures", _now()
+    this = replace(record.invocations[-1], status=status, finished_at=finished_at, counts=counts)
+    final = replace(record, status=status, finished_at=finished_at, counts=counts,
+                    size_mapping=SizeMapping(resized=edits.resized), invocations=(*record.invocations[:-1], this))
     atomic_write_text(path, final.to_json())
     return counts
 
