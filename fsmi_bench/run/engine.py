@@ -9,7 +9,7 @@ What it guarantees (the method only edits one case; everything else is here):
   any moment and started again with the same command ends with the files of an uninterrupted run.
 - One folder, one run: a folder holding a run with another method, config, seed or benchmark is refused.
 - Failures: an exception from one edit is recorded in the failures file and the run goes on; missing
-  weights stop the run (every case would fail the same way).
+  weights and a full disk (or read-only folder) stop the run (every case would fail the same way).
 - Sizes: an output of another size is resized to the scene's (width, height) (``SIZE_MAPPING_RULE``);
   run.json's ``size_mapping.resized`` lists the original size of each output that was resized.
 - Shards: ``--shard i/n``, or one process per rank under ``accelerate launch`` (RANK / WORLD_SIZE), takes
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -480,6 +481,10 @@ def edit_request(item: WorkItem, inputs: CaseInputs, benchmark: Benchmark) -> Ed
         subject_mask=None if inputs.subject_mask is None else inputs.subject_mask.copy())
 
 
+# A full disk, an exhausted quota or a folder turned read-only end the run, as missing weights do.
+_FOLDER_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 class EditLoop:
     """Makes the work items' edits in order, keeping the failures file and the resized outputs current.
 
@@ -514,6 +519,11 @@ class EditLoop:
             original_size = self._make_output(item)
         except MissingWeightsError:
             raise
+        except OSError as error:
+            if error.errno in _FOLDER_FULL:  # every later edit would fail the same way: stop, keep what is done
+                raise
+            self.failures.record(item.key, f"{type(error).__name__}: {error}")
+            return
         except Exception as error:  # one edit's failure must not end the run
             self.failures.record(item.key, f"{type(error).__name__}: {error}")
             return
