@@ -107,9 +107,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         # mkstemp makes the file 0600; give it the mode any other new file would get.
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
+        if isinstance(error, OSError) and error.errno and error.filename is None:
+            # a failed write (a full disk) names no file; say which one it was
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from None
         raise
 
 
