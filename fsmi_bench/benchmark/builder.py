@@ -75,6 +75,8 @@ def _choose(rng: np.random.Generator, items: list):
 
 def _scene_for(content: SourceContent, scenario: str, rng: np.random.Generator):
     scenes = [scene for scene in content.scenes if scene.scenario == scenario] or content.scenes
+    if not scenes:
+        raise BadInputError(f"source {content.name!r} has no photos to compose cases from")
     return _choose(rng, scenes)
 
 

@@ -231,8 +231,8 @@ def _mask_files(raw: dict, base: Path, discover: bool, where: str) -> dict[str, 
 
 def _inside(root: Path, base: Path, relative, key: str, where: str) -> Path:
     """``base/relative``, refusing absolute paths and paths that leave the source folder ``root``."""
-    if not isinstance(relative, str) or not relative:
-        raise BadInputError(f"{where}: {key} must be a relative file path, not {relative!r}")
+    if not isinstance(relative, str) or not relative or "\x00" in relative:
+        raise BadInputError(f"{where}: {key} must be a relative file path, not {str(relative)[:80]!r}")
     if Path(relative).is_absolute():
         raise BadInputError(f"{where}: {key} path {relative!r} must be relative to the FSMI folder")
     resolved = (base / relative).resolve()

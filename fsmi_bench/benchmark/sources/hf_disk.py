@@ -176,7 +176,7 @@ def _open_cell(cell, where: str, column: str):
                             "not an image")
     data, path = cell.get("bytes"), cell.get("path")
     if data is None:
-        if not isinstance(path, str) or not path or "://" in path or not Path(path).is_file():
+        if not isinstance(path, str) or not path or "://" in path or "\x00" in path or not Path(path).is_file():
             raise BadInputError(f"{where}: column {column!r} holds no image bytes and no local image file "
                                 f"({str(path)[:80]!r})")
         source = path
