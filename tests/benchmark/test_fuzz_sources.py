@@ -257,3 +257,14 @@ def test_damaged_datasets_folders_build_or_are_one_line(hf_pristine, tmp_path_fa
         shutil.copytree(hf_pristine, root)
         _common_damage(data, root)
     _build_and_check(work, f"hf:{root}")
+
+
+@pytest.mark.parametrize("kind", ["fsmi", "coco", "hf"])
+def test_the_undamaged_sources_build(kind, fsmi_pristine, coco_pristine, hf_pristine, tmp_path):
+    """The fuzz tests start from sources that build, so their refusals come from the damage."""
+    work = tmp_path / "work"
+    shutil.copytree({"fsmi": fsmi_pristine, "coco": coco_pristine, "hf": hf_pristine}[kind], work / "src")
+    result = CliRunner().invoke(main, ["build", "--source", f"{kind}:{work / 'src'}", "--out", str(work / "bench"),
+                                       "--single", "1", "--multi", "1", "--size", "64", "--no-previews"])
+    assert result.exit_code == 0, result.output
+    assert (work / "bench" / "manifest.jsonl").is_file()
