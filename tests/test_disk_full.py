@@ -29,7 +29,7 @@ def small_disk(tmp_path):
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", f"fsmi-test-{uuid.uuid4().hex[:8]}",
-                           str(mount_point)], capture_output=True, text=True)
+                           str(mount_point)], check=False, capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}); needs root")
     try:
@@ -145,7 +145,7 @@ def test_score_and_report_on_a_full_disk_keep_the_old_table_and_report(small_dis
 def test_a_full_disk_is_not_recorded_as_a_failure_of_every_edit(tmp_path, monkeypatch):
     """Room for the small record files but none for outputs (a quota, say): the run stops at the first output
     with one line, instead of recording every edit as failed; injected at the engine's write layer."""
-    import fsmi_bench.run.engine as engine
+    from fsmi_bench.run import engine
 
     bench = make_benchmark(tmp_path / "bench", n_single=2, n_multi=1)
     real_write = engine.atomic_write_bytes

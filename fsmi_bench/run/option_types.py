@@ -12,6 +12,9 @@ import math
 
 from fsmi_bench.errors import BadInputError
 
+# A radius or border in pixels beyond this is a typo, and would cost minutes and gigabytes in a dilation.
+MAX_PIXELS = 1024
+
 # kind -> (test, what the message calls it)
 _KINDS = {
     "int": (lambda value: isinstance(value, int) and not isinstance(value, bool), "a whole number"),
@@ -21,12 +24,15 @@ _KINDS = {
                "a finite number"),
     "positive_number": (lambda value: isinstance(value, (int, float)) and not isinstance(value, bool)
                         and math.isfinite(value) and value > 0, "a number above 0"),
+    "pixels": (lambda value: isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PIXELS,
+               f"a whole number of pixels from 0 to {MAX_PIXELS}"),
+    "radius": (lambda value: isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+               and 0 < value <= MAX_PIXELS, f"a number of pixels above 0 and at most {MAX_PIXELS}"),
     "str": (lambda value: isinstance(value, str), "a string"),
     "bool": (lambda value: isinstance(value, bool), "true or false"),
-    "str_mapping": (lambda value: isinstance(value, dict) and all(isinstance(key, str) and isinstance(item, (str, int, float))
-                                                                  and not isinstance(item, bool)
-                                                                  for key, item in value.items()),
-                    "a mapping of names to strings"),
+    "str_mapping": (lambda value: isinstance(value, dict) and all(
+        isinstance(key, str) and isinstance(item, (str, int, float)) and not isinstance(item, bool)
+        for key, item in value.items()), "a mapping of names to strings"),
 }
 
 

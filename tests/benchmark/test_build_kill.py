@@ -70,7 +70,8 @@ def test_kill_at_random_moments_leaves_nothing_the_old_or_the_new_benchmark(tmp_
     source = _source(tmp_path / "source")
     reference = tmp_path / "reference"
     started = time.monotonic()
-    subprocess.run(_build(source, reference), cwd=REPO_ROOT, env=environment, capture_output=True, timeout=300, check=True)
+    subprocess.run(_build(source, reference), cwd=REPO_ROOT, env=environment, capture_output=True, timeout=300,
+                   check=True)
     duration = time.monotonic() - started
     new = _digests(reference)
     old_bench = tmp_path / "old"

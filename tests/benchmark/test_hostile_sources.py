@@ -114,7 +114,6 @@ def _dataset(path, image_feature, image_values, mask_values=None):
 
 def test_a_string_column_named_image_is_one_error_naming_row_and_column(tmp_path):
     import datasets
-
     from PIL import Image
 
     good = Image.fromarray(_image(1))

@@ -67,12 +67,15 @@ def test_a_huge_config_file_is_refused_without_reading_it(tmp_path):
     ("sd-inpaint", {"num_inference_steps": "abc"}, "config key 'num_inference_steps' must be a whole number"),
     ("instruct-pix2pix", {"image_guidance_scale": {"x": 1}}, "config key 'image_guidance_scale' must be a finite"),
     ("sd-inpaint", {"cpu_offload": "yes"}, "config key 'cpu_offload' must be true or false"),
+    ("inpaint", {"dilate": 10**9}, "inpaint: config key 'dilate' must be a whole number of pixels from 0 to 1024"),
+    ("inpaint", {"radius": "5"}, "inpaint: config key 'radius' must be a number of pixels above 0"),
+    ("copy-paste", {"border": [4]}, "copy-paste: config key 'border' must be a whole number of pixels"),
 ])
 def test_option_values_of_the_wrong_kind_are_one_line_before_any_set_up(bench, tmp_path, method, options, needle):
     config = tmp_path / "config.json"
     # python and checkout point nowhere: the kind check must come first, before any path or weight check
     config.write_text(json.dumps({"python": "/nonexistent/python", "checkout": "/nonexistent", **options}
-                                 if method not in ("sd-inpaint", "instruct-pix2pix") else options))
+                                 if method not in ("sd-inpaint", "instruct-pix2pix", "inpaint", "copy-paste") else options))
     result = _run(bench, tmp_path / "run", method, config)
     _one_line_exit_2(result, needle)
     assert not (tmp_path / "run" / "run.json").exists()

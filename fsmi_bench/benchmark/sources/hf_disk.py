@@ -19,7 +19,6 @@ damaged file, a mode PIL cannot convert) is one ``BadInputError`` naming the row
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,8 @@ def load_hf_disk(path: str) -> SourceContent:
         splits = [(name, _undecoded_images(split)) for name, split in splits]
     except Exception as error:  # datasets and pyarrow raise many types for a damaged folder
         reason = " ".join(str(error).split())[:300] or type(error).__name__
-        raise BadInputError(f"{root} is not a folder written by datasets' save_to_disk that can be read ({reason})") from None
+        raise BadInputError(f"{root} is not a folder written by datasets' save_to_disk that can be read "
+                            f"({reason})") from None
     columns = set(splits[0][1].column_names) if splits else set()
     if any(set(split.column_names) != columns for _, split in splits):
         raise BadInputError(f"{root}: the splits have different columns")
