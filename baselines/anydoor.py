@@ -19,6 +19,7 @@ class AnyDoor(WorkerMethod):
     driver_file = "anydoor_driver.py"
     checkout_marker = "run_inference.py"
     setup_hint = "see baselines/README.md, AnyDoor"
+    option_kinds = {"guidance_scale": "number"}
 
     def _checkpoint(self) -> Path:
         import yaml

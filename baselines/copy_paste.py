@@ -27,6 +27,7 @@ import numpy as np
 from baselines.inpaint import inpaint_region
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.run.method import EditRequest, Method
+from fsmi_bench.run.option_types import check_option_types
 
 CUTOUT_MODES = ("whole", "grabcut")
 
@@ -132,6 +133,11 @@ class CopyPaste(Method):
     """
 
     name = "copy-paste"
+    option_kinds = {"complex_cutout": "str", "border": "pixels", "tolerance": "int", "plain_border_std": "number",
+                    "grabcut_margin": "number", "inpaint_radius": "radius"}
+
+    def setup(self) -> None:
+        check_option_types(self.config, self.option_kinds, self.name)
 
     def edit(self, request: EditRequest) -> np.ndarray:
         if request.subject is None or request.op == "remove":

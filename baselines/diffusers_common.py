@@ -25,9 +25,15 @@ import numpy as np
 
 from fsmi_bench.errors import BadInputError, MissingWeightsError
 from fsmi_bench.run.method import EditRequest, Method
+from fsmi_bench.run.option_types import check_option_types
 
 SIZE_MULTIPLE = 8
 DTYPE_NAMES = ("auto", "float32", "float16", "bfloat16")
+# The kind of each option (shared and method-specific), checked before anything is loaded.
+OPTION_KINDS = {"weights": "str", "model_id": "str", "num_inference_steps": "positive_int", "guidance_scale": "number",
+                "torch_dtype": "str", "cpu_offload": "bool", "working_long_side": "positive_int",
+                "disable_safety_checker": "bool", "image_guidance_scale": "number", "prompt_template": "str",
+                "remove_prompt": "str", "negative_prompt": "str"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class DiffusersOptions:
         unknown = sorted(set(config) - known)
         if unknown:
             raise BadInputError(f"unknown config key(s) {unknown}; known: {sorted(known)}")
+        check_option_types(config, {key: kind for key, kind in OPTION_KINDS.items() if key in known},
+                           default_model_id.rpartition("/")[2] or "method")
         values = {key: config[key] for key in cls.__dataclass_fields__ if key in config}
         values.setdefault("model_id", default_model_id)
         options = cls(**values)

@@ -16,6 +16,7 @@ import numpy as np
 
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.run.method import EditRequest, Method
+from fsmi_bench.run.option_types import check_option_types
 
 ALGORITHMS = ("telea", "ns")
 
@@ -42,6 +43,10 @@ class Inpaint(Method):
     """Inpaints the mask area of the scene for every case (see the module docstring). Needs no weights."""
 
     name = "inpaint"
+    option_kinds = {"radius": "radius", "algorithm": "str", "dilate": "pixels"}
+
+    def setup(self) -> None:
+        check_option_types(self.config, self.option_kinds, self.name)
 
     def edit(self, request: EditRequest) -> np.ndarray:
         return inpaint_region(request.scene, request.mask, radius=float(self.config.get("radius", 5.0)),

@@ -20,3 +20,7 @@ class InstructAny2Pix(WorkerMethod):
     driver_file = "instructany2pix_driver.py"
     checkout_marker = "instructany2pix/pipeline.py"
     setup_hint = "see baselines/README.md, InstructAny2Pix"
+    option_kinds = {"ckpt": "str", "llm_folder": "str", "alpha": "number", "h0": "number", "h1": "number",
+                    "h2": "number", "norm": "number", "refinement": "number", "num_inference_steps": "positive_int",
+                    "subject_strength": "number", "instruction_template_single": "str",
+                    "instruction_template_multi": "str"}

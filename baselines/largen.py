@@ -31,6 +31,9 @@ class Largen(WorkerMethod):
     driver_file = "largen_driver.py"
     checkout_marker = "scepter/modules/inference/largen_inference.py"
     setup_hint = "see baselines/README.md, LAR-Gen"
+    option_kinds = {"model_yaml": "str", "ms_models": "str_mapping", "output_size": "positive_int",
+                    "sample_steps": "positive_int", "guide_scale": "number", "image_scale": "number",
+                    "subject_task": "str", "prompt_template": "str", "remove_prompt": "str", "negative_prompt": "str"}
 
     def weights(self) -> dict[str, str]:
         import yaml

@@ -21,3 +21,6 @@ class SmartEdit(WorkerMethod):
     checkout_marker = "test/DS_SmartEdit_test.py"
     weight_keys = ("total_dir", "model_name_or_path", "llava_model_path", "sd_ip2p_path", "sd_model_path")
     setup_hint = "see baselines/README.md, SmartEdit"
+    option_kinds = {"steps": "positive_int", "sd_qformer_version": "str", "resize_resolution": "positive_int",
+                    "num_inference_steps": "positive_int", "guidance_scale": "number", "image_guidance_scale": "number",
+                    "temperature": "number"}

@@ -20,9 +20,16 @@ so a reader never sees half a file):
   ``subject.png`` (optional), then ``request_<n>.json``;
 - reply n: ``reply_<n>/output.png`` then ``reply_<n>.json`` {ok: true, output} or
   {ok: false, error} when the driver raised (the worker keeps serving);
-- ``shutdown.json`` -> exit 0. The worker also exits when its parent process is gone.
+- ``shutdown.json`` -> exit 0.
+
+When our side dies (``fsmi run`` killed with SIGKILL, so it cannot clean up), the worker notices within
+``WATCH_SECONDS``, even in the middle of a case or of ``load``: a watchdog thread sees its parent change
+(``--parent-pid``), removes ``--temporary-root`` (our side's private folder of the exchange) and kills its
+own process group (it is started as a session leader, so this is it and whatever the driver started),
+instead of lingering on a GPU.
 
 Usage: python worker_main.py --driver DRIVER.py --exchange DIR --config CONFIG.json
+           [--parent-pid PID --temporary-root DIR]
        python worker_main.py --driver DRIVER.py --config CONFIG.json --check
            (prints {"problems": [...]} as JSON: the driver's pre-flight, nothing is loaded)
 """
@@ -31,7 +38,10 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -39,6 +49,7 @@ import numpy as np
 from PIL import Image
 
 POLL_SECONDS = 0.01
+WATCH_SECONDS = 0.2
 
 
 def write_json_atomic(path, payload):
@@ -110,13 +121,35 @@ def serve(driver, state, exchange):
         number += 1
 
 
+def watch_parent(parent_pid, temporary_root):
+    """Exit the whole worker, removing ``temporary_root``, once ``parent_pid`` is no longer our parent."""
+    while os.getppid() == parent_pid:
+        time.sleep(WATCH_SECONDS)
+    if temporary_root:
+        shutil.rmtree(temporary_root, ignore_errors=True)
+    if os.getpgrp() == os.getpid():  # our own process group: us and the driver's children, nobody else
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(0)
+
+
+def start_watchdog(parent_pid, temporary_root):
+    thread = threading.Thread(target=watch_parent, args=(parent_pid, temporary_root), name="fsmi-parent-watch",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--driver", required=True)
     parser.add_argument("--exchange")
     parser.add_argument("--config", required=True)
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--parent-pid", type=int, default=None)
+    parser.add_argument("--temporary-root", default=None)
     args = parser.parse_args(argv)
+    if args.parent_pid is not None:
+        start_watchdog(args.parent_pid, args.temporary_root)
     with open(args.config, encoding="utf-8") as handle:
         config = json.load(handle)
     if args.check:

@@ -9,8 +9,10 @@ has its own (``startup_timeout_s``, default 600 s).
 
 Failure handling: a driver exception fails that case only (the worker keeps serving); a worker that
 dies fails the case with the tail of its stderr in the message; a worker that does not answer in time
-is killed and the case fails. In both cases the next case starts a fresh worker. POSIX only (the
-worker runs in its own process group so that everything it started is killed with it).
+is killed and the case fails. In both cases the next case starts a fresh worker. If our process is
+killed outright, the worker notices within a fraction of a second, removes the temporary folder and
+exits. POSIX only (the worker runs in its own process group so that everything it started is killed
+with it).
 """
 
 from __future__ import annotations
@@ -30,12 +32,16 @@ import numpy as np
 from fsmi_bench.errors import BadInputError, FsmiError, MissingWeightsError
 from fsmi_bench.io import atomic_write_bytes, atomic_write_text, encode_png, load_rgb
 from fsmi_bench.run.method import EditRequest, Method
+from fsmi_bench.run.option_types import check_option_types
 
 WORKER_MAIN = Path(__file__).with_name("worker_main.py")
 # set in every worker unless the config's ``env`` says otherwise: weights are never downloaded
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 DRIVERS_DIR = Path(__file__).with_name("drivers")
 STDERR_TAIL_CHARS = 2000
+# Config keys every worker method takes, and their kinds (a method adds its own in ``option_kinds``).
+COMMON_OPTION_KINDS = {"python": "str", "checkout": "str", "driver": "str", "startup_timeout_s": "positive_number",
+                       "case_timeout_s": "positive_number", "env": "str_mapping"}
 
 
 class WorkerFailure(RuntimeError):
@@ -94,8 +100,10 @@ class WorkerClient:
         self._number = 0
         config_path = self._exchange / "config.json"
         atomic_write_text(config_path, json.dumps(self.spec.config))
+        # the worker watches this process and, if it is killed, removes our folder and exits (worker_main.py)
         command = [self.spec.python, "-u", str(WORKER_MAIN), "--driver", str(self.spec.driver),
-                   "--exchange", str(self._exchange), "--config", str(config_path)]
+                   "--exchange", str(self._exchange), "--config", str(config_path),
+                   "--parent-pid", str(os.getpid()), "--temporary-root", str(self._root)]
         environment = {**os.environ, **{key: str(value) for key, value in self.spec.env.items()}}
         with open(self._log, "wb") as log:
             try:
@@ -228,13 +236,15 @@ class WorkerMethod(Method):
 
     Config keys: ``python`` (the environment's interpreter), ``checkout`` (the official code; the
     worker's working directory), ``startup_timeout_s``, ``case_timeout_s``, ``driver`` (a driver file
-    of your own instead of ours), and the method's own keys (passed to the driver). Outputs are
-    resized back to the scene's size (bicubic) when the official code returns another size.
+    of your own instead of ours), and the method's own keys (passed to the driver). Outputs come back
+    at the size the official code made; the run engine resizes them to the scene's size (bicubic) and
+    records each in run.json's ``size_mapping``, as for in-process methods.
     """
 
     driver_file = ""  # file name in baselines/drivers/
     checkout_marker = ""  # a file every checkout of the official code has, relative to it
     weight_keys: tuple[str, ...] = ()  # config keys naming local weight files or folders (must exist)
+    option_kinds: dict[str, str] = {}  # the driver's own config keys -> kind (``fsmi_bench.run.option_types``)
     setup_hint = "see baselines/README.md"
 
     def __init__(self, config: dict | None = None, device: str = "cpu"):
@@ -252,6 +262,9 @@ class WorkerMethod(Method):
         return path
 
     def worker_spec(self) -> WorkerSpec:
+        # wrong kinds are refused here, before a worker starts, not as a traceback inside the driver's load
+        check_option_types(self.config, {**COMMON_OPTION_KINDS, **{key: "str" for key in self.weight_keys},
+                                         **self.option_kinds}, self.name)
         python = self._required_path("python", "the python executable of the environment with the official code")
         checkout = self._required_path("checkout", "your checkout of the official code")
         if self.checkout_marker and not (checkout / self.checkout_marker).exists():
@@ -309,13 +322,9 @@ class WorkerMethod(Method):
     def edit(self, request: EditRequest) -> np.ndarray:
         if self.client is None:
             self.client = WorkerClient(self.worker_spec())
-        output = self.client.edit(request)
-        height, width = request.scene.shape[:2]
-        if output.shape[:2] != (height, width):
-            from PIL import Image
-
-            output = np.asarray(Image.fromarray(output).resize((width, height), Image.Resampling.BICUBIC))
-        return output
+        # returned at the size the official code made: the run engine maps it to the scene's size and records
+        # it in run.json's size_mapping, as for any method
+        return self.client.edit(request)
 
     def weights(self) -> dict[str, str]:
         return {key: str(Path(str(self.config[key])).expanduser()) for key in self.weight_keys if self.config.get(key)}

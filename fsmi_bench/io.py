@@ -107,9 +107,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         # mkstemp makes the file 0600; give it the mode any other new file would get.
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
+        if isinstance(error, OSError) and error.errno and error.filename is None:
+            # a failed write (a full disk) names no file; say which one it was
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from None
         raise
 
 
@@ -169,7 +172,7 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
 def pil_to_rgb(image) -> np.ndarray:
     """A PIL image as RGB uint8 (H, W, 3); 16-bit and float grayscale are scaled to 0..255."""
     if image.mode in ("I;16", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
+        array = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         peak = 65535.0 if array.max() > 255 else 255.0
         array = np.clip(np.round(array / peak * 255.0), 0, 255).astype(np.uint8)
         return np.repeat(array[..., None], 3, axis=2)

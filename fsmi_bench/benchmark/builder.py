@@ -75,6 +75,8 @@ def _choose(rng: np.random.Generator, items: list):
 
 def _scene_for(content: SourceContent, scenario: str, rng: np.random.Generator):
     scenes = [scene for scene in content.scenes if scene.scenario == scenario] or content.scenes
+    if not scenes:
+        raise BadInputError(f"source {content.name!r} has no photos to compose cases from")
     return _choose(rng, scenes)
 
 
@@ -268,6 +270,7 @@ def _run_tasks(tasks, workers: int, progress: bool):
     if workers <= 1 or len(tasks) < 4 or "fork" not in multiprocessing.get_all_start_methods():
         yield from tqdm(map(_make_and_write, tasks), **bar)
         return
+    # A pool worker closes its copy of the task pipe's write end, so it exits when a killed build's pipe closes.
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         yield from tqdm(pool.imap(_make_and_write, tasks, chunksize=2), **bar)
 
@@ -304,12 +307,13 @@ def dataset_card(content: SourceContent, rows: list[ManifestRow], config: BuildC
 
 def _prepare_output(out: Path, overwrite: bool) -> Path:
     out = Path(out)
+    if out.parent.is_dir():
+        _remove_stale_staging(out)  # first: it may put back an old benchmark that the checks below must see
     if out.exists() and not out.is_dir():
         raise BadInputError(f"output {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise BadInputError(f"output folder {out} is not empty; pass --overwrite to replace it")
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
-    _remove_stale_staging(out)
     staging = out.parent / f".{out.name}.building-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -327,11 +331,19 @@ def _process_alive(pid: int) -> bool:
 
 
 def _remove_stale_staging(out: Path) -> None:
-    """Remove the temporary folders of builds of ``out`` whose process is gone (killed mid-build or mid-swap)."""
-    for leftover in out.parent.glob(f".{glob_escape(out.name)}.*-*"):
+    """Remove the temporary folders of builds of ``out`` whose process is gone (killed mid-build or mid-swap).
+
+    A build killed between its two renames leaves no ``out`` but the old benchmark as ``.out.old-PID``:
+    that one is put back, not deleted.
+    """
+    for leftover in sorted(out.parent.glob(f".{glob_escape(out.name)}.*-*")):
         kind, _, pid = leftover.name[len(out.name) + 2:].rpartition("-")
         if kind in ("building", "old") and pid.isdigit() and not _process_alive(int(pid)):
-            shutil.rmtree(path_inside(out.parent, leftover.name), ignore_errors=True)
+            leftover = path_inside(out.parent, leftover.name)
+            if kind == "old" and not os.path.lexists(out):
+                os.replace(leftover, out)
+            else:
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:

@@ -9,7 +9,7 @@ What it guarantees (the method only edits one case; everything else is here):
   any moment and started again with the same command ends with the files of an uninterrupted run.
 - One folder, one run: a folder holding a run with another method, config, seed or benchmark is refused.
 - Failures: an exception from one edit is recorded in the failures file and the run goes on; missing
-  weights stop the run (every case would fail the same way).
+  weights and a full disk (or read-only folder) stop the run (every case would fail the same way).
 - Sizes: an output of another size is resized to the scene's (width, height) (``SIZE_MAPPING_RULE``);
   run.json's ``size_mapping.resized`` lists the original size of each output that was resized.
 - Shards: ``--shard i/n``, or one process per rank under ``accelerate launch`` (RANK / WORLD_SIZE), takes
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -46,6 +47,7 @@ from fsmi_bench.provenance import git_commit, package_versions, weights_provenan
 from fsmi_bench.run.folder import (
     Shard,
     failures_file,
+    invocations_of,
     output_path,
     read_run_file,
     run_file,
@@ -60,6 +62,7 @@ FOLDER_LOCK_WAIT_S = 120.0
 from fsmi_bench.run.record import (
     EditKey,
     FailureLog,
+    Invocation,
     RunCounts,
     RunIdentity,
     RunRecord,
@@ -142,32 +145,71 @@ def map_to_scene_size(output, width: int, height: int) -> tuple[np.ndarray, tupl
     return resize_rgb(np.ascontiguousarray(output), width, height), original
 
 
+# A method config is a handful of options; a larger file is not one (and would be slow to parse).
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load_method_config(path: str | os.PathLike) -> dict:
-    """A method config file: a JSON (``.json``) or YAML (``.yaml``/``.yml``) mapping of option -> value."""
+    """A method config file: a JSON (``.json``) or YAML (``.yaml``/``.yml``) mapping of option -> value.
+
+    Anything else (a binary file, text that is not UTF-8, invalid or deeply nested JSON/YAML, YAML aliases,
+    a list) is one ``BadInputError``, raised before any method is set up.
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise BadInputError(f"config {path} is {path.stat().st_size} bytes; a method config is a small "
+                                f"JSON or YAML mapping (at most {MAX_CONFIG_BYTES} bytes)")
+        data = path.read_bytes()
     except OSError as error:
         raise BadInputError(f"cannot read config {path}: {error.strerror or error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadInputError(f"config {path} is not UTF-8 text (byte {error.start}); give a JSON or YAML "
+                            "mapping") from None
+    if "\x00" in text:
+        raise BadInputError(f"config {path} is a binary file; give a JSON or YAML mapping")
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
         try:
-            config = yaml.safe_load(text)
+            config = yaml.load(text, Loader=_config_loader())  # safe, without aliases
         except yaml.YAMLError as error:
-            raise BadInputError(f"{path} is not valid YAML: {error}") from None
+            raise BadInputError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+        except RecursionError:
+            raise BadInputError(f"{path}: YAML nested too deeply") from None
     else:
         try:
             config = json.loads(text)
         except json.JSONDecodeError as error:
             raise BadInputError(f"{path} is not valid JSON: {error.msg} (line {error.lineno})") from None
+        except RecursionError:
+            raise BadInputError(f"{path}: JSON nested too deeply") from None
     if config is None:
         return {}
     if not isinstance(config, dict):
         raise BadInputError(f"{path} must hold a mapping of option names to values, not {type(config).__name__}")
+    bad_key = next((key for key in config if not isinstance(key, str)), None)
+    if bad_key is not None:
+        raise BadInputError(f"{path}: option names must be strings, not {bad_key!r}")
     return config
 
 
+def _config_loader():
+    import yaml
+
+    class ConfigLoader(yaml.SafeLoader):
+        """YAML's safe loader without aliases: ``*name`` can expand a small file into billions of values."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed in a method config, "
+                                     f"line {event.start_mark.line + 1}")
+            return super().compose_node(parent, index)
+
+    return ConfigLoader
 
 
 def encode_output_png(image: np.ndarray) -> bytes:
@@ -358,14 +400,22 @@ def _check_same_weights(root: Path, existing: dict[str, dict], weights: dict) ->
 
 def _record(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None, device: str,
             weights: dict | None) -> RunRecord:
+    selection = RunSelection(mask_types=None if config.mask_types is None else list(config.mask_types),
+                             kinds=list(config.kinds), limit=config.limit)
+    this = Invocation(selection=selection, started_at=folder.created_at, fsmi_version=fsmi_bench.__version__)
     return RunRecord(
         identity=folder.identity, weights=weights, package_versions=package_versions(),
         git_commit=git_commit(), fsmi_version=fsmi_bench.__version__,
         benchmark_dir=str(Path(config.bench).resolve()), benchmark_version=benchmark.version,
-        size_mapping=SizeMapping(resized=folder.previous_resized()), shard=shard,
-        selection=RunSelection(mask_types=None if config.mask_types is None else list(config.mask_types),
-                               kinds=list(config.kinds), limit=config.limit),
-        device=device, created_at=folder.previous.get("created_at", folder.created_at))
+        size_mapping=SizeMapping(resized=folder.previous_resized()), shard=shard, selection=selection,
+        device=device, created_at=folder.previous.get("created_at", folder.created_at),
+        invocations=(*_earlier_invocations(folder), this))
+
+
+def _earlier_invocations(folder: RunFolder) -> list[dict]:
+    # We hold this run file's lock, so an earlier invocation still "running" was killed or interrupted.
+    return [{**item, "status": "interrupted"} if item.get("status") == "running" else item
+            for item in invocations_of(folder.previous, folder.run_path)]
 
 
 def claim_run_folder(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None,
@@ -438,6 +488,10 @@ def edit_request(item: WorkItem, inputs: CaseInputs, benchmark: Benchmark) -> Ed
         subject_mask=None if inputs.subject_mask is None else inputs.subject_mask.copy())
 
 
+# A full disk, an exhausted quota or a folder turned read-only end the run, as missing weights do.
+_FOLDER_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 class EditLoop:
     """Makes the work items' edits in order, keeping the failures file and the resized outputs current.
 
@@ -472,6 +526,11 @@ class EditLoop:
             original_size = self._make_output(item)
         except MissingWeightsError:
             raise
+        except OSError as error:
+            if error.errno in _FOLDER_FULL:  # every later edit would fail the same way: stop, keep what is done
+                raise
+            self.failures.record(item.key, f"{type(error).__name__}: {error}")
+            return
         except Exception as error:  # one edit's failure must not end the run
             self.failures.record(item.key, f"{type(error).__name__}: {error}")
             return
@@ -507,8 +566,10 @@ def _progress_bar(config: RunConfig, shard: Shard | None, total: int, name: str)
 def finish_record(path: Path, record: RunRecord, edits: EditLoop, work: list[WorkItem]) -> RunCounts:
     """Write run.json's final version: status, finish time, counts and the resized outputs after the edits."""
     counts = edits.counts(work)
-    final = replace(record, status="complete" if not counts.failed else "complete_with_failures",
-                    finished_at=_now(), counts=counts, size_mapping=SizeMapping(resized=edits.resized))
+    status, finished_at = "complete" if not counts.failed else "complete_with_failures", _now()
+    this = replace(record.invocations[-1], status=status, finished_at=finished_at, counts=counts)
+    final = replace(record, status=status, finished_at=finished_at, counts=counts,
+                    size_mapping=SizeMapping(resized=edits.resized), invocations=(*record.invocations[:-1], this))
     atomic_write_text(path, final.to_json())
     return counts
 

@@ -105,12 +105,32 @@ def read_run_file(path: Path) -> dict:
     return info
 
 
+def invocations_of(info: dict, path: Path | str = "run.json") -> list[dict]:
+    """Every invocation a run file records, oldest first.
+
+    A run.json written before invocations were recorded (no ``invocations`` key) counts as one invocation
+    made of its top-level ``selection``, times, status and counts, so old run folders stay readable.
+    """
+    if "invocations" not in info:
+        if info.get("selection") is None:
+            return []
+        return [{"selection": info.get("selection"), "started_at": info.get("created_at"),
+                 "fsmi_version": info.get("fsmi_version"), "status": info.get("status"),
+                 "finished_at": info.get("finished_at"), "counts": info.get("counts")}]
+    invocations = info["invocations"]
+    if not isinstance(invocations, list) or not all(isinstance(item, dict) and isinstance(item.get("selection"), dict)
+                                                    for item in invocations):
+        raise BadInputError(f"{path}: 'invocations' must be a list of records with a 'selection' each")
+    return invocations
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """A run folder, shards merged.
 
     info: run.json's content (for a sharded run: the first shard's, with ``shards`` listing every shard
-    file's content and ``size_mapping.resized`` merged over all of them).
+    file's content and ``size_mapping.resized`` merged over all of them); ``invocations`` lists every
+    invocation of every run file, oldest first (see ``invocations_of``).
     failures: (case_id, mask_type) -> error message, for outputs that do not exist.
     """
 
@@ -137,6 +157,9 @@ def load_run(root: str | Path) -> RunInfo:
             raise BadInputError(f"{path} belongs to another run than {first_path} "
                                 f"(method, config, seed or benchmark differ); keep one run per folder")
     merged = dict(first)
+    # every invocation of every shard, oldest first: the union of what was asked of this folder
+    invocations = [item for (_, info), (_, path) in zip(infos, found) for item in invocations_of(info, path)]
+    merged["invocations"] = sorted(invocations, key=lambda item: str(item.get("started_at") or ""))
     if len(infos) > 1 or infos[0][0] is not None:
         merged["shards"] = [info for _, info in infos]
         resized: dict = {}

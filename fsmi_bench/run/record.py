@@ -78,9 +78,26 @@ class RunCounts:
 
 
 @dataclass(frozen=True)
+class Invocation:
+    """One ``fsmi run`` into the folder: its selection, when it ran, with which fsmi, and how it ended.
+
+    run.json's ``invocations`` lists every one, oldest first, so that a second run with other ``--kinds``,
+    ``--limit`` or ``--mask-types`` adds its selection instead of replacing the first one's.
+    """
+
+    selection: RunSelection
+    started_at: str
+    fsmi_version: str
+    status: str = "running"
+    finished_at: str | None = None
+    counts: RunCounts | None = None
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """The content of run.json (or of this shard's run file). It is written with status "running" before
-    the first edit, and again at the end with the final status, ``finished_at`` and ``counts``."""
+    the first edit, and again at the end with the final status, ``finished_at`` and ``counts``; earlier
+    invocations into the same folder stay in ``invocations``."""
 
     identity: RunIdentity
     weights: dict | None  # None only in the first record, written before the method is set up
@@ -99,6 +116,9 @@ class RunRecord:
     counts: RunCounts | None = None
     seed_rule: str = SEED_RULE
     output_encoding: str = OUTPUT_PNG_ENCODING
+    # every invocation's selection (``Invocation``, or its mapping as read back from an earlier run.json);
+    # ``selection``, ``status`` and ``counts`` above are those of the latest
+    invocations: tuple = ()
 
     def as_dict(self) -> dict:
         """run.json's mapping: the identity's keys at the top level; no ``finished_at``/``counts`` until set,

@@ -240,7 +240,7 @@ def test_select_work_names_each_edit_with_its_output_and_seed(bench, tmp_path):
     run_method(_config(bench, tmp_path / "done", limit=1))
     info = json.loads((tmp_path / "done" / "run.json").read_text())
     assert sorted(info) == sorted(CONTRACT_RUN_KEYS | {"seed_rule", "output_encoding", "selection", "device",
-                                                       "status", "finished_at", "counts"})
+                                                       "status", "finished_at", "counts", "invocations"})
     assert info["counts"] == {"selected": 3, "written": 3, "skipped": 0, "failed": 0}
     assert info["selection"] == {"mask_types": None, "kinds": ["single", "multi"], "limit": 1}
     assert info["shard"] is None and info["size_mapping"]["resized"] == {}

@@ -57,13 +57,13 @@ def load_coco(path: str, min_area_fraction: float = DEFAULT_MIN_AREA_FRACTION) -
     for json_file in json_files:
         coco = _read_coco(json_file)
         prefix = f"{json_file.stem}/" if len(json_files) > 1 else ""
-        licences = {entry.get("id"): entry for entry in coco.dataset.get("licenses", []) if isinstance(entry, dict)}
+        licences = {entry.get("id"): entry for entry in coco.dataset.get("licenses") or [] if isinstance(entry, dict)}
         for image_id in sorted(coco.imgs):
             info = coco.imgs[image_id]
             where = f"{json_file}: image {image_id}"
             file_name = info.get("file_name")
-            if not isinstance(file_name, str) or not file_name:
-                raise BadInputError(f"{where}: lacks file_name")
+            if not isinstance(file_name, str) or not file_name or "\x00" in file_name:
+                raise BadInputError(f"{where}: lacks file_name (or it holds a NUL byte)")
             try:
                 image = load_rgb(_find_image(root, file_name, where))
             except BadInputError as error:
@@ -176,6 +176,7 @@ def _read_coco(json_file: Path):
     missing = [key for key in ("images", "annotations", "categories") if key not in dataset]
     if missing:
         raise BadInputError(f"{json_file}: not a COCO instances file (lacks {', '.join(missing)})")
+    _check_entries(dataset, json_file)
     coco = COCO()
     coco.dataset = dataset
     # pycocotools prints progress to stdout; keep stdout clean for the command's own output.
@@ -185,6 +186,47 @@ def _read_coco(json_file: Path):
         except (KeyError, TypeError) as error:
             raise BadInputError(f"{json_file}: malformed COCO entry (missing or bad {error})") from None
     return coco
+
+
+# The fields that are used as keys or compared with sets: they must be ids (whole numbers or strings), one
+# kind per field, so that a list or a mix of kinds is one error here rather than a TypeError deep inside.
+_ID_FIELDS = {"images": ("id",), "annotations": ("id", "image_id", "category_id"), "categories": ("id",),
+              "licenses": ("id",)}
+_OPTIONAL_ID_FIELDS = {"images": ("license",)}
+_TEXT_FIELDS = {"categories": ("name", "supercategory"), "images": ("file_name",), "licenses": ("name", "url")}
+
+
+def _is_id(value) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
+
+
+def _check_entries(dataset: dict, json_file: Path) -> None:
+    """Refuse sections that are not lists of objects, and ids or names of the wrong kind, in one line."""
+    for section, fields in _ID_FIELDS.items():
+        if section == "licenses" and dataset.get(section) is None:
+            continue
+        entries = dataset[section]
+        if not isinstance(entries, list):
+            raise BadInputError(f"{json_file}: '{section}' must be a list, not {type(entries).__name__}")
+        kinds: dict[str, set] = {}
+        for index, entry in enumerate(entries):
+            where = f"{json_file}: {section}[{index}]"
+            if not isinstance(entry, dict):
+                raise BadInputError(f"{where} must be an object, not {type(entry).__name__}")
+            for field in fields:
+                if field not in entry or not _is_id(entry[field]):
+                    raise BadInputError(f"{where}: '{field}' must be a whole number or a string, not "
+                                        f"{str(entry.get(field))[:40]!r}")
+                kinds.setdefault(field, set()).add(type(entry[field]))
+            for field in _OPTIONAL_ID_FIELDS.get(section, ()):
+                if entry.get(field) is not None and not _is_id(entry[field]):
+                    raise BadInputError(f"{where}: '{field}' must be a whole number or a string")
+            for field in _TEXT_FIELDS.get(section, ()):
+                if entry.get(field) is not None and not isinstance(entry[field], str):
+                    raise BadInputError(f"{where}: '{field}' must be a string, not {type(entry[field]).__name__}")
+        mixed = [field for field, types in kinds.items() if len(types) > 1]
+        if mixed:
+            raise BadInputError(f"{json_file}: '{section}' mixes whole numbers and strings as '{mixed[0]}'")
 
 
 def _find_image(root: Path, file_name: str, where: str) -> Path:

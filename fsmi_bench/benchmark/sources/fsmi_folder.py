@@ -6,8 +6,8 @@ per case (file paths relative to ``PATH``), or one folder per case, ``PATH/<fold
 case gives no ``masks`` object). Both may be used in one source. Every file must stay inside ``PATH``.
 
 When a case gives no ``region``, the edit region is the set of pixels where scene and GT differ (any
-channel), dilated by ``region_dilation_px`` pixels (default 3) with a disk, so that the region
-covers the anti-aliased rim around a pasted object, as the builder's own regions do.
+channel), dilated by ``region_dilation_px`` pixels (default 3, at most ``MAX_REGION_DILATION_PX``) with a
+disk, so that the region covers the anti-aliased rim around a pasted object, as the builder's own regions do.
 
 Every problem raises ``BadInputError`` with one line naming the case and the file. Cases come out
 sorted by ``case_id`` so that loading is deterministic.
@@ -27,6 +27,9 @@ from fsmi_bench.errors import BadInputError
 from fsmi_bench.schema import COMPLEXITIES, KINDS, MASK_CONDITIONS, OPS, PATH_PART_PATTERN, SCENARIOS
 
 DEFAULT_REGION_DILATION_PX = 3
+# A rim of a few pixels is what anti-aliasing needs; the cap keeps a typo (3000) from costing minutes and
+# gigabytes in the dilation, and a region that large would no longer be an edit region.
+MAX_REGION_DILATION_PX = 64
 CASES_FILE = "cases.jsonl"
 CASE_FILE = "case.json"
 
@@ -47,21 +50,13 @@ def load_fsmi_folder(path: str) -> SourceContent:
     entries = []  # (case dict, base folder for its paths, where it was read, auto-discover masks)
     listing = root / CASES_FILE
     if listing.is_file():
-        for number, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(_read_text(listing).splitlines(), start=1):
             if not line.strip():
                 continue
             where = f"{listing}:{number}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise BadInputError(f"{where}: not valid JSON ({error.msg})") from None
-            entries.append((raw, root, where, False))
+            entries.append((_parse_json(line, where), root, where, False))
     for case_file in sorted(root.glob(f"*/{CASE_FILE}")):
-        try:
-            raw = json.loads(case_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise BadInputError(f"{case_file}: not valid JSON ({error.msg})") from None
-        entries.append((raw, case_file.parent, str(case_file), True))
+        entries.append((_parse_json(_read_text(case_file), str(case_file)), case_file.parent, str(case_file), True))
     if not entries:
         raise BadInputError(f"{root} holds no cases: expected {CASES_FILE} or <folder>/{CASE_FILE} files "
                             "(see fsmi_bench/benchmark/sources/FORMATS.md)")
@@ -74,6 +69,22 @@ def load_fsmi_folder(path: str) -> SourceContent:
         cases[case.case_id] = case
     ordered = [cases[case_id] for case_id in sorted(cases)]
     return SourceContent(name=f"fsmi:{root}", card=_card(root, ordered), cases=ordered)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise BadInputError(f"{path} is not UTF-8 text (byte {error.start})") from None
+
+
+def _parse_json(text: str, where: str):
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise BadInputError(f"{where}: JSON nested too deeply") from None
+    except json.JSONDecodeError as error:
+        raise BadInputError(f"{where}: not valid JSON ({error.msg})") from None
 
 
 def validate_case_fields(case_id, kind, op, scenario, complexity, where: str) -> None:
@@ -129,7 +140,7 @@ def _read_case(raw, root: Path, base: Path, where: str, discover_masks: bool) ->
     if not isinstance(raw, dict):
         raise BadInputError(f"{where}: a case must be a JSON object, not {type(raw).__name__}")
     read_from = where
-    where = f"{where}: case {raw.get('case_id', '?')!r}"
+    where = f"{where}: case {str(raw.get('case_id', '?'))[:130]!r}"
     unknown = sorted(set(raw) - set(_REQUIRED_KEYS) - set(_OPTIONAL_KEYS))
     if unknown:
         known = _REQUIRED_KEYS + _OPTIONAL_KEYS
@@ -141,6 +152,9 @@ def _read_case(raw, root: Path, base: Path, where: str, discover_masks: bool) ->
     for key in ("instruction", "label"):
         if not isinstance(raw[key], str) or not raw[key].strip():
             raise BadInputError(f"{where}: {key} must be a non-empty string")
+    for key in ("clip_text", "origin"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise BadInputError(f"{where}: {key} must be a string, not {type(raw[key]).__name__}")
     kind = raw["kind"]
     complexity = raw.get("complexity", "none" if kind == "single" else None)
     if kind == "multi" and complexity is None:
@@ -158,6 +172,10 @@ def _read_case(raw, root: Path, base: Path, where: str, discover_masks: bool) ->
         except BadInputError as error:
             raise BadInputError(f"{where}: {key}: {error}") from None
 
+    dilation = raw.get("region_dilation_px", DEFAULT_REGION_DILATION_PX)
+    if not isinstance(dilation, int) or isinstance(dilation, bool) or not 0 <= dilation <= MAX_REGION_DILATION_PX:
+        raise BadInputError(f"{where}: region_dilation_px must be a whole number from 0 to "
+                            f"{MAX_REGION_DILATION_PX}, not {str(dilation)[:40]!r}")
     scene = image("scene", load_rgb)
     gt = image("gt", load_rgb)
     subject = image("subject", load_rgb) if kind == "multi" else None
@@ -170,9 +188,6 @@ def _read_case(raw, root: Path, base: Path, where: str, discover_masks: bool) ->
         if not region.any():
             raise BadInputError(f"{where}: region {raw['region']} is empty (all black)")
     else:
-        dilation = raw.get("region_dilation_px", DEFAULT_REGION_DILATION_PX)
-        if not isinstance(dilation, int) or isinstance(dilation, bool) or dilation < 0:
-            raise BadInputError(f"{where}: region_dilation_px must be a non-negative integer, not {dilation!r}")
         region = region_from_difference(scene, gt, dilation)
         if not region.any():
             raise BadInputError(f"{where}: scene {raw['scene']} and gt {raw['gt']} are identical, so the edit "
@@ -216,8 +231,8 @@ def _mask_files(raw: dict, base: Path, discover: bool, where: str) -> dict[str, 
 
 def _inside(root: Path, base: Path, relative, key: str, where: str) -> Path:
     """``base/relative``, refusing absolute paths and paths that leave the source folder ``root``."""
-    if not isinstance(relative, str) or not relative:
-        raise BadInputError(f"{where}: {key} must be a relative file path, not {relative!r}")
+    if not isinstance(relative, str) or not relative or "\x00" in relative:
+        raise BadInputError(f"{where}: {key} must be a relative file path, not {str(relative)[:80]!r}")
     if Path(relative).is_absolute():
         raise BadInputError(f"{where}: {key} path {relative!r} must be relative to the FSMI folder")
     resolved = (base / relative).resolve()

@@ -10,18 +10,22 @@
 
 A ``DatasetDict`` folder is read split by split in order of split name; ids then start with the split.
 Images come out RGB uint8 (H, W, 3), masks bool (H, W) with True = object / region to edit.
+
+Image cells are decoded here, not by ``datasets``: each is checked against the pixel limit before its
+pixels are allocated, only local files are read, and a cell that is not an image (a string, a number, a
+damaged file, a mode PIL cannot convert) is one ``BadInputError`` naming the row and the column.
 """
 
 from __future__ import annotations
 
-import json
+import io
 from pathlib import Path
 
 import numpy as np
 
 from fsmi_bench.benchmark.sources.base import ObjectInstance, PreparedCase, ScenePhoto, SourceContent
 from fsmi_bench.errors import BadInputError
-from fsmi_bench.io import pil_to_mask, pil_to_rgb
+from fsmi_bench.io import check_image_size, pil_to_mask, pil_to_rgb
 from fsmi_bench.schema import EXPORT_MASK_COLUMNS, MASK_CONDITIONS, SCENARIOS
 
 SEGMENTATION_COLUMNS = frozenset({"image", "mask", "label"})
@@ -39,9 +43,12 @@ def load_hf_disk(path: str) -> SourceContent:
         raise BadInputError(f"datasets folder not found: {root}")
     try:
         loaded = load_from_disk(str(root))
-    except (FileNotFoundError, ValueError, KeyError, json.JSONDecodeError) as error:
-        raise BadInputError(f"{root} is not a folder written by datasets' save_to_disk ({error})") from None
-    splits = [("", loaded)] if isinstance(loaded, Dataset) else [(name, loaded[name]) for name in sorted(loaded)]
+        splits = [("", loaded)] if isinstance(loaded, Dataset) else [(name, loaded[name]) for name in sorted(loaded)]
+        splits = [(name, _undecoded_images(split)) for name, split in splits]
+    except Exception as error:  # datasets and pyarrow raise many types for a damaged folder
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        raise BadInputError(f"{root} is not a folder written by datasets' save_to_disk that can be read "
+                            f"({reason})") from None
     columns = set(splits[0][1].column_names) if splits else set()
     if any(set(split.column_names) != columns for _, split in splits):
         raise BadInputError(f"{root}: the splits have different columns")
@@ -69,7 +76,7 @@ def _segmentation_rows(root: Path, splits) -> tuple[list[ScenePhoto], list[Objec
     objects = []
     for split_name, split in splits:
         prefix = f"{split_name}/" if split_name else ""
-        for index, row in enumerate(split):
+        for index, row in _rows(root, prefix, split):
             where = f"{root}: {prefix}row {index}"
             photo_id = row.get("photo_id")
             photo_id = f"{prefix}{photo_id}" if photo_id not in (None, "") else f"{prefix}row-{index:06d}"
@@ -78,8 +85,10 @@ def _segmentation_rows(root: Path, splits) -> tuple[list[ScenePhoto], list[Objec
                 raise BadInputError(f"{where}: label must be a non-empty string, not {label!r}")
             scenario = row.get("scenario") or DEFAULT_SCENARIO
             if scenario not in SCENARIOS:
-                raise BadInputError(f"{where}: scenario {scenario!r} is not one of {', '.join(SCENARIOS)}")
+                raise BadInputError(f"{where}: scenario {str(scenario)[:40]!r} is not one of {', '.join(SCENARIOS)}")
             origin = row.get("origin") or f"hf:{root.name} {prefix}row {index}"
+            if not isinstance(photo_id, str) or not isinstance(origin, str):
+                raise BadInputError(f"{where}: photo_id and origin must be strings")
             if photo_id in scenes:
                 # Objects of one photo share the scene's array, so the builder sees a single photo.
                 image = scenes[photo_id].image
@@ -103,9 +112,15 @@ def _exported_cases(root: Path, split_name: str, split) -> list[PreparedCase]:
     from fsmi_bench.benchmark.sources.fsmi_folder import validate_case_arrays, validate_case_fields
 
     cases = []
-    for index, row in enumerate(split):
-        where = f"{root}: {split_name + '/' if split_name else ''}row {index}: case {row.get('case_id')!r}"
+    for index, row in _rows(root, f"{split_name}/" if split_name else "", split):
+        where = f"{root}: {split_name + '/' if split_name else ''}row {index}: case {str(row.get('case_id'))[:130]!r}"
         validate_case_fields(row["case_id"], row["kind"], row["op"], row["scenario"], row["complexity"], where)
+        for column in ("instruction", "label"):
+            if not isinstance(row[column], str) or not row[column].strip():
+                raise BadInputError(f"{where}: {column} must be a non-empty string")
+        for column in ("clip_text", "origins"):
+            if row.get(column) is not None and not isinstance(row[column], str):
+                raise BadInputError(f"{where}: {column} must be a string, not {type(row[column]).__name__}")
         for column in ("scene", "gt", "region"):
             if row[column] is None:
                 raise BadInputError(f"{where}: {column} is missing")
@@ -126,18 +141,76 @@ def _exported_cases(root: Path, split_name: str, split) -> list[PreparedCase]:
     return cases
 
 
-def _rgb(image, where: str, column: str) -> np.ndarray:
-    """A decoded ``Image`` cell as RGB uint8; 16-bit and float grayscale are scaled to 0..255."""
-    if image is None:
-        raise BadInputError(f"{where}: {column} is missing")
-    return pil_to_rgb(image)
+def _undecoded_images(split):
+    """``split`` with its ``Image`` columns left as {bytes, path}, so that ``_open_cell`` decodes them."""
+    from datasets import Image
+
+    for name, feature in split.features.items():
+        if isinstance(feature, Image) and feature.decode:
+            split = split.cast_column(name, Image(decode=False))
+    return split
 
 
-def _mask(image, where: str, column: str) -> np.ndarray:
-    """A decoded ``Image`` cell as a bool mask: any non-zero pixel (palette index or channel) is True."""
-    if image is None:
+def _rows(root: Path, prefix: str, split):
+    """(index, row) of every row; a row that cannot be read (damaged arrow data) is one error naming it."""
+    for index in range(len(split)):
+        try:
+            row = split[index]
+        except Exception as error:  # pyarrow raises many types for damaged data
+            raise BadInputError(f"{root}: {prefix}row {index} cannot be read ({type(error).__name__}: "
+                                f"{' '.join(str(error).split())[:200]})") from None
+        yield index, row
+
+
+def _open_cell(cell, where: str, column: str):
+    """An ``Image`` cell ({bytes, path}, or an already decoded image) as a loaded PIL image."""
+    from PIL import Image, UnidentifiedImageError
+
+    if cell is None:
         raise BadInputError(f"{where}: {column} is missing")
-    return pil_to_mask(image)
+    if isinstance(cell, Image.Image):
+        check_image_size(*cell.size, f"{where}: column {column!r}")
+        return cell
+    if not isinstance(cell, dict) or not ({"bytes", "path"} & set(cell)):
+        raise BadInputError(f"{where}: column {column!r} holds {type(cell).__name__} {str(cell)[:40]!r}, "
+                            "not an image")
+    data, path = cell.get("bytes"), cell.get("path")
+    if data is None:
+        if not isinstance(path, str) or not path or "://" in path or "\x00" in path or not Path(path).is_file():
+            raise BadInputError(f"{where}: column {column!r} holds no image bytes and no local image file "
+                                f"({str(path)[:80]!r})")
+        source = path
+    elif isinstance(data, bytes):
+        source = io.BytesIO(data)
+    else:
+        raise BadInputError(f"{where}: column {column!r} holds {type(data).__name__}, not image bytes")
+    try:
+        image = Image.open(source)
+        check_image_size(*image.size, f"{where}: column {column!r}")
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise BadInputError(f"{where}: column {column!r} is not a readable image ({error})") from None
+    return image
+
+
+def _rgb(cell, where: str, column: str) -> np.ndarray:
+    """An ``Image`` cell as RGB uint8; 16-bit and float grayscale are scaled to 0..255."""
+    image = _open_cell(cell, where, column)
+    try:
+        return pil_to_rgb(image)
+    except (ValueError, OSError) as error:
+        raise BadInputError(f"{where}: column {column!r} has image mode {image.mode!r}, which cannot be read as "
+                            f"RGB ({error})") from None
+
+
+def _mask(cell, where: str, column: str) -> np.ndarray:
+    """An ``Image`` cell as a bool mask: any non-zero pixel (palette index or channel) is True."""
+    image = _open_cell(cell, where, column)
+    try:
+        return pil_to_mask(image)
+    except (ValueError, OSError, TypeError) as error:
+        raise BadInputError(f"{where}: column {column!r} has image mode {image.mode!r}, which cannot be read as "
+                            f"a mask ({error})") from None
 
 
 def _export_card(root: Path, cases: list[PreparedCase]) -> str:
