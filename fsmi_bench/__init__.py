@@ -7,4 +7,4 @@ by the commands that need them.
 __version__ = "0.1.0"
 
 # Bumped whenever the builder, a source or a mask generator changes what a build writes.
-BENCHMARK_VERSION = "fsmi-edit-1.0"
+BENCHMARK_VERSION = "fsmi-edit-1.1"
