@@ -7,6 +7,7 @@ Images are RGB uint8 (H, W, 3); masks are bool (H, W).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,9 +114,13 @@ def height_range(cutout: Cutout, size: str, scene_shape) -> tuple[float, float] 
     return (low, high) if high >= low else None
 
 
-def _box(cutout: Cutout, height_fraction: float, scene_shape) -> tuple[int, int]:
+def _box(cutout: Cutout, height_fraction: float, allowed: tuple[float, float], scene_shape) -> tuple[int, int]:
+    """(width, height) in pixels for a box ``height_fraction`` of the scene's height, whole pixels kept
+    inside ``allowed``."""
     height, width = cutout.mask.shape
-    box_height = max(4, int(height_fraction * scene_shape[0]))  # rounded down: stays under the range's top
+    scene_height = scene_shape[0]
+    lowest, highest = math.ceil(allowed[0] * scene_height), math.floor(allowed[1] * scene_height)
+    box_height = max(4, min(max(round(height_fraction * scene_height), lowest), highest))
     return max(4, round(width * box_height / height)), box_height
 
 
@@ -126,9 +131,9 @@ def random_placement(cutout: Cutout, size: str, scene_shape, rng: np.random.Gene
     allowed = height_range(cutout, size, scene_shape)
     if allowed is None:
         raise ValueError(f"no plausible size for a {size} object of {cutout.mask.shape} px in {scene_shape[:2]}")
-    width, height = _box(cutout, rng.uniform(*allowed), scene_shape)
+    width, height = _box(cutout, rng.uniform(*allowed), allowed, scene_shape)
     x = int(rng.integers(0, scene_width - width + 1))
-    base = int(np.clip(round(rng.uniform(*BASE_BAND) * scene_height), height, scene_height))
+    base = int(np.clip(math.ceil(rng.uniform(*BASE_BAND) * scene_height), height, scene_height))
     return Placement(x, base - height, width, height, size, HEIGHT_RANGES[size], BASE_BAND)
 
 
@@ -140,7 +145,7 @@ def placement_in_place_of(cutout: Cutout, size: str, old: Placement, scene_shape
     allowed = height_range(cutout, size, scene_shape)
     if allowed is None:
         raise ValueError(f"no plausible size for a {size} object of {cutout.mask.shape} px in {scene_shape[:2]}")
-    width, height = _box(cutout, rng.uniform(*allowed), scene_shape)
+    width, height = _box(cutout, rng.uniform(*allowed), allowed, scene_shape)
     centre_x, base = old.x + old.width / 2, max(old.y + old.height, height)
     x = int(np.clip(round(centre_x - width / 2), 0, scene_width - width))
     return Placement(x, base - height, width, height, size, HEIGHT_RANGES[size], BASE_BAND)
