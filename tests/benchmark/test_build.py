@@ -218,16 +218,21 @@ def test_help_and_every_command_help_import_no_heavy_library():
     assert "quickstart" in result.stdout and "Examples:" in result.stdout
 
 
-def test_exported_benchmark_builds_back_to_the_same_files(small_bench, tmp_path):
-    from fsmi_bench.benchmark.export import export_hf
+@pytest.mark.parametrize("export_format", ["hf", "fsmi"])
+def test_exported_benchmark_builds_back_to_the_same_files(small_bench, tmp_path, export_format):
+    from fsmi_bench.benchmark.export import export_fsmi, export_hf
 
-    export_hf(small_bench, tmp_path / "hf", progress=False)
-    rebuilt = build_benchmark(BuildConfig(out=tmp_path / "again", source=f"hf:{tmp_path / 'hf'}", previews=False),
-                              progress=False)
+    exporter = {"hf": export_hf, "fsmi": export_fsmi}[export_format]
+    exporter(small_bench, tmp_path / export_format, progress=False)
+    source = f"{export_format}:{tmp_path / export_format}"
+    rebuilt = build_benchmark(BuildConfig(out=tmp_path / "again", source=source, previews=False), progress=False)
     original, again = tree_digest(small_bench / "cases"), tree_digest(rebuilt / "cases")
-    assert again == original  # scenes, subjects, GT, regions and all 9 drawn masks
+    assert again == original  # scenes, subjects, subject masks, GT, regions and all 9 drawn masks
     rows = load_benchmark(rebuilt).rows
-    assert len(rows) == 12 * 9 and {row.source for row in rows} == {f"hf:{tmp_path / 'hf'}"}
+    assert len(rows) == 12 * 9 and {row.source for row in rows} == {source}
+    subject_masks = {row.case_id: (row.subject_mask, row.subject_mask_sha256) for row in rows}
+    expected = {row.case_id: (row.subject_mask, row.subject_mask_sha256) for row in load_benchmark(small_bench).rows}
+    assert subject_masks == expected and sum(path is not None for path, _ in expected.values()) == 6
 
 
 @pytest.fixture(scope="module")
