@@ -19,9 +19,7 @@ def method_checklist(method: str, method_config: dict, device: str = "cuda") -> 
 
 def checklist_lines(method: str, items: list[CheckItem]) -> list[str]:
     """The checklist as text, one line per item, then a verdict line."""
-    lines = [f"{STATUS_MARKS.get(entry.status, entry.status)}  {entry.item}"
-             + (f": {entry.detail}" if entry.detail and entry.status != "ok" else
-                f" ({entry.detail})" if entry.detail else "") for entry in items]
+    lines = [f"{STATUS_MARKS.get(entry.status, entry.status)}  " + _item_text(entry) for entry in items]
     failing = [entry for entry in items if entry.status == "fail"]
     if not items:
         lines.append(f"{method}: nothing to check before a run (it needs no checkout or local files)")
@@ -30,6 +28,14 @@ def checklist_lines(method: str, items: list[CheckItem]) -> list[str]:
     else:
         lines.append(f"{method}: ready")
     return lines
+
+
+def _item_text(entry: CheckItem) -> str:
+    if entry.status == "fail":
+        return entry.detail or entry.item  # a problem line names what it is about
+    if entry.status == "skip":
+        return f"{entry.item}: {entry.detail}"
+    return entry.item + (f" ({entry.detail})" if entry.detail else "")
 
 
 def require_ready(method: str, items: list[CheckItem]) -> None:
