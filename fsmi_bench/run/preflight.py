@@ -22,7 +22,8 @@ def checklist_lines(method: str, items: list[CheckItem]) -> list[str]:
     lines = [f"{STATUS_MARKS.get(entry.status, entry.status)}  " + _item_text(entry) for entry in items]
     failing = [entry for entry in items if entry.status == "fail"]
     if not items:
-        lines.append(f"{method}: nothing to check before a run (it needs no checkout or local files)")
+        lines.append(f"{method}: no pre-flight checklist (it runs in this python; `fsmi doctor` without --method "
+                     "lists the weights of every method and metric)")
     elif failing:
         lines.append(f"{method}: not ready, {len(failing)} problem{'s' if len(failing) > 1 else ''}")
     else:
