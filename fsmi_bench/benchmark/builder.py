@@ -316,13 +316,14 @@ def dataset_card(content: SourceContent, rows: list[ManifestRow], config: BuildC
               "outline, not of the shape it encloses: small by design, and not comparable with its closed "
               "twin's.", "",
               "Free-shape masks: see `fsmi_bench/benchmark/masks/README.md` for each generator's parameter ranges "
-              "and the overlap band; each row's `mask_params` records the parameters drawn.", "",
-              "Composited cases: each object's box height is drawn from its size class's range (fractions of the "
-              "scene's height: " + ", ".join(f"{size} {low:g}-{high:g}" for size, (low, high) in
-                                              HEIGHT_RANGES.items()) +
-              f") and its base lies at {BASE_BAND[0]:g}-{BASE_BAND[1]:g} of the scene's height; a scene takes "
-              "objects up to the size class it holds. Each row's `placement` records the box and the rule.", "",
-              content.card]
+              "and the overlap band; each row's `mask_params` records the parameters drawn.", ""]
+    if not content.cases:  # composited, not prepared, cases
+        lines += ["Composited cases: each object's box height is drawn from its size class's range (fractions of "
+                  "the scene's height: " + ", ".join(f"{size} {low:g}-{high:g}" for size, (low, high) in
+                                                      HEIGHT_RANGES.items()) +
+                  f") and its base lies at {BASE_BAND[0]:g}-{BASE_BAND[1]:g} of the scene's height; a scene takes "
+                  "objects up to the size class it holds. Each row's `placement` records the box and the rule.", ""]
+    lines.append(content.card)
     return "\n".join(lines) + "\n"
 
 
