@@ -66,7 +66,7 @@ def build_models(device: str):
     from transformers import Dinov2Config, Dinov2Model
 
     from fsmi_bench.metrics.clip_metric import ClipEncoder
-    from fsmi_bench.metrics.dino_metric import DinoEncoder
+    from fsmi_bench.metrics.dino_metric import DinoEncoder, load_dinov2_processor
     from fsmi_bench.metrics.lpips_metric import LpipsDistance, build_lpips
 
     torch.manual_seed(0)
@@ -74,7 +74,7 @@ def build_models(device: str):
     clip = ClipEncoder(clip_model, preprocess, open_clip.get_tokenizer("ViT-L-14"), device=device)
     dino_config = Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
                                intermediate_size=1536, patch_size=14, image_size=518)
-    dino = DinoEncoder(Dinov2Model(dino_config), device=device)
+    dino = DinoEncoder(Dinov2Model(dino_config), load_dinov2_processor(), device=device)
     lpips = LpipsDistance(build_lpips("squeeze", None, None, random_backbone=True), device=device)
     return {"ViT-L-14": clip, "facebook/dinov2-small": dino, "lpips-squeeze-v0.1": lpips}
 
@@ -95,12 +95,15 @@ def per_image_loop(benchmark, run_root: Path, specs: dict, models: dict) -> dict
             reference = resize_image(load_rgb(benchmark.path(row.scene if spec.region == "bg" else row.gt)), spec.size)
             region = resize_region(load_mask(benchmark.path(row.region)), spec.size)
             keep = metric_region(region, spec.region)
-            if spec.measure in ("psnr", "ssim"):
-                value = (pixel.psnr if spec.measure == "psnr" else pixel.ssim)(output, reference, keep,
-                                                                               spec.region_mode)
+            if spec.measure == "psnr":
+                value = pixel.psnr(output, reference, keep, spec.region_mode)
+            elif spec.measure == "ssim":
+                value = pixel.ssim(output, reference, keep, spec.region_mode, spec.param("algorithm", "scikit-image"))
             else:
                 output_view, reference_view, pixels = region_view(output, reference, keep, spec.region_mode)
-                model = models[spec.model]
+                # The paper's CLIP is the Hugging Face folder; this script times the open_clip format, which
+                # the scorer takes in its place (same architecture and cost).
+                model = next(models[name] for name in spec.accepted_models if name in models)
                 if spec.measure == "lpips":
                     out_features = model.features([output_view])[0]
                     ref_features = model.features([reference_view])[0]

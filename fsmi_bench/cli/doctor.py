@@ -29,7 +29,7 @@ def command(ctx, protocol, weights_config, weights, verbose, method_name, config
     \b
     Example:
       fsmi doctor -v
-      fsmi doctor --weights clip-vit-l-14=~/w/open_clip_model.safetensors
+      fsmi doctor --weights clip-vit-l-14-hf=~/w/clip-vit-large-patch14
       fsmi doctor --method anydoor --config anydoor.yaml   # the pre-flight `fsmi run` makes
     """
     if method_name is not None:

@@ -11,7 +11,8 @@ from fsmi_bench.cli.options import split_commas, weights_option
 @click.option("--bench", required=True, type=click.Path(file_okay=False), help="Benchmark folder from `fsmi build`.")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder from `fsmi run`.")
 @click.option("--protocol", type=click.Choice(["paper", "strict"]), default="paper", show_default=True,
-              help="paper: 256x256, zero-filled background, SqueezeNet LPIPS; strict: native size, masked regions.")
+              help="paper: SmartEdit's evaluator (256x256, zero-filled background, torchmetrics SSIM, SqueezeNet "
+                   "LPIPS, CLIP on SmartEdit's crop); strict: native size, masked regions.")
 @click.option("--metrics", multiple=True, metavar="NAMES",
               help="Metrics to compute, comma-separated or repeated (default: all of each case's set).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Images per model call.")
@@ -37,7 +38,7 @@ def command(bench, run_dir, protocol, metrics, batch_size, device, out, strict_w
     Examples:
       fsmi score --bench bench --run runs/identity --metrics bg_psnr,bg_ssim,fg_psnr,whole_psnr
       fsmi score --bench bench --run runs/copy-paste --out results/all.parquet --protocol strict
-      fsmi score --bench bench --run runs/sd --weights clip-vit-l-14=~/w/open_clip_model.safetensors
+      fsmi score --bench bench --run runs/sd --weights clip-vit-l-14-hf=~/w/clip-vit-large-patch14
     """
     from pathlib import Path
 

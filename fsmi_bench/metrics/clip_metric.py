@@ -1,10 +1,16 @@
-"""CLIP-T and CLIP-I with open_clip (ViT-L/14 by default).
+"""CLIP-T and CLIP-I with CLIP ViT-L/14 (OpenAI), from either of the two formats its weights come in.
 
 CLIP-T = 100 x cosine(image features, text features), clamped at 0 (as torchmetrics' CLIPScore).
 CLIP-I = cosine(output image features, reference image features), in [-1, 1].
-Features are the model's projected embeddings, L2-normalised; images go through the model's own
-eval transform (open_clip: resize the shortest side, center crop, CLIP mean/std) from PIL RGB.
-The tokenizer is open_clip's, which works offline from its packaged BPE vocabulary.
+Features are the model's projected embeddings, L2-normalised.
+
+- ``HfClipEncoder``: a Hugging Face folder (``openai/clip-vit-large-patch14``) through transformers'
+  ``CLIPModel`` and the folder's ``CLIPProcessor``, called as torchmetrics' ``CLIPScore`` calls them in
+  SmartEdit's evaluator. The image processor runs on its PIL backend, the processing of transformers
+  4.28.1 that SmartEdit pins (transformers 5 defaults to a torchvision backend whose pixels differ by
+  up to 0.03 after normalisation).
+- ``ClipEncoder``: an open_clip checkpoint with open_clip's eval transform (resize the shortest side,
+  center crop, CLIP mean/std) and open_clip's tokenizer, which works offline from its packaged BPE file.
 """
 
 from __future__ import annotations
@@ -59,6 +65,60 @@ class ClipEncoder:
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         tokens = self.tokenizer(list(texts)).to(self.device)
         return unit_rows(self.model.encode_text(tokens))
+
+
+def pil_backend_processor(processor_class, folder, **kwargs):
+    """``processor_class.from_pretrained(folder)`` with its image processor on the PIL backend: the
+    ``backend="pil"`` of transformers 5, the (then PIL-based) slow processor of transformers 4."""
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return processor_class.from_pretrained(str(folder), backend="pil", **kwargs)
+    return processor_class.from_pretrained(str(folder), use_fast=False, **kwargs)
+
+
+def projected_features(output) -> torch.Tensor:
+    """The tensor of ``get_image_features`` / ``get_text_features``: transformers 4 returns it, transformers
+    5 returns an output object whose ``pooler_output`` holds it."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+def load_hf_clip(folder, device="cpu"):
+    """(``CLIPModel``, ``CLIPProcessor``) from a local Hugging Face folder; never downloads."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    model = CLIPModel.from_pretrained(str(folder), local_files_only=True).to(device).eval()
+    return model, pil_backend_processor(CLIPProcessor, folder, local_files_only=True)
+
+
+class HfClipEncoder:
+    """Encodes images and texts with a transformers ``CLIPModel`` exactly as torchmetrics' ``CLIPScore``
+    feeds it; returns L2-normalised float64 features."""
+
+    def __init__(self, model, processor, device="cpu"):
+        self.model = model.to(device).eval()
+        self.processor = processor
+        self.device = device
+
+    @torch.no_grad()
+    def encode_images(self, images: list[np.ndarray]) -> np.ndarray:
+        """RGB uint8 (H, W, 3) images of any sizes -> (N, D) unit features.
+
+        Each image goes to the processor as a uint8 (3, H, W) tensor, as SmartEdit's evaluator passes it
+        (channels first: no ambiguity for crops 1 or 3 pixels tall)."""
+        tensors = [torch.from_numpy(np.array(image)).permute(2, 0, 1) for image in images]
+        pixels = self.processor(images=tensors, return_tensors="pt", padding=True)["pixel_values"]
+        return unit_rows(projected_features(self.model.get_image_features(pixels.to(self.device))))
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        processed = self.processor(text=list(texts), return_tensors="pt", padding=True)
+        input_ids, attention_mask = processed["input_ids"], processed["attention_mask"]
+        # torchmetrics cuts captions longer than the model's positions (with a warning) the same way.
+        longest = self.model.config.text_config.max_position_embeddings
+        input_ids, attention_mask = input_ids[..., :longest], attention_mask[..., :longest]
+        output = self.model.get_text_features(input_ids.to(self.device), attention_mask.to(self.device))
+        return unit_rows(projected_features(output))
 
 
 def clip_t(image_feature: np.ndarray, text_feature: np.ndarray) -> float:

@@ -25,16 +25,22 @@ class WeightCheck:
 
 @dataclass(frozen=True)
 class DoctorEntry:
-    """A metric (``kind`` "metric") or method (``kind`` "method") and what it needs."""
+    """A metric (``kind`` "metric") or method (``kind`` "method") and what it needs.
+
+    ``checks``: the weights of the preferred model. ``alternatives``: (model, its checks) for each
+    model accepted instead (a CLIP metric takes the Hugging Face folder or the open_clip checkpoint).
+    """
 
     kind: str
     name: str
     detail: str
     checks: tuple[WeightCheck, ...]
+    alternatives: tuple[tuple[str, tuple[WeightCheck, ...]], ...] = ()
 
     @property
     def ready(self) -> bool:
-        return all(check.present for check in self.checks)
+        return all(check.present for check in self.checks) or any(
+            all(check.present for check in checks) for _, checks in self.alternatives)
 
 
 def _check(name: str, explicit: dict) -> WeightCheck:
@@ -63,10 +69,13 @@ def doctor_entries(explicit: dict | None = None, protocol: str = "paper") -> lis
         for protocol_name in protocols:
             spec = PROTOCOLS[protocol_name][name]
             checks = tuple(_check(weight, explicit) for weight in MODEL_WEIGHTS.get(spec.model, ()))
+            alternatives = tuple((model, tuple(_check(weight, explicit) for weight in MODEL_WEIGHTS[model]))
+                                 for model in spec.fallback_models)
+            models = " or ".join(spec.accepted_models)
             detail = (f"{protocol_name}: {spec.measure}, {spec.region_mode}, "
                       f"{'native size' if spec.size is None else f'{spec.size}x{spec.size}'}"
-                      + (f", {spec.model}" if spec.model else ", no weights needed"))
-            entries.append(DoctorEntry("metric", name, detail, checks))
+                      + (f", {models}" if spec.model else ", no weights needed"))
+            entries.append(DoctorEntry("metric", name, detail, checks, alternatives))
     for entry in METHODS.entries():
         needs = ", ".join(entry.needs) if entry.needs else "nothing"
         weight_note = entry.extra.get("weights", "")
@@ -106,11 +115,14 @@ def doctor_lines(entries: list[DoctorEntry], verbose: bool = False) -> list[str]
             if kind == "method" and not entry.checks and not entry.detail.startswith("needs nothing"):
                 state = "given to run"  # these weights are passed to `fsmi run`, not looked up here
             lines.append(f"  {entry.name:<17} {state:<16} {entry.detail}")
-            for check in entry.checks:
-                if check.present:
-                    lines.append(f"      {check.weight}: {check.path} sha256 {check.sha256}")
-                else:
-                    lines.append(f"      {check.weight}: not found; {check.hint}")
-                    if verbose:
-                        lines.extend(f"        looked: {place}" for place in check.looked)
+            for model, checks in ((None, entry.checks),) + entry.alternatives:
+                if model is not None:
+                    lines.append(f"    or, instead, {model}:")
+                for check in checks:
+                    if check.present:
+                        lines.append(f"      {check.weight}: {check.path} sha256 {check.sha256}")
+                    else:
+                        lines.append(f"      {check.weight}: not found; {check.hint}")
+                        if verbose:
+                            lines.extend(f"        looked: {place}" for place in check.looked)
     return lines

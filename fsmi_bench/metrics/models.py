@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 
 from fsmi_bench.errors import MissingWeightsError
-from fsmi_bench.metrics.specs import CLIP_MODEL, DINOV2_MODEL
+from fsmi_bench.metrics.specs import CLIP_MODEL, DINOV2_MODEL, OPEN_CLIP_MODEL
 from fsmi_bench.metrics.weights import MODEL_WEIGHTS, ResolvedWeight, missing_message, resolve
 
 
@@ -36,7 +36,7 @@ def state_id(module) -> str:
 
 
 class ModelBank:
-    """Encoders for CLIP, DINOv2 and LPIPS.
+    """Encoders for CLIP (Hugging Face folder or open_clip checkpoint), DINOv2 and LPIPS.
 
     Normal use: ``ModelBank(explicit_weights, device)`` finds local weights (see ``weights.py``).
     Tests and speed runs pass ready-made encoders in ``preloaded`` ({model name: encoder}); their
@@ -66,8 +66,19 @@ class ModelBank:
                 self._status[model] = ModelStatus(model, True, weights_id, "", resolved)
         return self._status[model]
 
+    def choose(self, models: tuple[str, ...]) -> ModelStatus:
+        """The status of the first of ``models`` (a spec's ``accepted_models``, preferred first) whose
+        weights are here; if none is, a missing status whose reason names every one of them."""
+        statuses = [self.status(model) for model in models]
+        for status in statuses:
+            if status.present:
+                return status
+        reason = statuses[0].reason if len(statuses) == 1 else " | or | ".join(
+            f"{status.model}: {status.reason}" for status in statuses)
+        return ModelStatus(models[0], False, "missing", reason, ())
+
     def get(self, model: str):
-        """The encoder for ``model`` (ClipEncoder, DinoEncoder or LpipsDistance), loaded once."""
+        """The encoder for ``model`` (HfClipEncoder, ClipEncoder, DinoEncoder or LpipsDistance), loaded once."""
         if model in self._loaded:
             return self._loaded[model]
         status = self.status(model)
@@ -75,13 +86,18 @@ class ModelBank:
             raise MissingWeightsError(status.reason)
         paths = [item.path for item in status.resolved]
         if model == CLIP_MODEL:
+            from fsmi_bench.metrics.clip_metric import HfClipEncoder, load_hf_clip
+
+            encoder = HfClipEncoder(*load_hf_clip(paths[0], self.device), device=self.device)
+        elif model == OPEN_CLIP_MODEL:
             from fsmi_bench.metrics.clip_metric import ClipEncoder, load_open_clip
 
             encoder = ClipEncoder(*load_open_clip(model, paths[0], self.device), device=self.device)
         elif model == DINOV2_MODEL:
-            from fsmi_bench.metrics.dino_metric import DinoEncoder, load_dinov2
+            from fsmi_bench.metrics.dino_metric import DinoEncoder, load_dinov2, load_dinov2_processor
 
-            encoder = DinoEncoder(load_dinov2(paths[0], self.device), device=self.device)
+            encoder = DinoEncoder(load_dinov2(paths[0], self.device), load_dinov2_processor(paths[0]),
+                                  device=self.device)
         elif model.startswith("lpips-"):
             from fsmi_bench.metrics.lpips_metric import LpipsDistance, build_lpips
 

@@ -1,7 +1,9 @@
 """PSNR and SSIM between an output and its reference, on images as floats in [0, 1].
 
-Both follow scikit-image (``skimage.metrics``); the ``masked`` mode is this module's own, written
-so that only the region's pixels count (no zero-filled pixels inflate the score).
+PSNR and the scikit-image SSIM (``strict``) follow ``skimage.metrics`` in float64; the ``masked`` mode is
+this module's own, written so that only the region's pixels count (no zero-filled pixels inflate the
+score). ``ssim_torchmetrics`` (``paper``) is the SSIM of SmartEdit's evaluator: torchmetrics'
+``StructuralSimilarityIndexMeasure(data_range=1.0)`` with its defaults, in float32 as there.
 """
 
 from __future__ import annotations
@@ -67,13 +69,64 @@ def ssim_masked(output: np.ndarray, reference: np.ndarray, pixels: np.ndarray | 
     return float(ssim_map[selected].mean())
 
 
+def ssim_torchmetrics(output: np.ndarray, reference: np.ndarray) -> float:
+    """SSIM of two RGB uint8 images as SmartEdit's script computes it: both as float32 in [0, 1], then
+    torchmetrics' ``StructuralSimilarityIndexMeasure(data_range=1.0)`` (version 1.4.2 or later).
+
+    That is: an 11 x 11 Gaussian window (sigma 1.5, normalised in float32), each image padded by 5
+    pixels with PyTorch's ``reflect`` mode, local means and (co)variances by a grouped convolution,
+    variances clamped at 0, C1 = (0.01)^2, C2 = (0.03)^2, and the mean of the whole map over the 3
+    channels. torchmetrics 1.4.1 and older averaged only the map's interior (5 pixels in from each side).
+    The arithmetic stays in float32, in the same order: in float64 the result moves by up to 5e-6 on
+    smooth images, where a local variance is a small difference of two large float32 numbers.
+    Images under 6 pixels on a side (reflect padding needs 6) give NaN.
+    """
+    import torch
+    from torch.nn import functional
+
+    if min(output.shape[:2]) < 6:
+        return math.nan
+    kernel_size, sigma, pad = 11, 1.5, 5
+    # torchmetrics' _gaussian and _gaussian_kernel_2d, in float32.
+    offsets = torch.arange((1 - kernel_size) / 2, (1 + kernel_size) / 2, step=1, dtype=torch.float32)
+    gauss = torch.exp(-torch.pow(offsets / sigma, 2) / 2)
+    gauss = (gauss / gauss.sum()).unsqueeze(dim=0)
+    kernel = torch.matmul(gauss.t(), gauss).expand(3, 1, kernel_size, kernel_size)
+
+    def as_tensor(image):
+        return torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
+
+    preds = functional.pad(as_tensor(reference), (pad, pad, pad, pad), mode="reflect")
+    target = functional.pad(as_tensor(output), (pad, pad, pad, pad), mode="reflect")
+    stacked = torch.cat((preds, target, preds * preds, target * target, preds * target))
+    means = functional.conv2d(stacked, kernel, groups=3).split(1)
+    mu_pred_sq, mu_target_sq = means[0].pow(2), means[1].pow(2)
+    mu_pred_target = means[0] * means[1]
+    sigma_pred_sq = torch.clamp(means[2] - mu_pred_sq, min=0.0)
+    sigma_target_sq = torch.clamp(means[3] - mu_target_sq, min=0.0)
+    sigma_pred_target = means[4] - mu_pred_target
+    c1, c2 = pow(0.01 * 1.0, 2), pow(0.03 * 1.0, 2)
+    upper = 2 * sigma_pred_target + c2
+    lower = (sigma_pred_sq + sigma_target_sq) + c2
+    ssim_map = ((2 * mu_pred_target + c1) * upper) / ((mu_pred_sq + mu_target_sq + c1) * lower)
+    return float(ssim_map.reshape(1, -1).mean(-1)[0])
+
+
 def psnr(output: np.ndarray, reference: np.ndarray, keep: np.ndarray, mode: str) -> float:
     """PSNR (dB, data_range 1) of RGB uint8 images on region ``keep`` under region ``mode``; NaN if empty."""
     view = region_view(output, reference, keep, mode)
     return math.nan if view is None else psnr_masked(*view)
 
 
-def ssim(output: np.ndarray, reference: np.ndarray, keep: np.ndarray, mode: str) -> float:
-    """SSIM (scikit-image, see ``ssim_masked``) on region ``keep`` under region ``mode``; NaN if empty."""
+def ssim(output: np.ndarray, reference: np.ndarray, keep: np.ndarray, mode: str,
+         algorithm: str = "scikit-image") -> float:
+    """SSIM on region ``keep`` under region ``mode``; NaN if empty. ``algorithm``: "scikit-image"
+    (``ssim_masked``, any mode) or "torchmetrics" (``ssim_torchmetrics``, SmartEdit's; not ``masked``)."""
     view = region_view(output, reference, keep, mode)
-    return math.nan if view is None else ssim_masked(*view)
+    if view is None:
+        return math.nan
+    if algorithm == "torchmetrics":
+        if view[2] is not None:
+            raise ValueError("torchmetrics' SSIM has no masked mode")
+        return ssim_torchmetrics(view[0], view[1])
+    return ssim_masked(*view)

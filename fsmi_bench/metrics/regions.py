@@ -43,6 +43,17 @@ def bounding_box(mask: np.ndarray) -> Box | None:
     return Box(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
 
 
+def smartedit_box(mask: np.ndarray) -> Box | None:
+    """The box SmartEdit's evaluator crops: ``y, x = np.where(mask)``, then PIL
+    ``crop((x.min(), y.min(), x.max(), y.max()))``, whose right and bottom edges are exclusive, so the
+    region's last column and row are left out. ``None`` for an empty mask (SmartEdit's script would
+    fail); a region one pixel wide or tall gives an empty box (height or width 0)."""
+    box = bounding_box(mask)
+    if box is None:
+        return None
+    return Box(box.top, box.left, box.bottom - 1, box.right - 1)
+
+
 def crop(array: np.ndarray, box: Box) -> np.ndarray:
     return np.ascontiguousarray(array[box.top:box.bottom, box.left:box.right])
 
@@ -74,10 +85,11 @@ def resize_region(region: np.ndarray, size: int) -> np.ndarray:
 def region_view(output: np.ndarray, reference: np.ndarray, keep: np.ndarray, mode: str):
     """What a pixel metric compares under ``mode``: (output, reference, pixel mask or None).
 
-    ``bbox_crop`` crops both images to the box of ``keep``; ``zero_fill`` zeroes pixels outside
+    ``bbox_crop`` crops both images to the box of ``keep``; ``smartedit_crop`` to SmartEdit's box of
+    ``keep`` (``smartedit_box``: the last row and column left out); ``zero_fill`` zeroes pixels outside
     ``keep`` and compares whole images; ``masked`` returns the images unchanged plus ``keep`` (the
     metric averages over those pixels only); ``whole`` ignores ``keep``. Returns ``None`` when the
-    region is empty (the metric is then undefined: NaN).
+    region, or its crop, is empty (the metric is then undefined: NaN).
     """
     if mode == "whole":
         return output, reference, None
@@ -86,8 +98,13 @@ def region_view(output: np.ndarray, reference: np.ndarray, keep: np.ndarray, mod
         return None
     if mode == "bbox_crop":
         return crop(output, box), crop(reference, box), None
+    if mode == "smartedit_crop":
+        box = smartedit_box(keep)
+        if box.bottom <= box.top or box.right <= box.left:
+            return None
+        return crop(output, box), crop(reference, box), None
     if mode == "zero_fill":
         return zero_fill(output, keep), zero_fill(reference, keep), None
     if mode == "masked":
         return output, reference, keep
-    raise BadInputError(f"unknown region mode {mode!r} (known: bbox_crop, masked, zero_fill, whole)")
+    raise BadInputError(f"unknown region mode {mode!r} (known: bbox_crop, smartedit_crop, masked, zero_fill, whole)")

@@ -8,6 +8,11 @@ Each weight is looked for, in order:
    ``~/.cache/huggingface/hub``) or torch's hub cache (``$TORCH_HOME/hub/checkpoints``, else
    ``~/.cache/torch/hub/checkpoints``), or the files the ``lpips`` package ships.
 
+CLIP ViT-L/14 (OpenAI) is accepted in two formats holding the same weights: ``clip-vit-l-14-hf``, the
+Hugging Face folder of openai/clip-vit-large-patch14 that SmartEdit's evaluator loads (the ``paper``
+protocol's first choice), and ``clip-vit-l-14``, an open_clip checkpoint (``strict``'s first choice).
+A metric takes its protocol's first choice when present, else the other; the results rows say which.
+
 LPIPS needs two files per network: the package's linear layers (shipped inside ``lpips``:
 ``lpips/weights/v0.1/<net>.pth``) and the ImageNet weights of the torchvision backbone, which the
 package would normally download through torchvision; here they must already be on disk
@@ -34,8 +39,9 @@ class WeightRequirement:
     """One weight file or folder a metric needs.
 
     name: the key used by ``--weights NAME=PATH`` and weight config files. env: environment variable.
-    kind: "file" or "dir" (a Hugging Face model folder with config.json). cache_paths: relative
-    candidates, as (cache root name, glob pattern) with root "hf" or "torch" or "lpips".
+    kind: "file" or "dir" (a Hugging Face model folder). cache_paths: relative candidates, as (cache
+    root name, glob pattern) with root "hf" or "torch" or "lpips". folder_files: for a "dir", the files
+    it must hold, each group a list of alternatives (one of them is enough).
     """
 
     name: str
@@ -43,6 +49,12 @@ class WeightRequirement:
     kind: str
     description: str
     cache_paths: tuple[tuple[str, str], ...]
+    folder_files: tuple[tuple[str, ...], ...] = (("config.json",),)
+
+    def missing_files(self, path: Path) -> list[str]:
+        """What a folder given for this weight lacks ("" joined alternatives as "a or b")."""
+        return [" or ".join(group) for group in self.folder_files
+                if not any((path / name).is_file() for name in group)]
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,13 @@ def _lpips_package_root() -> Path | None:
 
 _OPENAI_CLIP_L14 = "models--timm--vit_large_patch14_clip_224.openai/snapshots/*/"
 REQUIREMENTS: dict[str, WeightRequirement] = {
+    "clip-vit-l-14-hf": WeightRequirement(
+        "clip-vit-l-14-hf", "FSMI_CLIP_HF_WEIGHTS", "dir",
+        "Hugging Face folder of openai/clip-vit-large-patch14, the format SmartEdit's evaluator loads "
+        "(config.json, model.safetensors or pytorch_model.bin, preprocessor_config.json, tokenizer files)",
+        (("hf", "models--openai--clip-vit-large-patch14/snapshots/*/"),),
+        (("config.json",), ("model.safetensors", "pytorch_model.bin"),
+         ("preprocessor_config.json", "processor_config.json"), ("tokenizer.json", "vocab.json"))),
     "clip-vit-l-14": WeightRequirement(
         "clip-vit-l-14", "FSMI_CLIP_WEIGHTS", "file",
         "open_clip ViT-L-14 (OpenAI) checkpoint: open_clip_model.safetensors or open_clip_pytorch_model.bin",
@@ -91,8 +110,10 @@ REQUIREMENTS: dict[str, WeightRequirement] = {
          ("hf", _OPENAI_CLIP_L14 + "open_clip_pytorch_model.bin"))),
     "dinov2-small": WeightRequirement(
         "dinov2-small", "FSMI_DINOV2_WEIGHTS", "dir",
-        "Hugging Face folder of facebook/dinov2-small (config.json + model.safetensors)",
-        (("hf", "models--facebook--dinov2-small/snapshots/*/"),)),
+        "Hugging Face folder of facebook/dinov2-small (config.json, model.safetensors; "
+        "preprocessor_config.json used when present)",
+        (("hf", "models--facebook--dinov2-small/snapshots/*/"),),
+        (("config.json",), ("model.safetensors", "pytorch_model.bin"))),
     "lpips-alex-linear": WeightRequirement(
         "lpips-alex-linear", "FSMI_LPIPS_ALEX_WEIGHTS", "file",
         "LPIPS v0.1 linear layers for AlexNet (shipped in the lpips package as weights/v0.1/alex.pth)",
@@ -111,8 +132,9 @@ REQUIREMENTS: dict[str, WeightRequirement] = {
         (("torch", "squeezenet1_1-b8a52dc0.pth"),)),
 }
 
-# Which weights each measure's model needs (by MetricSpec.model).
+# Which weights each measure's model needs (by MetricSpec.model and fallback_models).
 MODEL_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "openai/clip-vit-large-patch14": ("clip-vit-l-14-hf",),
     "ViT-L-14": ("clip-vit-l-14",),
     "facebook/dinov2-small": ("dinov2-small",),
     "lpips-alex-v0.1": ("lpips-alex-linear", "alexnet-imagenet"),
@@ -147,9 +169,9 @@ def check_weight_names(mapping: dict, where: str) -> None:
             raise BadInputError(f"{where}: unknown weight name {name!r}{hint} (known: {', '.join(REQUIREMENTS)})")
 
 
-def _usable(path: Path, kind: str) -> bool:
-    if kind == "dir":
-        return path.is_dir() and (path / "config.json").is_file()
+def _usable(path: Path, requirement: WeightRequirement) -> bool:
+    if requirement.kind == "dir":
+        return path.is_dir() and not requirement.missing_files(path)
     return path.is_file()
 
 
@@ -176,13 +198,16 @@ def resolve(name: str, explicit: dict[str, str] | None = None, explicit_source: 
         candidates.extend((source, match) for match in matches)
     for source, path in candidates:
         looked.append(str(path))
-        if _usable(path, requirement.kind):
+        if _usable(path, requirement):
             return ResolvedWeight(name, path, weights_sha256(path), source, tuple(looked))
         if source in ("flag", "config", "env"):
             # An explicit path that is not there is a mistake worth stopping at, not a fallback.
+            if requirement.kind == "dir" and path.is_dir():
+                raise MissingWeightsError(f"weight {name!r} was given as {path} ({source}) but that folder lacks "
+                                          f"{', '.join(requirement.missing_files(path))}")
             raise MissingWeightsError(
                 f"weight {name!r} was given as {path} ({source}) but that "
-                f"{'folder with config.json' if requirement.kind == 'dir' else 'file'} does not exist")
+                f"{'folder' if requirement.kind == 'dir' else 'file'} does not exist")
     return ResolvedWeight(name, None, None, "missing", tuple(looked))
 
 

@@ -6,7 +6,9 @@ How a cell is computed (the same for every table, plot, leaderboard and ``fsmi c
    so each case weighs the same however many mask types it has;
 3. the cell's mean is the mean over cases, n is the number of cases with a valid value, and the
    interval is a seeded bootstrap over cases (``stats.bootstrap_mean_ci``).
-Rows that are not valid are never averaged as zeros; they are counted in ``reason``.
+Rows that are not valid are never averaged as zeros; they are counted in ``reason``, and
+``n_outputs`` / ``n_outputs_total`` count the valid rows (outputs) beside all rows, so that a case that
+lost some of its mask outputs (averaged over the rest, still counted in n) shows in every table.
 Reported (paper) rows become cells of their own (source "reported") with no interval and no n.
 
 Tables compare methods on the same cases: ``common_cases`` keeps, per (kind, metric), only the
@@ -27,8 +29,8 @@ from fsmi_bench.report.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_m
 from fsmi_bench.schema import FREE_SHAPE_TYPES, MASK_CONDITIONS, REPORTED
 
 CELL_KEY = ["method", "source", "kind", "group", "metric"]
-CELL_COLUMNS = CELL_KEY + ["mean", "ci_low", "ci_high", "n", "n_cases", "reason", "higher_is_better",
-                           "benchmark_version", "protocol", "metric_spec"]
+CELL_COLUMNS = CELL_KEY + ["mean", "ci_low", "ci_high", "n", "n_cases", "n_outputs", "n_outputs_total", "reason",
+                           "higher_is_better", "benchmark_version", "protocol", "metric_spec"]
 MEASURED = "measured"
 TAGS = ("op", "scenario", "complexity")
 
@@ -99,7 +101,8 @@ def common_cases(frame: pd.DataFrame) -> tuple[pd.DataFrame, tuple[Coverage, ...
 
     A method with no valid value at all for a (kind, metric) (missing weights, say) does not empty the
     comparison for the others: it keeps its rows, shows "—" with its reason, and is left out of the
-    intersection. Reported rows are kept as they are. Returns the reduced frame and the coverage.
+    intersection. Rows without a valid value stay (they are never averaged, and they count the outputs a
+method lost). Reported rows are kept as they are. Returns the reduced frame and the coverage.
     """
     is_measured = frame["status"] != REPORTED
     measured, reported = frame[is_measured], frame[~is_measured]
@@ -115,8 +118,9 @@ def common_cases(frame: pd.DataFrame) -> tuple[pd.DataFrame, tuple[Coverage, ...
     in_common = in_common.to_numpy(dtype=bool)
     has_values = measured.set_index(["kind", "metric", "method"]).index.isin(
         valid.set_index(["kind", "metric", "method"]).index.unique())
-    # Methods without any valid value keep their rows: their cells then say why they are empty.
-    kept = measured[in_common | ~has_values]
+    # Methods without any valid value keep their rows: their cells then say why they are empty. Invalid
+    # rows are kept too: never averaged, they count a method's lost outputs and give the reason.
+    kept = measured[in_common | ~has_values | ~is_valid.to_numpy()]
     coverage = []
     totals = measured.groupby(["kind", "metric", "method"])[["case_id", "mask_type"]].apply(
         lambda rows: len(rows.drop_duplicates()))
@@ -143,13 +147,15 @@ def _measured_cells(measured: pd.DataFrame, group: MaskGroup, resamples: int, se
     per_case = {key: series.to_numpy() for key, series in
                 valid.groupby(cell_key + ["case_id"], sort=True)["value"].mean().groupby(level=[0, 1, 2])}
     summary = rows.groupby(cell_key, sort=True).agg(
-        n_cases=("case_id", "nunique"), higher_is_better=("higher_is_better", "first"),
+        n_cases=("case_id", "nunique"), n_outputs_total=("case_id", "size"),
+        higher_is_better=("higher_is_better", "first"),
         benchmark_version=("benchmark_version", _joined), protocol=("protocol", _joined),
         all_specs=("metric_spec", _joined))
     valid_specs = valid.groupby(cell_key, sort=True)["metric_spec"].agg(_joined).to_dict()
     pairs = valid["case_id"] + "/" + valid["mask_type"]
     case_sets = pairs.groupby([valid[name] for name in cell_key], sort=True).agg(
         lambda values: hashlib.sha256("\n".join(sorted(set(values))).encode()).hexdigest()[:16]).to_dict()
+    valid_outputs = valid.groupby(cell_key, sort=True).size().to_dict()
     reasons: dict[tuple, list] = {}
     for (method, kind, metric, status, reason), count in invalid.groupby(
             cell_key + ["status", "reason"], sort=True).size().items():
@@ -161,7 +167,9 @@ def _measured_cells(measured: pd.DataFrame, group: MaskGroup, resamples: int, se
         cells.append({
             "method": method, "source": MEASURED, "kind": kind, "group": group.name, "metric": metric,
             "mean": interval.mean, "ci_low": interval.ci_low, "ci_high": interval.ci_high,
-            "n": float(interval.n), "n_cases": float(info["n_cases"]), "reason": _reason_text(reasons.get(key, [])),
+            "n": float(interval.n), "n_cases": float(info["n_cases"]),
+            "n_outputs": float(valid_outputs.get(key, 0)), "n_outputs_total": float(info["n_outputs_total"]),
+            "reason": _reason_text(reasons.get(key, [])),
             "higher_is_better": bool(info["higher_is_better"]), "benchmark_version": info["benchmark_version"],
             "protocol": info["protocol"], "metric_spec": valid_specs.get(key, info["all_specs"]),
             "case_set": case_sets.get(key, ""),
@@ -177,7 +185,8 @@ def _reported_cells(reported: pd.DataFrame, group_names: set[str]) -> list[dict]
         cells.append({
             "method": row.method, "source": REPORTED, "kind": row.kind, "group": row.mask_type,
             "metric": row.metric, "mean": float(row.value), "ci_low": float("nan"), "ci_high": float("nan"),
-            "n": float("nan"), "n_cases": float("nan"), "reason": row.reason,
+            "n": float("nan"), "n_cases": float("nan"), "n_outputs": float("nan"), "n_outputs_total": float("nan"),
+            "reason": row.reason,
             "higher_is_better": bool(row.higher_is_better), "benchmark_version": row.benchmark_version,
             "protocol": row.protocol, "metric_spec": row.metric_spec, "case_set": "",
         })

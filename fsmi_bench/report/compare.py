@@ -2,11 +2,12 @@
 
 A cell matches when its mean and interval bounds agree within ``|now - baseline| <= tol + rtol * |baseline|``
 (defaults 1e-6 and 1e-6: far below any printed digit, far above float noise of a re-run on the same
-machine), its n and number of cases are equal, both or neither are missing, and its metric spec,
-protocol and benchmark version are the same (a differing spec is named key by key: ``metric_spec.size``).
-The comparison fails when any of that differs, or a cell with a value disappears or appears. A cell that
-has no valid value on either side (absent on one, empty on the other, as missing weights leave it) is
-counted apart as "missing on both sides", never as a difference.
+machine), its n and number of cases are equal, its numbers of outputs are equal (where the baseline has
+them), both or neither are missing, and its metric spec, protocol and benchmark version are the same (a
+differing spec is named key by key: ``metric_spec.size``). The comparison fails when any of that differs,
+or a cell with a value disappears or appears. A cell that has no valid value on either side (absent on
+one, empty on the other, as missing weights leave it) is counted apart as "missing on both sides", never
+as a difference.
 Results are re-aggregated with the bootstrap resamples and seed recorded in the baseline's header,
 so interval bounds are comparable too.
 """
@@ -22,7 +23,7 @@ from fsmi_bench.errors import BadInputError
 DEFAULT_TOL = 1e-6
 DEFAULT_RTOL = 1e-6
 VALUE_FIELDS = ("mean", "ci_low", "ci_high")
-COUNT_FIELDS = ("n", "n_cases")
+COUNT_FIELDS = ("n", "n_cases", "n_outputs", "n_outputs_total")
 TEXT_FIELDS = ("benchmark_version", "protocol")
 
 
@@ -151,6 +152,9 @@ def compare_cells(baseline, now, tol: float = DEFAULT_TOL, rtol: float = DEFAULT
             if not _values_match(float(old[field]), float(new[field]), tol, rtol):
                 differences.append(CellDifference(*key, field, float(old[field]), float(new[field])))
         for field in COUNT_FIELDS:
+            if field not in old or (field in ("n_outputs", "n_outputs_total") and old["source"] == "measured"
+                                    and math.isnan(float(old[field]))):
+                continue  # a baseline written before outputs were counted
             if not _values_match(float(old[field]), float(new[field]), 0.0, 0.0):
                 differences.append(CellDifference(*key, field, float(old[field]), float(new[field])))
         if _has_value(old) or _has_value(new):

@@ -45,7 +45,8 @@ def latex_cell(cell: CellView, decimals: int = 4) -> str:
         if cell.bold:
             text = rf"\textbf{{{text}}}"
         if not cell.reported and not math.isnan(cell.ci_low):
-            text += rf"\,{{\scriptsize[{cell.ci_low:.{decimals}f}, {cell.ci_high:.{decimals}f}] n={int(cell.n)}}}"
+            outputs = f" ({int(cell.n_outputs)}/{int(cell.n_outputs_total)} outputs)" if cell.outputs_partial else ""
+            text += rf"\,{{\scriptsize[{cell.ci_low:.{decimals}f}, {cell.ci_high:.{decimals}f}] n={int(cell.n)}{outputs}}}"
     if cell.unequal:
         text += r"$^\dagger$"
     if cell.note:

@@ -22,6 +22,7 @@ from fsmi_bench.report.aggregate import CELL_COLUMNS
 from fsmi_bench.report.results_table import read_commented_csv
 
 LEADERBOARD_TABLE = "fsmi leaderboard (cells)"
+OUTPUT_COUNTS = ("n_outputs", "n_outputs_total")  # absent from older leaderboards: read as missing
 
 
 def git_commit() -> str:
@@ -110,9 +111,12 @@ def read_leaderboard(path: str | Path) -> tuple[dict, pd.DataFrame]:
         cells = pd.read_csv(io.StringIO(body), dtype={name: str for name in string_columns},
                             keep_default_na=False,
                             na_values={name: ["", "nan", "NaN"] for name in ("mean", "ci_low", "ci_high", "n",
-                                                                            "n_cases")})
+                                                                            "n_cases", *OUTPUT_COUNTS)})
     except (pd.errors.ParserError, ValueError) as error:
         raise BadInputError(f"{path}: cannot parse the leaderboard body: {str(error).splitlines()[0]}") from None
+    for name in OUTPUT_COUNTS:
+        if name not in cells.columns:  # a leaderboard written before outputs were counted
+            cells[name] = float("nan")
     missing = [name for name in CELL_COLUMNS if name not in cells.columns]
     if missing:
         raise BadInputError(f"{path}: leaderboard lacks columns {', '.join(missing)}")

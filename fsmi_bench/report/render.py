@@ -35,6 +35,8 @@ def markdown_cell(cell: CellView, decimals: int = 4) -> str:
         text = number(cell.mean)
     else:
         text = f"{number(cell.mean)} [{number(cell.ci_low)}, {number(cell.ci_high)}] n={int(cell.n)}"
+        if cell.outputs_partial:
+            text += f" ({int(cell.n_outputs)}/{int(cell.n_outputs_total)} outputs)"
     if cell.bold:
         text = f"**{text}**"
     if cell.unequal:
@@ -65,7 +67,7 @@ def render_markdown(tables: list[Table]) -> str:
 
 
 CSV_COLUMNS = ["table", "block", "method", "source", "section", "metric", "mean", "ci_low", "ci_high", "n",
-               "bold", "unequal", "note"]
+               "n_outputs", "n_outputs_total", "bold", "unequal", "note"]
 
 
 def render_csv(tables: list[Table]) -> str:
@@ -78,7 +80,9 @@ def render_csv(tables: list[Table]) -> str:
                     records.append({"table": table.title, "block": block.label, "method": row.method,
                                     "source": row.source, "section": section, "metric": metric,
                                     "mean": cell.mean, "ci_low": cell.ci_low, "ci_high": cell.ci_high,
-                                    "n": cell.n, "bold": cell.bold, "unequal": cell.unequal,
+                                    "n": cell.n, "n_outputs": cell.n_outputs,
+                                    "n_outputs_total": cell.n_outputs_total, "bold": cell.bold,
+                                    "unequal": cell.unequal,
                                     "note": table.notes[cell.note - 1] if cell.note else ""})
     return pd.DataFrame(records, columns=CSV_COLUMNS).to_csv(index=False, lineterminator="\n")
 

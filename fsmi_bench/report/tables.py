@@ -17,7 +17,11 @@ Conventions, stated in every table's notes:
   counted when choosing the bold cell, because they were measured on the authors' unreleased data;
 - "—" marks a cell without a valid value; a numbered note gives the reason;
 - with ``all_cases`` a cell measured on other cases than the rest of its column is marked (``unequal``)
-  and that column has no bold cell.
+  and that column has no bold cell;
+- a cell some of whose outputs have no value (a case that lost some of its mask outputs is averaged
+  over the rest) shows ``valid/all outputs`` beside n, and a numbered note gives the reason;
+- every rule of the protocol that is fsmi's own choice, not SmartEdit's script's nor the paper's, is a
+  note that says so, with its reason (``FsmiChoice`` in ``fsmi_bench.metrics.specs``).
 """
 
 from __future__ import annotations
@@ -60,7 +64,8 @@ def measure_label(metric: str) -> str:
 
 @dataclass(frozen=True)
 class CellView:
-    """One rendered cell. ``mean`` is NaN when the cell has no valid value; ``note`` is a note number or 0."""
+    """One rendered cell. ``mean`` is NaN when the cell has no valid value; ``note`` is a note number or 0.
+    ``n_outputs`` of ``n_outputs_total`` outputs have a value (NaN for reported rows)."""
 
     mean: float
     ci_low: float
@@ -70,6 +75,13 @@ class CellView:
     note: int
     reported: bool
     unequal: bool = False  # measured on other cases than the rest of its column (only with all_cases)
+    n_outputs: float = float("nan")
+    n_outputs_total: float = float("nan")
+
+    @property
+    def outputs_partial(self) -> bool:
+        """True when some of the cell's outputs have no value (NaN counts, as in old leaderboards, are not)."""
+        return not self.reported and self.n_outputs < self.n_outputs_total
 
 
 @dataclass(frozen=True)
@@ -155,14 +167,15 @@ def short_spec(metric: str, spec: str) -> str:
 
 
 def format_spec(spec: str) -> str:
-    """A metric spec (JSON) as ``key=value; ...`` so that it reads (and line-breaks) in a footnote."""
+    """A metric spec (JSON) as ``key=value; ...`` so that it reads (and line-breaks) in a footnote; its
+    ``fsmi_choices`` have notes of their own (``fsmi_choice_notes``)."""
     try:
         parsed = json.loads(spec)
     except (json.JSONDecodeError, TypeError):
         return spec
     if not isinstance(parsed, dict):
         return spec
-    return "; ".join(f"{key}={parsed[key]}" for key in sorted(parsed))
+    return "; ".join(f"{key}={parsed[key]}" for key in sorted(parsed) if key != "fsmi_choices")
 
 
 def _best(values: list[float], higher_is_better: bool) -> float | None:
@@ -285,23 +298,23 @@ def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd
             for metric in metrics:
                 cell = indexed.get((method, source, group.name, metric))
                 note, unequal = 0, False
+                outputs = total = float("nan")
                 if cell is None:
                     mean = low = high = n = float("nan")
                     if source == MEASURED:
                         note = _note_number(notes, "not in the results")
                 else:
                     mean, low, high, n = cell["mean"], cell["ci_low"], cell["ci_high"], cell["n"]
-                    partial = source == MEASURED and cell["n"] < cell["n_cases"]
+                    outputs, total = cell.get("n_outputs", float("nan")), cell.get("n_outputs_total", float("nan"))
+                    partial = source == MEASURED and (cell["n"] < cell["n_cases"] or outputs < total)
                     if (math.isnan(mean) or partial) and cell["reason"]:
-                        prefix = "no valid value" if math.isnan(mean) else \
-                            f"{int(cell['n_cases'] - cell['n'])} of {int(cell['n_cases'])} cases without a value"
                         reason = without_paths(_ROW_COUNT.sub("", cell["reason"]))
-                        note = _note_number(notes, f"{prefix}: {reason}")
+                        note = _note_number(notes, f"{_missing_prefix(cell)}: {reason}")
                     unequal = options.all_cases and source == MEASURED and unequal_sets[metric] \
                         and not math.isnan(mean)
                 bold = source == MEASURED and not floor and best[metric] is not None and not math.isnan(mean) \
                     and mean == best[metric]
-                views.append(CellView(mean, low, high, n, bold, note, source == REPORTED, unequal))
+                views.append(CellView(mean, low, high, n, bold, note, source == REPORTED, unequal, outputs, total))
             label = f"{method} (reported)" if source == REPORTED else f"{method} (floor)" if floor else method
             rows.append(Row(label, method, source, tuple(views)))
         blocks.append(Block(group.label, group.name, tuple(rows)))
@@ -317,6 +330,7 @@ def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd
         text = coverage_note(options.coverage, kind, metrics, measured_methods)
         if text:
             notes.append(text)
+    notes.extend(fsmi_choice_notes(mine[mine["source"] == MEASURED], metrics))
     metric_note = _metric_notes(mine, metrics)
     if metric_note:
         notes.append(metric_note)
@@ -339,6 +353,39 @@ def check_options(cells: pd.DataFrame, options: TableOptions) -> None:
                 raise BadInputError(f"--{what}s: {name!r} is not in the results{hint} (known: {', '.join(known)})")
     if not 0 <= options.decimals <= 10:
         raise BadInputError("--decimals must be between 0 and 10")
+
+
+def _missing_prefix(cell: dict) -> str:
+    """What a cell lacks: no value at all, or how many outputs and cases are without one."""
+    if math.isnan(cell["mean"]):
+        return "no valid value"
+    n, n_cases = int(cell["n"]), int(cell["n_cases"])
+    outputs, total = cell.get("n_outputs", float("nan")), cell.get("n_outputs_total", float("nan"))
+    if math.isnan(outputs) or math.isnan(total):  # cells from a leaderboard that did not count outputs
+        return f"{n_cases - n} of {n_cases} cases without a value"
+    cases = (f"{n_cases - n} of {n_cases} cases without any" if n < n_cases
+             else "every case keeps at least one")
+    return (f"{int(total - outputs)} of {int(total)} outputs without a value ({cases}; a case's value is "
+            "the mean over the outputs it has)")
+
+
+def fsmi_choice_notes(cells: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """One note per rule that is fsmi's own choice in the specs of ``metrics`` (``fsmi_choices`` in a spec's
+    JSON), naming the metrics it applies to, in the order the metrics come."""
+    metrics_by_choice: dict[tuple[str, str], list[str]] = {}
+    for metric in metrics:
+        for spec in dict.fromkeys(cells.loc[cells["metric"] == metric, "metric_spec"]):
+            for part in str(spec).split(" | "):
+                try:
+                    choices = json.loads(part).get("fsmi_choices") or {}
+                except (json.JSONDecodeError, TypeError, AttributeError):
+                    continue
+                for name, text in choices.items():
+                    found = metrics_by_choice.setdefault((name, text), [])
+                    if metric not in found:
+                        found.append(metric)
+    return [f"fsmi's choice ({name}; neither SmartEdit's evaluator nor the paper fixes it) for "
+            f"{', '.join(found)}: {text}" for (name, text), found in metrics_by_choice.items()]
 
 
 def build_tables(cells: pd.DataFrame, reported_order: list[tuple[str, str]], resamples: int,

@@ -31,7 +31,7 @@ from fsmi_bench.metrics.regions import metric_region, region_view, resize_image,
 from fsmi_bench.metrics.specs import MetricSpec, metrics_for_kind
 from fsmi_bench.scoring.feature_cache import FeatureCache, array_key
 
-FEATURE_FORMAT = "fsmi-features-1"
+FEATURE_FORMAT = "fsmi-features-2"  # 2: DINOv2 through transformers' image processor
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,9 @@ class Scorer:
     """Computes metric values for (case, mask condition) outputs of one run.
 
     specs: {metric name: MetricSpec} of one protocol (all with the same ``size``).
-    models: a ``ModelBank``. cache: a ``FeatureCache`` for features and values (``FeatureCache(None)``
-    to store nothing). batch_size: images per model call.
+    models: a ``ModelBank``; each metric uses the first of its spec's ``accepted_models`` whose weights
+    are here, and its results rows record which. cache: a ``FeatureCache`` for features and values
+    (``FeatureCache(None)`` to store nothing). batch_size: images per model call.
     """
 
     def __init__(self, specs: dict[str, MetricSpec], models: ModelBank, cache: FeatureCache,
@@ -114,20 +115,23 @@ class Scorer:
         self.progress = progress
         self.model_calls = 0  # images and texts actually run through a model (for the speed script)
         self._weights_id: dict[str, str] = {}
+        self.model_used: dict[str, str | None] = {}  # metric -> the model that computes it
         self._missing: dict[str, str] = {}
         for spec in specs.values():
+            self.model_used[spec.name] = spec.model
             if spec.model is None:
                 self._weights_id[spec.name] = "none"
                 continue
-            status = models.status(spec.model)
+            status = models.choose(spec.accepted_models)
             if not status.present:
                 if strict_weights:
                     raise MissingWeightsError(f"{spec.name}: {status.reason}")
                 self._missing[spec.name] = status.reason
+            self.model_used[spec.name] = status.model
             self._weights_id[spec.name] = status.weights_id
 
     def spec_json(self, metric: str) -> str:
-        return self.specs[metric].to_json(self._weights_id[metric])
+        return self.specs[metric].to_json(self._weights_id[metric], self.model_used[metric])
 
     # -- public -------------------------------------------------------------------------------
 
@@ -262,29 +266,39 @@ class _Work:
         region = self._sized(spec, reference_cache["region"], case + ("region",))
         keep = metric_region(region, spec.region)
         if spec.measure in ("psnr", "ssim"):
-            measure = pixel.psnr if spec.measure == "psnr" else pixel.ssim
-            self.values[item] = measure(output, reference, keep, spec.region_mode)
+            if spec.measure == "psnr":
+                self.values[item] = pixel.psnr(output, reference, keep, spec.region_mode)
+            else:
+                self.values[item] = pixel.ssim(output, reference, keep, spec.region_mode,
+                                               spec.param("algorithm", "scikit-image"))
             if math.isnan(self.values[item]):
-                self.reasons[item] = (f"the {spec.region} region is empty, or under 7 pixels on a side "
-                                      "(SSIM's window)")
+                self.reasons[item] = (f"the {spec.region} region is empty at this size"
+                                      + (" or too small for SSIM's window" if spec.measure == "ssim" else "")
+                                      + self._crop_note(spec))
             return
         view = region_view(output, reference, keep, spec.region_mode)
         if view is None:
             self.values[item] = math.nan
-            self.reasons[item] = f"the {spec.region} region is empty at this size"
+            self.reasons[item] = f"the {spec.region} region is empty at this size" + self._crop_note(spec)
             return
         output_view, reference_view, pixels = view
+        model = self.scorer.model_used[item.metric]
         if spec.measure == "lpips":
-            self.lpips_jobs.append((item, spec.model, view))
+            self.lpips_jobs.append((item, model, view))
             return
         if pixels is not None:
             raise BadInputError(f"{spec.name}: region mode 'masked' is not defined for embedding models")
-        output_key = self._embed_key(spec.model, "image", output_view)
+        output_key = self._embed_key(model, "image", output_view)
         if spec.measure == "clip_t":
-            other_key = self._embed_key(spec.model, "text", row.clip_text)
+            other_key = self._embed_key(model, "text", row.clip_text)
         else:
-            other_key = self._embed_key(spec.model, "image", reference_view)
-        self.embed_jobs.append((item, spec.model, output_key, other_key))
+            other_key = self._embed_key(model, "image", reference_view)
+        self.embed_jobs.append((item, model, output_key, other_key))
+
+    @staticmethod
+    def _crop_note(spec: MetricSpec) -> str:
+        return (", or one pixel wide or tall (SmartEdit's crop drops the box's last row and column)"
+                if spec.region_mode == "smartedit_crop" else "")
 
     def run(self) -> None:
         features = {}

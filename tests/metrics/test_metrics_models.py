@@ -1,4 +1,5 @@
-"""LPIPS, CLIP-T/CLIP-I and DINOv2 against independent references, on tiny random real models."""
+"""LPIPS, CLIP-T/CLIP-I (both CLIP formats) and DINOv2 against independent references, on tiny random real
+models."""
 
 import types
 
@@ -7,10 +8,16 @@ import pytest
 import torch
 
 from fsmi_bench.errors import MissingWeightsError
-from fsmi_bench.metrics.clip_metric import ClipEncoder, clip_t, cosine, load_open_clip
+from fsmi_bench.metrics.clip_metric import ClipEncoder, HfClipEncoder, clip_t, cosine, load_hf_clip, load_open_clip
 from fsmi_bench.metrics.dino_metric import DinoEncoder, load_dinov2
 from fsmi_bench.metrics.lpips_metric import LpipsDistance, build_lpips, to_lpips_tensor
-from tests.support.metric_models import TINY_CLIP, write_lpips_files, write_tiny_clip, write_tiny_dinov2
+from tests.support.metric_models import (
+    TINY_CLIP,
+    write_lpips_files,
+    write_tiny_clip,
+    write_tiny_dinov2,
+    write_tiny_hf_clip,
+)
 
 
 def _images(count, height=48, width=64, seed=0):
@@ -159,26 +166,82 @@ def test_load_open_clip_refuses_without_weights():
         load_open_clip("ViT-L-14", None)
 
 
-def test_dinov2_matches_transformers_processor_and_model(weights_dir):
-    from transformers import BitImageProcessor
+def test_dinov2_preprocessing_is_the_folders_transformers_processor(weights_dir):
+    from transformers import AutoImageProcessor
+
+    from fsmi_bench.metrics.clip_metric import pil_backend_processor
+    from fsmi_bench.metrics.dino_metric import load_dinov2_processor
 
     folder = write_tiny_dinov2(weights_dir)
-    encoder = DinoEncoder(load_dinov2(folder))
-    # The preprocessing of facebook/dinov2-* (its preprocessor_config.json), built offline.
-    processor = BitImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
-                                  resample=3, do_center_crop=True, do_convert_rgb=True,
-                                  image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
-    images = _images(2, seed=7) + _images(1, height=70, width=40, seed=8)
-    ours = encoder.encode_images(images)
-    expected = []
+    encoder = DinoEncoder(load_dinov2(folder), load_dinov2_processor(folder))
+    images = _images(2, seed=7) + _images(1, height=70, width=40, seed=8) + _images(1, height=3, width=90, seed=9)
+    reference = pil_backend_processor(AutoImageProcessor, folder)
+    expected = torch.cat([reference(images=image, return_tensors="pt", input_data_format="channels_last")[
+        "pixel_values"] for image in images])
+    ours = encoder.pixel_values(images)
+    assert ours.shape == (4, 3, 224, 224)
+    assert float((ours - expected).abs().max()) <= 1e-6
     with torch.no_grad():
-        for image in images:
-            pixels = processor(images=image, return_tensors="pt")["pixel_values"]
-            expected.append(encoder.model(pixel_values=pixels).pooler_output[0])
-    expected = torch.nn.functional.normalize(torch.stack(expected).double(), dim=-1).numpy()
-    for first in range(3):
-        for second in range(3):
-            assert cosine(ours[first], ours[second]) == pytest.approx(
-                float(np.dot(expected[first], expected[second])), abs=1e-5)
+        features = torch.nn.functional.normalize(encoder.model(pixel_values=expected).pooler_output.double(), dim=-1)
+    np.testing.assert_allclose(encoder.encode_images(images), features.numpy(), atol=1e-6)
+    # A folder saved from the model alone gets facebook/dinov2's published preprocessing: the same pixels.
+    bare = write_tiny_dinov2(weights_dir, preprocessor_config=False)
+    assert not (bare / "preprocessor_config.json").exists()
+    bare_encoder = DinoEncoder(load_dinov2(bare), load_dinov2_processor(bare))
+    assert float((bare_encoder.pixel_values(images) - ours).abs().max()) == 0
     one_by_one = np.concatenate([encoder.encode_images([image]) for image in images])
-    np.testing.assert_allclose(ours, one_by_one, atol=1e-6)
+    np.testing.assert_allclose(encoder.encode_images(images), one_by_one, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def hf_clip_folder(weights_dir):
+    return write_tiny_hf_clip(weights_dir)
+
+
+def test_hf_clip_matches_torchmetrics_clipscore_on_the_folder(hf_clip_folder):
+    """CLIP-T and CLIP-I of the Hugging Face format = torchmetrics' CLIPScore given the same folder."""
+    from torchmetrics.multimodal import CLIPScore
+
+    from tests.support.metric_models import transformers4_clip
+
+    encoder = HfClipEncoder(*load_hf_clip(hf_clip_folder))
+    images = _images(2, seed=5) + _images(1, height=3, width=40, seed=6) + _images(1, height=1, width=1, seed=7)
+    texts = ["a dog", "a red chair", "teddy bear", "cup"]
+    image_features, text_features = encoder.encode_images(images), encoder.encode_texts(texts)
+    metric = CLIPScore(model_name_or_path=lambda: transformers4_clip(hf_clip_folder))
+    for image, text, image_feature, text_feature in zip(images, texts, image_features, text_features):
+        with torch.no_grad():
+            expected = float(metric(torch.from_numpy(image).permute(2, 0, 1), text))
+        assert clip_t(image_feature, text_feature) == pytest.approx(expected, rel=1e-6, abs=1e-6)
+    with torch.no_grad():
+        expected_i = float(metric(torch.from_numpy(images[0]).permute(2, 0, 1)[None],
+                                  torch.from_numpy(images[1]).permute(2, 0, 1)[None]))
+    assert 100 * cosine(image_features[0], image_features[1]) == pytest.approx(max(expected_i, 0), rel=1e-6, abs=1e-6)
+    # Batches and their order change nothing.
+    one_by_one = np.concatenate([encoder.encode_images([image]) for image in images])
+    np.testing.assert_allclose(image_features, one_by_one, atol=1e-6)
+    np.testing.assert_allclose(encoder.encode_texts(texts[::-1])[::-1], text_features, atol=1e-6)
+
+
+def test_hf_clip_processing_is_that_of_transformers_4_28_1_which_smartedit_pins(hf_clip_folder):
+    """Pixels and token ids from transformers 4.28.1 (SmartEdit's requirements.txt), recorded in
+    tests/metrics/data by make_transformers_4_28_1_fixture.py, equal fsmi's processing here."""
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    _, processor = load_hf_clip(hf_clip_folder)
+    recorded = np.load(Path(__file__).parent / "data" / "clip_processing_transformers_4_28_1.npz")
+    for index in range(int(recorded["image_count"])):
+        image = np.array(Image.open(io.BytesIO(recorded[f"png_{index}"].tobytes())))
+        pixels = processor(images=[torch.from_numpy(image).permute(2, 0, 1)], return_tensors="pt")["pixel_values"]
+        np.testing.assert_array_equal(pixels.numpy()[0, :, ::7, ::7], recorded[f"pixels_{index}"])
+    for index, text in enumerate(recorded["texts"]):
+        ids = processor(text=[str(text)], return_tensors="pt", padding=True)["input_ids"].numpy()[0]
+        np.testing.assert_array_equal(ids, recorded[f"ids_{index}"])
+
+
+def test_load_hf_clip_refuses_a_folder_without_weights(tmp_path):
+    with pytest.raises(OSError):
+        load_hf_clip(tmp_path)

@@ -8,7 +8,14 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from fsmi_bench.metrics import pixel
-from fsmi_bench.metrics.regions import bounding_box, metric_region, region_view, resize_region, zero_fill
+from fsmi_bench.metrics.regions import (
+    bounding_box,
+    metric_region,
+    region_view,
+    resize_region,
+    smartedit_box,
+    zero_fill,
+)
 
 
 def _images(seed=0, height=40, width=56):
@@ -122,3 +129,42 @@ def test_region_helpers():
     assert (box.top, box.left, box.bottom, box.right) == (2, 3, 5, 9)
     resized = resize_region(region, 24)
     assert resized.dtype == bool and resized.shape == (24, 24) and resized.any()
+
+
+def test_paper_ssim_is_torchmetrics_default_ssim_in_float32():
+    """``ssim_torchmetrics`` = torchmetrics' StructuralSimilarityIndexMeasure(data_range=1.0) on float32
+    images, as SmartEdit's script calls it, to the last bit; square, non-square, smooth and tiny images."""
+    from torchmetrics.image import StructuralSimilarityIndexMeasure
+
+    rng = np.random.default_rng(11)
+    rows, columns = np.mgrid[0:64, 0:90]
+    smooth = np.stack([rows * 3, columns * 2, rows + columns], axis=-1).astype(np.uint8)
+    pairs = [_images(6)[:2], _images(7, height=256, width=256)[:2], _images(8, height=6, width=9)[:2],
+             (smooth, np.clip(smooth.astype(int) + rng.integers(-2, 3, smooth.shape), 0, 255).astype(np.uint8))]
+    as_tensor = lambda image: torch.tensor(image.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
+    for output, reference in pairs:
+        expected = float(StructuralSimilarityIndexMeasure(data_range=1.0)(as_tensor(reference), as_tensor(output)))
+        assert pixel.ssim_torchmetrics(output, reference) == expected
+        assert pixel.ssim(output, reference, np.ones(output.shape[:2], bool), "whole", "torchmetrics") == expected
+    assert math.isnan(pixel.ssim_torchmetrics(*_images(9, height=5, width=40)[:2]))
+    with pytest.raises(ValueError, match="masked"):
+        pixel.ssim(*_images(9)[:3], "masked", "torchmetrics")
+
+
+def test_smartedit_box_leaves_out_the_last_row_and_column():
+    region = np.zeros((10, 12), dtype=bool)
+    region[2:5, 3:9] = True
+    region[9, 11] = True  # touches the bottom-right corner
+    box = smartedit_box(region)
+    assert (box.top, box.left, box.bottom, box.right) == (2, 3, 9, 11)  # PIL crop((3, 2, 11, 9))
+    from PIL import Image
+
+    image = np.arange(10 * 12 * 3, dtype=np.uint8).reshape(10, 12, 3)
+    pil_crop = np.asarray(Image.fromarray(image).crop((3, 2, 11, 9)))
+    output, _, pixels = region_view(image, image, region, "smartedit_crop")
+    np.testing.assert_array_equal(output, pil_crop)
+    assert pixels is None
+    thin = np.zeros((10, 12), dtype=bool)
+    thin[4, 2:9] = True  # one pixel tall: SmartEdit's crop is empty, the metric NaN
+    assert region_view(image, image, thin, "smartedit_crop") is None
+    assert smartedit_box(np.zeros((3, 3), dtype=bool)) is None

@@ -16,7 +16,7 @@ def caches(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("FSMI_CACHE_DIR", str(tmp_path / "fsmi"))
-    for name in ("FSMI_CLIP_WEIGHTS", "FSMI_DINOV2_WEIGHTS", "FSMI_SQUEEZENET_WEIGHTS"):
+    for name in ("FSMI_CLIP_WEIGHTS", "FSMI_CLIP_HF_WEIGHTS", "FSMI_DINOV2_WEIGHTS", "FSMI_SQUEEZENET_WEIGHTS"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -113,3 +113,34 @@ def test_model_bank_loads_real_files_from_flags(tmp_path, monkeypatch):
     assert not bank.status("ViT-L-14").present
     with pytest.raises(MissingWeightsError):
         bank.get("ViT-L-14")
+
+
+def test_clip_in_the_hugging_face_format_is_found_and_checked_for_its_files(caches):
+    snapshot = caches / "hf" / "hub" / "models--openai--clip-vit-large-patch14" / "snapshots" / "f00d"
+    snapshot.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json"):
+        (snapshot / name).write_text("{}")
+    # A folder without its tokenizer cannot run SmartEdit's CLIPProcessor: not taken from the cache ...
+    assert not resolve("clip-vit-l-14-hf").present
+    # ... and named as such when given on purpose.
+    with pytest.raises(MissingWeightsError, match="lacks tokenizer.json or vocab.json"):
+        resolve("clip-vit-l-14-hf", {"clip-vit-l-14-hf": str(snapshot)})
+    (snapshot / "vocab.json").write_text("{}")
+    found = resolve("clip-vit-l-14-hf")
+    assert found.present and found.path == snapshot and found.source == "cache"
+
+
+def test_model_bank_takes_the_first_clip_format_present(caches, monkeypatch):
+    from fsmi_bench.metrics.models import ModelBank
+    from fsmi_bench.metrics.specs import PROTOCOLS
+
+    checkpoint = caches / "open_clip_model.safetensors"
+    checkpoint.write_bytes(b"weights")
+    monkeypatch.setenv("FSMI_CLIP_WEIGHTS", str(checkpoint))
+    spec = PROTOCOLS["paper"]["fg_clip_t"]
+    assert spec.accepted_models == ("openai/clip-vit-large-patch14", "ViT-L-14")
+    chosen = ModelBank().choose(spec.accepted_models)
+    assert chosen.present and chosen.model == "ViT-L-14" and chosen.weights_id == weights_sha256(checkpoint)
+    monkeypatch.delenv("FSMI_CLIP_WEIGHTS")
+    missing = ModelBank().choose(spec.accepted_models)
+    assert not missing.present and "clip-vit-l-14-hf" in missing.reason and "FSMI_CLIP_WEIGHTS" in missing.reason

@@ -44,6 +44,25 @@ def test_identical_results_pass(baseline):
     assert result.exit_code == 0, result.output
 
 
+def test_lost_outputs_fail_and_older_leaderboards_without_output_counts_still_compare(tmp_path, baseline):
+    frame, results, board = baseline
+    # A case that loses one mask output keeps its n (it still has a value) but not its output count.
+    lost = frame.copy()
+    rows = (lost["method"] == "alpha") & (lost["case_id"] == "multi_0001") & (lost["mask_type"] == "circle")
+    lost.loc[rows, ["status", "reason"]] = ["failed_case", "timeout"]
+    lost.loc[rows, "value"] = float("nan")
+    comparison = compare_with_baseline([write_results(tmp_path, lost, "lost")], board)
+    fields = {diff.field for diff in comparison.differences if diff.metric == "fg_psnr" and diff.group == "free_shape"}
+    assert not comparison.ok and "n_outputs" in fields and "n" not in fields
+    # A leaderboard written before outputs were counted: the other columns are still compared.
+    lines = board.read_text().splitlines()
+    header = [line for line in lines if line.startswith("#")]
+    body = pd.read_csv(board, comment="#").drop(columns=["n_outputs", "n_outputs_total"])
+    older = tmp_path / "older.csv"
+    older.write_text("\n".join(header) + "\n" + body.to_csv(index=False))
+    assert compare_with_baseline([results], older).ok
+
+
 def test_moved_value_fails_with_per_cell_diff(tmp_path, baseline):
     frame, _, board = baseline
     moved = frame.copy()

@@ -80,8 +80,36 @@ def test_case_mean_first_and_invalid_rows_are_counted_not_zeroed(tmp_path):
     case_means = [0 + 0.1 * 1,  # case 0 = multi_0001: only circle (mask index 1)
                   2 + 0.1 * sum(range(1, 9)) / 8, 3 + 0.1 * sum(range(1, 9)) / 8]
     assert found["n"] == 3 and found["n_cases"] == 4
+    assert found["n_outputs"] == 4 * 8 - 15 and found["n_outputs_total"] == 4 * 8
     assert found["mean"] == pytest.approx(sum(case_means) / 3, abs=1e-12)
     assert "missing_output: output file not found (15 rows)" in found["reason"]
+
+
+def test_a_case_that_lost_some_outputs_is_counted_and_noted_in_every_format(tmp_path):
+    frame = results_frame("alpha", 0.0, kinds=("multi",))
+    # One case loses 2 of its 8 free-shape outputs: every case keeps a value, so n alone would not show it.
+    lost = (frame["case_id"] == "multi_0002") & frame["mask_type"].isin(FREE_SHAPE_TYPES[:2])
+    frame.loc[lost, ["status", "reason"]] = ["failed_case", "CUDA out of memory"]
+    frame.loc[lost, "value"] = float("nan")
+    path = write_results(tmp_path, frame, "alpha")
+    cells = aggregate_cells(load_results([path]), resamples=100)
+    found = cell(cells, "alpha", "multi", "free_shape", "fg_psnr")
+    assert found["n"] == found["n_cases"] == 4
+    assert (found["n_outputs"], found["n_outputs_total"]) == (30, 32)
+    complete = cell(cells, "alpha", "multi", "full", "fg_psnr")
+    assert complete["n_outputs"] == complete["n_outputs_total"] == 4
+    note = ("2 of 32 outputs without a value (every case keeps at least one; a case's value is the mean over "
+            "the outputs it has): failed_case: CUDA out of memory")
+    markdown = make_report(ReportConfig(results=(str(path),), resamples=100)).text
+    table1 = markdown.split("### ")[1]
+    assert "n=4 (30/32 outputs) (2)" in table1 and note in table1
+    assert "(4/4 outputs)" not in table1  # complete cells stay as they were
+    latex = make_report(ReportConfig(results=(str(path),), resamples=100, fmt="latex")).text
+    assert "n=4 (30/32 outputs)" in latex and "2 of 32 outputs without a value" in latex
+    rows = pd.read_csv(__import__("io").StringIO(make_report(ReportConfig(results=(str(path),), resamples=100,
+                                                                          fmt="csv")).text))
+    partial = rows[(rows["block"] == "Free-Shape Mask") & (rows["metric"] == "fg_psnr")].iloc[0]
+    assert (partial["n_outputs"], partial["n_outputs_total"]) == (30, 32) and partial["note"] == note
 
 
 def test_bootstrap_interval_contains_mean_and_is_reproducible():
@@ -162,7 +190,7 @@ def test_csv_format_one_row_per_cell(two_methods):
     tables = _tables(two_methods)
     frame = pd.read_csv(__import__("io").StringIO(render_tables(tables, "csv")))
     assert list(frame.columns) == ["table", "block", "method", "source", "section", "metric", "mean", "ci_low",
-                                   "ci_high", "n", "bold", "unequal", "note"]
+                                   "ci_high", "n", "n_outputs", "n_outputs_total", "bold", "unequal", "note"]
     table1 = frame[frame["table"].str.startswith("Table 1")]
     assert len(table1) == 2 * 2 * 8  # blocks x methods x metrics
     row = table1[(table1["block"] == "Full Mask") & (table1["method"] == "alpha") & (table1["metric"] == "fg_psnr")]
@@ -304,3 +332,22 @@ def test_bad_inputs_give_one_line_errors(tmp_path, two_methods):
     with pytest.raises(BadInputError):
         make_report(ReportConfig(results=(str(two_methods[0]), str(other_version)), out=str(out)))
     assert not out.exists()
+
+
+def test_fsmi_choices_are_noted_as_such_with_their_reason(tmp_path):
+    from fsmi_bench.metrics.specs import PROTOCOLS
+
+    frame = pd.concat([results_frame("alpha", 0.0), results_frame("beta", 1.0)])
+    frame["metric_spec"] = [PROTOCOLS["paper"][metric].to_json() for metric in frame["metric"]]
+    text = make_report(ReportConfig(results=(str(write_results(tmp_path, frame, "paper")),), resamples=100)).text
+    table1, table2 = text.split("### ")[1:3]
+    assert ("fsmi's choice (psnr_cap; neither SmartEdit's evaluator nor the paper fixes it) for fg_psnr, whole_psnr: "
+            "PSNR above 100 dB is reported as 100 dB") in table1
+    assert "Why: one untouched background would make every mean over cases infinite." in table1
+    assert "fsmi's choice (multi_image_foreground; " in table1
+    assert "for fg_psnr, fg_clip_t, fg_clip_i, fg_dinov2:" in table1
+    # Table 2 is SmartEdit's script: only the PSNR cap (and fg_clip_t's multi-image rule) are fsmi's there.
+    assert "psnr_cap" in table2 and "for bg_psnr:" in table2
+    assert "bg_ssim" not in "".join(line for line in table2.splitlines() if "fsmi's choice" in line)
+    # The choices are not repeated inside the spec footnotes.
+    assert all("fsmi_choices=" not in line for line in text.splitlines())

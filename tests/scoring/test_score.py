@@ -12,11 +12,17 @@ from fsmi_bench.errors import BadInputError, MissingWeightsError
 from fsmi_bench.io import load_mask, load_rgb, save_png, write_jsonl
 from fsmi_bench.metrics import pixel
 from fsmi_bench.metrics.models import ModelBank
-from fsmi_bench.metrics.regions import bounding_box, crop, resize_image, resize_region
+from fsmi_bench.metrics.regions import crop, resize_image, resize_region, smartedit_box
 from fsmi_bench.metrics.specs import MULTI_METRICS, SINGLE_METRICS, WEIGHTLESS_METRICS
 from fsmi_bench.schema import RESULT_COLUMNS
 from fsmi_bench.scoring.score_run import ScoreConfig, score_run
-from tests.support.metric_models import TINY_CLIP, write_lpips_files, write_tiny_clip, write_tiny_dinov2
+from tests.support.metric_models import (
+    TINY_CLIP,
+    write_lpips_files,
+    write_tiny_clip,
+    write_tiny_dinov2,
+    write_tiny_hf_clip,
+)
 from tests.support.tiny_benchmark import write_tiny_benchmark
 
 MASKS = ("full", "circle", "irregular_open")
@@ -48,16 +54,18 @@ def write_run(root, bench, method="noisy", seed=0, size_mapping=None):
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    from fsmi_bench.metrics.clip_metric import ClipEncoder, load_open_clip
-    from fsmi_bench.metrics.dino_metric import DinoEncoder, load_dinov2
+    from fsmi_bench.metrics.clip_metric import ClipEncoder, HfClipEncoder, load_hf_clip, load_open_clip
+    from fsmi_bench.metrics.dino_metric import DinoEncoder, load_dinov2, load_dinov2_processor
     from fsmi_bench.metrics.lpips_metric import LpipsDistance, build_lpips
 
     folder = tmp_path_factory.mktemp("weights")
-    clip = ClipEncoder(*load_open_clip(TINY_CLIP, write_tiny_clip(folder)))
-    dino = DinoEncoder(load_dinov2(write_tiny_dinov2(folder)))
+    open_clip_encoder = ClipEncoder(*load_open_clip(TINY_CLIP, write_tiny_clip(folder)))
+    hf_clip = HfClipEncoder(*load_hf_clip(write_tiny_hf_clip(folder)))
+    dino_folder = write_tiny_dinov2(folder)
+    dino = DinoEncoder(load_dinov2(dino_folder), load_dinov2_processor(dino_folder))
     lpips = {net: LpipsDistance(build_lpips(net, *write_lpips_files(folder, net))) for net in ("squeeze", "alex")}
-    return {"ViT-L-14": clip, "facebook/dinov2-small": dino, "lpips-squeeze-v0.1": lpips["squeeze"],
-            "lpips-alex-v0.1": lpips["alex"]}
+    return {"openai/clip-vit-large-patch14": hf_clip, "ViT-L-14": open_clip_encoder,
+            "facebook/dinov2-small": dino, "lpips-squeeze-v0.1": lpips["squeeze"], "lpips-alex-v0.1": lpips["alex"]}
 
 
 def _score(bench, run, tmp_path, tiny_models, **options):
@@ -78,11 +86,13 @@ def test_score_writes_the_long_table_with_every_cell(bench, tmp_path, tiny_model
     assert (tmp_path / "results.csv").is_file()
     spec = json.loads(frame.loc[frame["metric"] == "fg_clip_t", "metric_spec"].iloc[0])
     assert spec["weights_sha256"].startswith("state:") and spec["size"] == 256 and spec["clamp"] == "max(0, .)"
+    assert spec["model"] == "openai/clip-vit-large-patch14" and spec["region_mode"] == "smartedit_crop"
+    assert set(spec["fsmi_choices"]) == {"multi_image_foreground"}
     provenance = json.loads(frame["run_provenance"].iloc[0])
     assert provenance["method_config"] == {"strength": 1} and provenance["seed"] == 0
     assert not frame.loc[frame["metric"] == "bg_lpips", "higher_is_better"].any()
 
-    # One cell recomputed by hand with the paper protocol: 256x256, zero-filled background.
+    # One cell recomputed by hand with the paper protocol: 256x256, zero-filled background, SmartEdit's crop.
     benchmark = load_benchmark(bench)
     row = benchmark.rows_for("single_0001")[1]
     output = resize_image(load_rgb(run / "outputs" / row.case_id / f"{row.mask_type}.png"), 256)
@@ -90,10 +100,35 @@ def test_score_writes_the_long_table_with_every_cell(bench, tmp_path, tiny_model
     region = resize_region(load_mask(benchmark.path(row.region)), 256)
     cell = frame[(frame.case_id == row.case_id) & (frame.mask_type == row.mask_type)].set_index("metric")["value"]
     assert cell["bg_psnr"] == pytest.approx(pixel.psnr(output, scene, ~region, "zero_fill"), abs=1e-9)
-    clip = tiny_models["ViT-L-14"]
-    expected = max(0.0, 100 * float(clip.encode_images([crop(output, bounding_box(region))])[0]
+    assert cell["bg_ssim"] == pytest.approx(pixel.ssim_torchmetrics(np.where(region[..., None], 0, output),
+                                                                    np.where(region[..., None], 0, scene)), abs=1e-9)
+    clip = tiny_models["openai/clip-vit-large-patch14"]
+    expected = max(0.0, 100 * float(clip.encode_images([crop(output, smartedit_box(region))])[0]
                                     @ clip.encode_texts([row.clip_text])[0]))
     assert cell["fg_clip_t"] == pytest.approx(expected, abs=1e-5)
+    # Multi-image foreground: SmartEdit's crop of output and GT alike (fsmi's choice, recorded).
+    row = benchmark.rows_for("multi_0001")[0]
+    output = resize_image(load_rgb(run / "outputs" / row.case_id / f"{row.mask_type}.png"), 256)
+    gt = resize_image(load_rgb(benchmark.path(row.gt)), 256)
+    region = resize_region(load_mask(benchmark.path(row.region)), 256)
+    value = frame[(frame.case_id == row.case_id) & (frame.mask_type == row.mask_type)
+                  & (frame.metric == "fg_psnr")]["value"].iloc[0]
+    box = smartedit_box(region)
+    assert value == pytest.approx(pixel.psnr(crop(output, box), crop(gt, box), region, "whole"), abs=1e-9)
+
+
+def test_clip_from_an_open_clip_checkpoint_is_accepted_and_recorded(bench, tmp_path, tiny_models):
+    run = write_run(tmp_path / "run", bench)
+    only_open_clip = {name: model for name, model in tiny_models.items() if name != "openai/clip-vit-large-patch14"}
+    frame, _ = _score(bench, run, tmp_path, only_open_clip, metrics=("fg_clip_t", "fg_clip_i"))
+    assert set(frame["status"]) == {"ok"}
+    spec = json.loads(frame["metric_spec"].iloc[0])
+    assert spec["model"] == "ViT-L-14" and "open_clip" in spec["preprocess"]
+    assert "model_substitute" in spec["fsmi_choices"] and spec["fallback_models"] == ["ViT-L-14"]
+    # strict prefers the open_clip checkpoint, as before, and takes the Hugging Face folder when alone.
+    strict, _ = _score(bench, run, tmp_path, tiny_models, metrics=("fg_clip_t",), protocol="strict",
+                       out=tmp_path / "strict.parquet")
+    assert json.loads(strict["metric_spec"].iloc[0])["model"] == "ViT-L-14"
 
 
 def test_values_do_not_depend_on_batch_size_or_case_order(bench, tmp_path, tiny_models):

@@ -22,8 +22,11 @@ ALL_MASK_TYPES = ("full", "circle", "circle_open", "rectangle", "rectangle_open"
 
 
 def write_tiny_benchmark(root, n_single: int = 2, n_multi: int = 1, width: int = 40, height: int = 30,
-                         mask_types=ALL_MASK_TYPES, seed: int = 0) -> Path:
-    """Write a benchmark of ``n_single`` + ``n_multi`` cases of ``width`` x ``height`` pixels; returns root."""
+                         mask_types=ALL_MASK_TYPES, seed: int = 0, scenes=None, regions=None) -> Path:
+    """Write a benchmark of ``n_single`` + ``n_multi`` cases of ``width`` x ``height`` pixels; returns root.
+
+    ``scenes`` and ``regions`` (lists, one (height, width, 3) uint8 / (height, width) bool array per case,
+    single-image cases first) replace the random scenes and the rectangular regions."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     rows = []
@@ -32,9 +35,13 @@ def write_tiny_benchmark(root, n_single: int = 2, n_multi: int = 1, width: int =
         kind = case_id.split("_")[0]
         folder = f"cases/{case_id}"
         scene = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+        if scenes is not None:
+            scene = scenes[number]
         region = np.zeros((height, width), dtype=bool)
         top, left = 3 + number % 5, 4 + number % 7
         region[top:top + height // 2, left:left + width // 2] = True
+        if regions is not None:
+            region = regions[number]
         gt = scene.copy()
         gt[region] = 255 - gt[region]  # every region pixel changes
         files = {"scene": save_png(root / folder / "scene.png", scene),
