@@ -9,6 +9,16 @@ then one *driver* file given by path. A driver is a plain module with two functi
         # subject: RGB uint8 or None; request: case_id, mask_type, kind, op, instruction, label, seed,
         # and subject_mask: bool (h, w), True = the subject's own pixels, or None when not known
     check(config: dict) -> list of str          # optional pre-flight: one line per missing piece
+    checklist(config: dict) -> list of [item, problem or None]
+        # optional: the same item by item (checkpoint files, packages imported later, helper models)
+
+and, optionally, what the pre-flight reads without loading anything:
+
+    ENTRY_FILES = ("run_inference.py",)  # official files (relative to the checkout) whose module-level
+                                         # imports must resolve in this python
+    IMPORT_PATHS = ("", "test")          # folders of the checkout put on sys.path, as the official code does
+    PACKAGES = ("groundingdino",)        # packages the checklist names itself (not repeated by the import check)
+    GPU_MEMORY_GIB = 16.0                # GPU memory the method needs; GPU_MEMORY_NOTE says where it comes from
 
 ``load`` raises FileNotFoundError (its message names what is missing) when a file is missing.
 
@@ -31,10 +41,12 @@ instead of lingering on a GPU.
 Usage: python worker_main.py --driver DRIVER.py --exchange DIR --config CONFIG.json
            [--parent-pid PID --temporary-root DIR]
        python worker_main.py --driver DRIVER.py --config CONFIG.json --check
-           (prints {"problems": [...]} as JSON: the driver's pre-flight, nothing is loaded)
+           (prints one JSON line {"problems": [...], "checks": [...], "gpu": ...}: the pre-flight,
+           nothing is loaded)
 """
 
 import argparse
+import ast
 import importlib.util
 import json
 import os
@@ -86,6 +98,91 @@ def save_rgb_atomic(path, image):
 
 def error_text(limit=4000):
     return traceback.format_exc()[-limit:]
+
+
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def module_level_imports(path):
+    """Top-level names imported by the module-level statements of a python file (not those inside a
+    try, an if or a function: the official code may treat those as optional)."""
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), path)
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    names.discard("__future__")
+    return sorted(names)
+
+
+def importable(name):
+    try:
+        return importlib.util.find_spec(name) is not None  # finds, never imports, a top-level name
+    except (ImportError, ValueError):
+        return False
+
+
+def import_checks(driver, checkout):
+    """[item, problem or None] per official entry file: it exists and what it imports resolves here."""
+    sys.path[:0] = [os.path.join(checkout, folder) if folder else checkout
+                    for folder in getattr(driver, "IMPORT_PATHS", ("",))]
+    checks = []
+    for relative in getattr(driver, "ENTRY_FILES", ()):
+        path = os.path.join(checkout, relative)
+        item = f"official code {relative}"
+        if not os.path.isfile(path):
+            checks.append([item, f"{path} is missing: is config key 'checkout' the official repository?"])
+            continue
+        try:
+            names = module_level_imports(path)
+        except (SyntaxError, UnicodeDecodeError) as error:
+            checks.append([item, f"{path} does not parse in this python ({error})"])
+            continue
+        # packages the driver lists itself get their own line (PACKAGES), so each missing piece is named once
+        missing = [name for name in names if name not in getattr(driver, "PACKAGES", ()) and not importable(name)]
+        checks.append([item, f"{relative} imports {', '.join(missing)}, not found in this python or the checkout"
+                       if missing else None])
+    return checks
+
+
+def offline_check():
+    loose = [f"{name}={os.environ.get(name, '')!r}" for name in OFFLINE_VARIABLES if os.environ.get(name) != "1"]
+    return ["offline mode (" + ", ".join(f"{name}=1" for name in OFFLINE_VARIABLES) + ")",
+            f"{', '.join(loose)}: the official code could download weights; remove them from config key 'env'"
+            if loose else None]
+
+
+def gpu_facts():
+    """{"cuda": False} without torch or CUDA, else the first visible device's name and free/total bytes."""
+    if sys.platform.startswith("linux") and not os.path.exists("/dev/nvidiactl"):
+        return {"cuda": False, "why": "no NVIDIA driver on this machine (/dev/nvidiactl)"}  # spares a torch import
+    if not importable("torch"):
+        return {"cuda": False, "why": "torch is not installed in this python"}
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"cuda": False, "why": "no CUDA device is visible to this python"}
+    free, total = torch.cuda.mem_get_info()
+    return {"cuda": True, "name": torch.cuda.get_device_name(), "free_bytes": int(free), "total_bytes": int(total)}
+
+
+def preflight(driver, config):
+    """The pre-flight report: every check made here, in this python, with nothing loaded."""
+    checks = import_checks(driver, config.get("checkout", os.getcwd()))
+    if hasattr(driver, "checklist"):
+        checks += [list(entry) for entry in driver.checklist(config)]
+    elif hasattr(driver, "check"):
+        checks += [["checkpoints and helper models", problem] for problem in driver.check(config)] or \
+                  [["checkpoints and helper models", None]]
+    checks.append(offline_check())
+    return {"problems": [problem for _, problem in checks if problem], "python": sys.executable,
+            "python_version": sys.version.split()[0],
+            "checks": [{"item": item, "problem": problem} for item, problem in checks],
+            "gpu": gpu_facts(), "gpu_memory_gib": getattr(driver, "GPU_MEMORY_GIB", None),
+            "gpu_memory_note": getattr(driver, "GPU_MEMORY_NOTE", "")}
 
 
 def serve(driver, state, exchange):
@@ -154,8 +251,7 @@ def main(argv=None):
         config = json.load(handle)
     if args.check:
         driver = load_driver(args.driver)
-        problems = list(driver.check(config)) if hasattr(driver, "check") else []
-        print(json.dumps({"problems": problems}))
+        print(json.dumps(preflight(driver, config)))
         return 0
     if not args.exchange:
         parser.error("--exchange is required unless --check is given")

@@ -31,7 +31,7 @@ import numpy as np
 
 from fsmi_bench.errors import BadInputError, FsmiError, MissingWeightsError
 from fsmi_bench.io import atomic_write_bytes, atomic_write_text, encode_png, load_rgb
-from fsmi_bench.run.method import EditRequest, Method
+from fsmi_bench.run.method import CheckItem, EditRequest, Method
 from fsmi_bench.run.option_types import check_option_types
 
 WORKER_MAIN = Path(__file__).with_name("worker_main.py")
@@ -231,6 +231,20 @@ class WorkerClient:
         self._process = None
 
 
+def gpu_memory_check(gpu: dict, needed_gib: float, note: str) -> CheckItem:
+    """The GPU line of a pre-flight: free memory (bytes, as torch.cuda.mem_get_info gives it) against the
+    method's need in GiB; "skip" when no CUDA device is visible (the official code needs one to run)."""
+    need = f"needs about {needed_gib:g} GiB" + (f" ({note})" if note else "")
+    if not gpu.get("cuda"):
+        return CheckItem("GPU memory", "skip", f"{gpu.get('why', 'no CUDA device is visible')}; {need}")
+    free_gib, total_gib = gpu["free_bytes"] / 2**30, gpu["total_bytes"] / 2**30
+    where = f"{gpu.get('name', 'GPU')}: {free_gib:.1f} GiB free of {total_gib:.1f} GiB"
+    if free_gib < needed_gib:
+        return CheckItem("GPU memory", "fail", f"{where}; the method {need} (config key 'env': "
+                         "CUDA_VISIBLE_DEVICES picks another GPU)")
+    return CheckItem("GPU memory", "ok", f"{where}; {need}")
+
+
 class WorkerMethod(Method):
     """A method run by a driver in the user's environment through ``WorkerClient``.
 
@@ -283,17 +297,20 @@ class WorkerMethod(Method):
                           startup_timeout_s=float(self.config.get("startup_timeout_s", 600)),
                           case_timeout_s=float(self.config.get("case_timeout_s", 600)), name=self.name)
 
-    def preflight(self, timeout_s: float = 120.0) -> list[str]:
-        """Problems that would stop this method, one line each (empty: ready to run).
+    def preflight(self, gpu: dict | None = None, timeout_s: float = 120.0) -> list[CheckItem]:
+        """The checklist of this method, made in its own python with nothing loaded (see CheckItem).
 
-        Checks the config here, then runs the driver's ``check`` in the method's own python (imports of
-        the official code, every checkpoint file it will open, helper models in the local cache), so a
-        run fails in seconds instead of after a model load.
+        Checks the config here (python, checkout), then runs the driver's pre-flight in the method's
+        python: the official entry files and every module they import, every checkpoint file the code
+        will open, packages it imports later, helper models in the local cache, offline mode and the
+        GPU's free memory against the driver's ``GPU_MEMORY_GIB``. ``gpu`` replaces the worker's own
+        reading of the GPU ({"cuda": bool, "name", "free_bytes", "total_bytes"}), for tests.
         """
         try:
-            spec = self.worker_spec()
+            # the base spec only: a subclass's own weight checks are repeated item by item by the driver
+            spec = WorkerMethod.worker_spec(self)
         except FsmiError as error:
-            return [str(error)]
+            return [CheckItem("configuration", "fail", str(error))]
         config_path = Path(tempfile.mkdtemp(prefix=f"fsmi-{spec.name}-check-")) / "config.json"
         try:
             atomic_write_text(config_path, json.dumps(spec.config))
@@ -304,14 +321,23 @@ class WorkerMethod(Method):
                 done = subprocess.run(command, cwd=spec.cwd, env=environment, stdin=subprocess.DEVNULL,
                                       capture_output=True, text=True, timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                return [f"{self.name}: the pre-flight check did not finish within {timeout_s:g} s"]
+                return [CheckItem(f"python {spec.python}", "fail",
+                                  f"the pre-flight did not finish within {timeout_s:g} s in {spec.python}")]
             lines = [line for line in done.stdout.splitlines() if line.startswith('{"problems"')]
             if done.returncode != 0 or not lines:
-                return [f"{self.name}: the pre-flight check failed in {spec.python}: "
-                        f"{WorkerClient._one_line(done.stderr[-STDERR_TAIL_CHARS:])}"]
-            return [f"{self.name}: {problem}" for problem in json.loads(lines[-1])["problems"]]
+                return [CheckItem(f"python {spec.python}", "fail", f"the pre-flight failed in {spec.python}: "
+                                  f"{WorkerClient._one_line(done.stderr[-STDERR_TAIL_CHARS:])}")]
+            report = json.loads(lines[-1])
         finally:
             shutil.rmtree(config_path.parent, ignore_errors=True)
+        items = [CheckItem(f"python {spec.python}", "ok", f"Python {report.get('python_version', '?')}"),
+                 CheckItem(f"checkout {spec.cwd}", "ok")]
+        items += [CheckItem(entry["item"], "fail" if entry["problem"] else "ok", entry["problem"] or "")
+                  for entry in report.get("checks", [])]
+        if report.get("gpu_memory_gib"):
+            items.append(gpu_memory_check(gpu if gpu is not None else report.get("gpu") or {},
+                                          float(report["gpu_memory_gib"]), report.get("gpu_memory_note", "")))
+        return items
 
     def setup(self) -> None:
         if self.client is None:

@@ -7,7 +7,7 @@ by the commands that need them.
 __version__ = "0.1.0"
 
 # Bumped whenever the builder, a source or a mask generator changes what a build writes.
-BENCHMARK_VERSION = "fsmi-edit-1.0"
+BENCHMARK_VERSION = "fsmi-edit-1.1"
 
 # The Python API (``fsmi_bench.api``), imported on first use so that ``import fsmi_bench`` stays instant:
 # ``import fsmi_bench as fsmi; bench = fsmi.load_benchmark(...)``.

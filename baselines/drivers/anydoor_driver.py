@@ -43,18 +43,25 @@ def _settings(checkout):
         return yaml.safe_load(handle) or {}
 
 
-def check(config):
-    """One line per missing piece, before anything is loaded."""
+# What the pre-flight reads (see worker_main.py): the module the official code runs, and its GPU need.
+ENTRY_FILES = ("run_inference.py",)
+GPU_MEMORY_GIB = 16.0
+GPU_MEMORY_NOTE = ("estimate, not measured: run_inference.py keeps the ControlNet-SD2.1 UNet and the DINOv2 "
+                   "ViT-g/14 encoder in float32 on the GPU (about 10 GB of weights) plus sampling activations")
+
+
+def checklist(config):
+    """[item, problem or None] for every file the official code opens at import, nothing loaded."""
     checkout = config["checkout"]
     settings_path = os.path.join(checkout, "configs", "inference.yaml")
     if not os.path.isfile(settings_path):
-        return [f"{settings_path} is missing (AnyDoor's inference settings)"]
+        return [["configs/inference.yaml", f"{settings_path} is missing (AnyDoor's inference settings)"]]
     settings = _settings(checkout)
-    problems = []
+    items = []
     for key in ("pretrained_model", "config_file"):
         path = os.path.join(checkout, str(settings.get(key, "")))
-        if not settings.get(key) or not os.path.isfile(path):
-            problems.append(f"{key} {path} (set in configs/inference.yaml) does not exist")
+        missing = not settings.get(key) or not os.path.isfile(path)
+        items.append([f"{key} {path}", f"{key} {path} (set in configs/inference.yaml) does not exist" if missing else None])
     model_config = os.path.join(checkout, str(settings.get("config_file", "")))
     if os.path.isfile(model_config):
         import yaml
@@ -62,10 +69,16 @@ def check(config):
         with open(model_config, encoding="utf-8") as handle:
             model = yaml.safe_load(handle) or {}
         dinov2 = (((model.get("model") or {}).get("params") or {}).get("cond_stage_config") or {}).get("weight")
-        if dinov2 and not os.path.isfile(os.path.join(checkout, dinov2)):
-            problems.append(f"DINOv2 weights {os.path.join(checkout, dinov2)} (cond_stage_config.weight in "
-                            f"{settings['config_file']}) do not exist")
-    return problems
+        if dinov2:
+            path = os.path.join(checkout, dinov2)
+            items.append([f"DINOv2 weights {path}", None if os.path.isfile(path) else
+                          f"DINOv2 weights {path} (cond_stage_config.weight in {settings['config_file']}) do not exist"])
+    return items
+
+
+def check(config):
+    """One line per missing piece, before anything is loaded."""
+    return [problem for _, problem in checklist(config) if problem]
 
 
 def load(config):

@@ -41,22 +41,35 @@ def _ckpt(config):
     return os.path.join(config["checkout"], config.get("ckpt", "ckpts"))
 
 
-def check(config):
-    """One line per missing piece, before anything is loaded."""
+# What the pre-flight reads (see worker_main.py): the module the official code runs, and its GPU need.
+ENTRY_FILES = ("instructany2pix/pipeline.py",)
+GPU_MEMORY_GIB = 40.0
+GPU_MEMORY_NOTE = ("estimate, not measured: the 7B LLM, SDXL base and refiner with the IP-Adapter, ImageBind-huge, "
+                   "SAM ViT-H and GroundingDINO are all built on the GPU by the pipeline's constructor")
+
+
+def checklist(config):
+    """[item, problem or None] for every file, package and hub model the pipeline opens, nothing loaded."""
     ckpt = _ckpt(config)
     llm_folder = config.get("llm_folder", DEFAULT_LLM_FOLDER)
-    problems = []
-    if not os.path.isfile(os.path.join(ckpt, llm_folder, "config.json")):
-        problems.append(f"{os.path.join(ckpt, llm_folder)} (config key 'llm_folder') has no config.json")
-    problems += [f"{os.path.join(ckpt, name)} does not exist" for name in CHECKPOINT_FILES
-                 if not os.path.isfile(os.path.join(ckpt, name))]
-    problems += [f"python package {name} is not installed (the official code imports it)" for name in PACKAGES
-                 if importlib.util.find_spec(name) is None]
+    llm_config = os.path.join(ckpt, llm_folder, "config.json")
+    items = [[f"LLM {os.path.join(ckpt, llm_folder)}", None if os.path.isfile(llm_config) else
+              f"{os.path.join(ckpt, llm_folder)} (config key 'llm_folder') has no config.json"]]
+    items += [[f"checkpoint {os.path.join(ckpt, name)}", None if os.path.isfile(os.path.join(ckpt, name)) else
+               f"{os.path.join(ckpt, name)} does not exist"] for name in CHECKPOINT_FILES]
+    items += [[f"package {name}", None if importlib.util.find_spec(name) is not None else
+               f"python package {name} is not installed (the official code imports it)"] for name in PACKAGES]
     from huggingface_hub import try_to_load_from_cache
 
-    problems += [f"{model_id} is not in the local Hugging Face cache (the pipeline loads it by hub id)"
-                 for model_id in HUB_PIPELINES if not isinstance(try_to_load_from_cache(model_id, "model_index.json"), str)]
-    return problems
+    items += [[f"hub model {model_id}", None if isinstance(try_to_load_from_cache(model_id, "model_index.json"), str)
+               else f"{model_id} is not in the local Hugging Face cache (the pipeline loads it by hub id)"]
+              for model_id in HUB_PIPELINES]
+    return items
+
+
+def check(config):
+    """One line per missing piece, before anything is loaded."""
+    return [problem for _, problem in checklist(config) if problem]
 
 
 def load(config):

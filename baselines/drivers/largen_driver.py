@@ -69,31 +69,45 @@ def _resolve(node, ms_models):
     return node
 
 
-def check(config):
-    """One line per missing piece, before anything is loaded."""
+# What the pre-flight reads (see worker_main.py): the modules the official code runs, and its GPU need.
+ENTRY_FILES = ("scepter/modules/inference/largen_inference.py", "scepter/studio/inference/inference_ui/largen_ui.py")
+GPU_MEMORY_GIB = 24.0
+GPU_MEMORY_NOTE = ("estimate, not measured: an SDXL-size UNet with the LAR-Gen branches, two CLIP encoders and "
+                   "the IP-Adapter, sampled at 1024 x 1024")
+
+
+def checklist(config):
+    """[item, problem or None] for every ``ms://`` file of the model yaml and the checkpoint's folder."""
     import yaml
 
     model_yaml = _model_yaml(config)
     if not os.path.isfile(model_yaml):
-        return [f"LAR-Gen model yaml {model_yaml} not found (config key 'model_yaml')"]
+        return [["LAR-Gen model yaml", f"LAR-Gen model yaml {model_yaml} not found (config key 'model_yaml')"]]
     with open(model_yaml, encoding="utf-8") as handle:
         settings = yaml.safe_load(handle) or {}
     ms_models = config.get("ms_models") or {}
-    problems = []
+    items = []
     for key, reference in _references(settings):
         path = local_path(reference, ms_models)
         model_id = reference[len(MODELSCOPE_PREFIX):].partition("@")[0]
         if path is None:
-            problems.append(f"{key} = {reference}: map {model_id!r} to its local snapshot in config key 'ms_models'")
-        elif not os.path.exists(path):
-            problems.append(f"{key} = {reference}: {path} does not exist")
+            problem = f"{key} = {reference}: map {model_id!r} to its local snapshot in config key 'ms_models'"
+        else:
+            problem = None if os.path.exists(path) else f"{key} = {reference}: {path} does not exist"
+        items.append([f"{key} {path or reference}", problem])
     checkpoint = (settings.get("MODEL") or {}).get("PRETRAINED_MODEL")
     if isinstance(checkpoint, str):
         path = local_path(checkpoint, ms_models) if checkpoint.startswith(MODELSCOPE_PREFIX) else checkpoint
         folder = os.path.dirname(path) if path else None
-        if folder and os.path.isdir(folder) and not os.access(folder, os.W_OK):
-            problems.append(f"{folder} is not writable; the first load writes the split model files there")
-    return problems
+        if folder and os.path.isdir(folder):
+            items.append([f"writable {folder}", None if os.access(folder, os.W_OK) else
+                          f"{folder} is not writable; the first load writes the split model files there"])
+    return items
+
+
+def check(config):
+    """One line per missing piece, before anything is loaded."""
+    return [problem for _, problem in checklist(config) if problem]
 
 
 def load(config):

@@ -74,14 +74,20 @@ def lora_config(total_dir, steps):
     return None
 
 
-def check(config):
-    """One line per missing piece, before anything is loaded."""
-    problems = []
-    for key in ("total_dir", "model_name_or_path", "llava_model_path", "sd_ip2p_path", "sd_model_path"):
-        if not config.get(key):
-            problems.append(f"set config key {key!r}")
-    if problems:
-        return problems
+# What the pre-flight reads (see worker_main.py): the script the official code runs, and its GPU need.
+ENTRY_FILES = ("test/DS_SmartEdit_test.py",)
+IMPORT_PATHS = ("", "test")  # the script imports its neighbours in test/ and the checkout's own packages
+GPU_MEMORY_GIB = 40.0
+GPU_MEMORY_NOTE = ("estimate, not measured, for 7B (13B needs more): the LLaVA-7B model with the LoRA in "
+                   "half precision and the InstructPix2Pix UNet pipeline stay loaded together")
+
+
+def checklist(config):
+    """[item, problem or None] for every file and hub model the script opens, nothing loaded."""
+    keys = ("total_dir", "model_name_or_path", "llava_model_path", "sd_ip2p_path", "sd_model_path")
+    unset = [[f"config key {key}", f"set config key {key!r}"] for key in keys if not config.get(key)]
+    if unset:
+        return unset
     total_dir, steps = config["total_dir"], int(config.get("steps", 15000))
     llava_path = config["llava_model_path"]
     required = [config["model_name_or_path"], os.path.join(llava_path, _shard(config)),
@@ -91,17 +97,23 @@ def check(config):
                 os.path.join(total_dir, "embeddings_qformer", f"checkpoint-{steps}_embeddings_qformer.bin"),
                 os.path.join(config["sd_ip2p_path"], "model_index.json"),
                 os.path.join(config["sd_model_path"], "unet", "config.json")]
-    problems += [f"{path} does not exist" for path in required if not os.path.exists(path)]
-    if lora_config(total_dir, steps) is None:
-        problems.append(f"no adapter_config.json in {os.path.join(total_dir, f'LLM-{steps}')} or {total_dir}")
-    if not hub_model_available("bert-base-uncased"):
-        problems.append("bert-base-uncased (the Q-Former's config) is not in the local Hugging Face cache")
+    items = [[f"checkpoint {path}", None if os.path.exists(path) else f"{path} does not exist"] for path in required]
+    items.append(["LoRA adapter_config.json", None if lora_config(total_dir, steps) is not None else
+                  f"no adapter_config.json in {os.path.join(total_dir, f'LLM-{steps}')} or {total_dir}"])
+    items.append(["hub model bert-base-uncased", None if hub_model_available("bert-base-uncased") else
+                  "bert-base-uncased (the Q-Former's config) is not in the local Hugging Face cache"])
     tower = _vision_tower(llava_path)
     if tower is None:
-        problems.append(f"{os.path.join(llava_path, 'config.json')} has no mm_vision_tower")
-    elif not hub_model_available(tower):
-        problems.append(f"{tower} (the LLaVA vision tower) is not a local folder or in the local Hugging Face cache")
-    return problems
+        items.append(["LLaVA vision tower", f"{os.path.join(llava_path, 'config.json')} has no mm_vision_tower"])
+    else:
+        items.append([f"hub model {tower}", None if hub_model_available(tower) else
+                      f"{tower} (the LLaVA vision tower) is not a local folder or in the local Hugging Face cache"])
+    return items
+
+
+def check(config):
+    """One line per missing piece, before anything is loaded."""
+    return [problem for _, problem in checklist(config) if problem]
 
 
 def load(config):

@@ -62,6 +62,7 @@ class BuiltCase:
     origins: dict
     drawn_masks: dict = field(default_factory=dict)
     subject_mask: np.ndarray | None = None  # bool, True = the object's pixels in ``subject``
+    placement: dict = field(default_factory=dict)  # role ("object", "replaced_object") -> Placement.record()
 
 
 def case_seed(seed: int, kind: str, index: int) -> int:
@@ -90,6 +91,8 @@ def composite_case(content: SourceContent, kind: str, index: int, seed: int, siz
         REGION_DILATION_PX,
         cut_out,
         dilate,
+        fits_scene,
+        height_range,
         paste,
         placement_in_place_of,
         prepare_scene,
@@ -109,13 +112,19 @@ def composite_case(content: SourceContent, kind: str, index: int, seed: int, siz
         scenario = SCENARIOS[(index // 4) % 2]
     scene_photo = _scene_for(content, scenario, rng)
     scene = prepare_scene(scene_photo.image, rng, size)
-    candidates = _objects_away_from(content, scene_photo.photo_id)
+
+    def plausible(obj: ObjectInstance) -> bool:  # its size class fits the scene and it can be sized for it
+        return fits_scene(obj.size, scene_photo.holds) and height_range(cut_out(obj), obj.size, scene.shape) is not None
+
+    candidates = [obj for obj in _objects_away_from(content, scene_photo.photo_id) if plausible(obj)]
     if not candidates:
-        raise BadInputError(f"source {content.name!r} has no object from a photo other than {scene_photo.photo_id}")
+        raise BadInputError(f"source {content.name!r} has no object that fits photo {scene_photo.photo_id} "
+                            f"(from another photo, of a size class it holds: {scene_photo.holds})")
     new_object: ObjectInstance = _choose(rng, candidates)
     old_object: ObjectInstance | None = None
     if op == "replace":
-        others = _objects_away_from(content, scene_photo.photo_id, exclude_label=new_object.label)
+        others = [obj for obj in _objects_away_from(content, scene_photo.photo_id, exclude_label=new_object.label)
+                  if plausible(obj)]
         if not others:
             raise BadInputError(f"source {content.name!r} needs objects of two classes for replace cases")
         old_object = _choose(rng, others)
@@ -125,17 +134,20 @@ def composite_case(content: SourceContent, kind: str, index: int, seed: int, siz
     footprints = []
     before, after = scene, scene
     old_place = None
+    placements = {}
     if old_object is not None:
         old_cut = cut_out(old_object, mirror=bool(rng.random() < 0.5))
-        old_place = random_placement(old_cut, scene.shape, rng)
+        old_place = random_placement(old_cut, old_object.size, scene.shape, rng)
         before, old_footprint = paste(scene, old_cut, old_place)
         footprints.append(old_footprint)
+        placements["replaced_object" if op == "replace" else "object"] = old_place.record(scene.shape)
     if new_object is not None:
         new_cut = cut_out(new_object, mirror=bool(rng.random() < 0.5))
-        place = (placement_in_place_of(new_cut, old_place, scene.shape) if old_place is not None
-                 else random_placement(new_cut, scene.shape, rng))
+        place = (placement_in_place_of(new_cut, new_object.size, old_place, scene.shape, rng)
+                 if old_place is not None else random_placement(new_cut, new_object.size, scene.shape, rng))
         after, new_footprint = paste(scene, new_cut, place)
         footprints.append(new_footprint)
+        placements["object"] = place.record(scene.shape)
     region = dilate(np.logical_or.reduce(footprints), REGION_DILATION_PX)
 
     subject = subject_mask = None
@@ -154,7 +166,7 @@ def composite_case(content: SourceContent, kind: str, index: int, seed: int, siz
         case_id=f"{kind}_{index + 1:04d}", kind=kind, op=op, scenario=scene_photo.scenario, complexity=complexity,
         instruction=instruction, label=label, clip_text=REMOVE_CLIP_TEXT if op == "remove" else label,
         seed=this_seed, scene=before, gt=after, region=region, subject=subject, origins=origins,
-        subject_mask=subject_mask)
+        subject_mask=subject_mask, placement=placements)
 
 
 def prepared_case(case: PreparedCase, index: int, seed: int) -> BuiltCase:
@@ -214,7 +226,7 @@ def write_case(case: BuiltCase, root: Path, source: str, mask_types) -> list[Man
             mask_iou=round(float(result.iou), 6), mask_coverage=round(float(result.coverage), 6),
             mask_params=result.params, benchmark_version=BENCHMARK_VERSION, source=source,
             origins=case.origins, subject=subject_path, subject_sha256=subject_hash,
-            subject_mask=subject_mask_path, subject_mask_sha256=subject_mask_hash))
+            subject_mask=subject_mask_path, subject_mask_sha256=subject_mask_hash, placement=case.placement))
     return rows
 
 
@@ -279,6 +291,8 @@ def dataset_card(content: SourceContent, rows: list[ManifestRow], config: BuildC
     """The benchmark's README.md: what it is, counts per tag and per mask type, origins."""
     import pandas as pd
 
+    from fsmi_bench.benchmark.compose import BASE_BAND, HEIGHT_RANGES
+
     frame = pd.DataFrame([{"case_id": r.case_id, "kind": r.kind, "op": r.op, "scenario": r.scenario,
                            "complexity": r.complexity, "mask_type": r.mask_type, "mask_iou": r.mask_iou,
                            "mask_coverage": r.mask_coverage} for r in rows])
@@ -293,15 +307,26 @@ def dataset_card(content: SourceContent, rows: list[ManifestRow], config: BuildC
              "(the pixels that differ between scene and GT, dilated by 2 px), never the input mask.", "",
              "## Cases per tag", "", "| kind | op | scenario | complexity | cases |", "|---|---|---|---|---|"]
     for key, count in cases.groupby(["kind", "op", "scenario", "complexity"]).size().items():
-        lines.append("| " + " | ".join(key) + f" | {count} |")
+        lines.append("| " + " | ".join(key) + f" | {int(count)} |")
     lines += ["", "## Mask conditions", "",
               "| mask type | rows | mean IoU with region | mean coverage of region |", "|---|---|---|---|"]
     stats = frame.groupby("mask_type", sort=False).agg(rows=("case_id", "size"), iou=("mask_iou", "mean"),
                                                        coverage=("mask_coverage", "mean"))
     for mask_type, stat in stats.iterrows():
-        lines.append(f"| {mask_type} | {stat.rows} | {stat.iou:.3f} | {stat.coverage:.3f} |")
-    lines += ["", "Free-shape masks: see `fsmi_bench/benchmark/masks/README.md` for each generator's parameter ranges "
-              "and the overlap band; each row's `mask_params` records the parameters drawn.", "", content.card]
+        # iterrows gives each row as one float Series, so the count is cast back to an integer
+        lines.append(f"| {mask_type} | {int(stat.rows)} | {stat.iou:.3f} | {stat.coverage:.3f} |")
+    lines += ["", "An `_open` mask is a thin outline with a gap, so its IoU with the region is the IoU of that "
+              "outline, not of the shape it encloses: small by design, and not comparable with its closed "
+              "twin's.", "",
+              "Free-shape masks: see `fsmi_bench/benchmark/masks/README.md` for each generator's parameter ranges "
+              "and the overlap band; each row's `mask_params` records the parameters drawn.", ""]
+    if not content.cases:  # composited, not prepared, cases
+        lines += ["Composited cases: each object's box height is drawn from its size class's range (fractions of "
+                  "the scene's height: " + ", ".join(f"{size} {low:g}-{high:g}" for size, (low, high) in
+                                                      HEIGHT_RANGES.items()) +
+                  f") and its base lies at {BASE_BAND[0]:g}-{BASE_BAND[1]:g} of the scene's height; a scene takes "
+                  "objects up to the size class it holds. Each row's `placement` records the box and the rule.", ""]
+    lines.append(content.card)
     return "\n".join(lines) + "\n"
 
 

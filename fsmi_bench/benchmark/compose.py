@@ -7,6 +7,7 @@ Images are RGB uint8 (H, W, 3); masks are bool (H, W).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,9 +15,13 @@ from PIL import Image
 
 from fsmi_bench.benchmark.sources.base import ObjectInstance
 
-# Pasted object's mask area as a fraction of the scene's area: large enough to score, small enough to
-# leave most of the scene as background.
-OBJECT_AREA_RANGE = (0.03, 0.15)
+# Plausible composites: an object's box height as a fraction of the scene's height, by its size class
+# (a hand-held thing is a small part of the view, a person or a building a large one), and its base (the
+# box's bottom) on the lower part of the scene, where a floor, a table or the ground is; a scene takes
+# objects up to the size class it ``holds`` (a close-up of a table holds no person or pagoda).
+SIZE_CLASSES = ("small", "medium", "large")
+HEIGHT_RANGES = {"small": (0.15, 0.4), "medium": (0.35, 0.7), "large": (0.45, 0.8)}
+BASE_BAND = (0.7, 1.0)  # where the object's base lies, as a fraction of the scene's height from the top
 MAX_OBJECT_EXTENT = 0.8  # the object's box never exceeds this fraction of the scene's width or height
 MAX_UPSCALE = 3.0  # tiny annotated objects are not blown up beyond this factor
 SCENE_CROP_AREA_RANGE = (0.65, 1.0)
@@ -35,12 +40,25 @@ class Cutout:
 
 @dataclass(frozen=True, eq=False)
 class Placement:
-    """Where and how large a cut-out goes in a scene: top-left corner and size in scene pixels."""
+    """Where and how large a cut-out goes in a scene: top-left corner and size in scene pixels, and the
+    rule it was drawn under (its size class, the height range and the base band, fractions of the scene's
+    height)."""
 
     x: int
     y: int
     width: int
     height: int
+    size: str = "medium"
+    height_range: tuple[float, float] = HEIGHT_RANGES["medium"]
+    base_band: tuple[float, float] = BASE_BAND
+
+    def record(self, scene_shape) -> dict:
+        """The manifest's account of this placement: box, height and base as fractions of the scene."""
+        scene_height = scene_shape[0]
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height, "size": self.size,
+                "height_fraction": round(self.height / scene_height, 6),
+                "base_fraction": round((self.y + self.height) / scene_height, 6),
+                "height_range": list(self.height_range), "base_band": list(self.base_band)}
 
 
 def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -79,35 +97,58 @@ def cut_out(instance: ObjectInstance, mirror: bool = False) -> Cutout:
     return Cutout(np.ascontiguousarray(rgb), np.ascontiguousarray(mask), instance.label)
 
 
-def _fit(cutout: Cutout, scale: float, scene_shape) -> tuple[int, int]:
+def fits_scene(size: str, holds: str) -> bool:
+    """Whether an object of size class ``size`` is plausible in a scene that holds up to ``holds``."""
+    return SIZE_CLASSES.index(size) <= SIZE_CLASSES.index(holds)
+
+
+def height_range(cutout: Cutout, size: str, scene_shape) -> tuple[float, float] | None:
+    """The object's plausible heights (fractions of the scene's height) that also keep its box inside
+    MAX_OBJECT_EXTENT of the scene and its upscale under MAX_UPSCALE; None when none does."""
     scene_height, scene_width = scene_shape[:2]
     height, width = cutout.mask.shape
-    scale = min(scale, MAX_UPSCALE, MAX_OBJECT_EXTENT * scene_width / width,
-                MAX_OBJECT_EXTENT * scene_height / height)
-    return max(4, round(width * scale)), max(4, round(height * scale))
+    low, high = HEIGHT_RANGES[size]
+    # the limits, as heights: the width grows with the height at the cut-out's aspect ratio
+    high = min(high, MAX_OBJECT_EXTENT, MAX_OBJECT_EXTENT * scene_width * height / width / scene_height,
+               MAX_UPSCALE * height / scene_height)
+    return (low, high) if high >= low else None
 
 
-def random_placement(cutout: Cutout, scene_shape, rng: np.random.Generator) -> Placement:
-    """A size drawn from OBJECT_AREA_RANGE and a position fully inside the scene, resting in its
-    lower part, as objects usually do."""
+def _box(cutout: Cutout, height_fraction: float, allowed: tuple[float, float], scene_shape) -> tuple[int, int]:
+    """(width, height) in pixels for a box ``height_fraction`` of the scene's height, whole pixels kept
+    inside ``allowed``."""
+    height, width = cutout.mask.shape
+    scene_height = scene_shape[0]
+    lowest, highest = math.ceil(allowed[0] * scene_height), math.floor(allowed[1] * scene_height)
+    box_height = max(4, min(max(round(height_fraction * scene_height), lowest), highest))
+    return max(4, round(width * box_height / height)), box_height
+
+
+def random_placement(cutout: Cutout, size: str, scene_shape, rng: np.random.Generator) -> Placement:
+    """A height drawn from the object's plausible range and a base in BASE_BAND, fully inside the scene.
+    Raises ValueError when the object cannot be plausible in this scene (see ``height_range``)."""
     scene_height, scene_width = scene_shape[:2]
-    target_area = rng.uniform(*OBJECT_AREA_RANGE) * scene_height * scene_width
-    width, height = _fit(cutout, np.sqrt(target_area / max(1, cutout.mask.sum())), scene_shape)
+    allowed = height_range(cutout, size, scene_shape)
+    if allowed is None:
+        raise ValueError(f"no plausible size for a {size} object of {cutout.mask.shape} px in {scene_shape[:2]}")
+    width, height = _box(cutout, rng.uniform(*allowed), allowed, scene_shape)
     x = int(rng.integers(0, scene_width - width + 1))
-    bottom = rng.uniform(0.55, 1.0) * scene_height
-    y = int(np.clip(round(bottom) - height, 0, scene_height - height))
-    return Placement(x, y, width, height)
+    base = int(np.clip(math.ceil(rng.uniform(*BASE_BAND) * scene_height), height, scene_height))
+    return Placement(x, base - height, width, height, size, HEIGHT_RANGES[size], BASE_BAND)
 
 
-def placement_in_place_of(cutout: Cutout, old: Placement, scene_shape) -> Placement:
-    """Put ``cutout`` where ``old`` was: same box area, same bottom centre, clipped into the scene."""
+def placement_in_place_of(cutout: Cutout, size: str, old: Placement, scene_shape,
+                          rng: np.random.Generator) -> Placement:
+    """Put ``cutout`` where ``old`` was: a height drawn from its own plausible range, standing on the
+    same base at the same centre, clipped into the scene."""
     scene_height, scene_width = scene_shape[:2]
-    height, width = cutout.mask.shape
-    width, height = _fit(cutout, np.sqrt(old.width * old.height / (width * height)), scene_shape)
-    centre_x, bottom = old.x + old.width / 2, old.y + old.height
+    allowed = height_range(cutout, size, scene_shape)
+    if allowed is None:
+        raise ValueError(f"no plausible size for a {size} object of {cutout.mask.shape} px in {scene_shape[:2]}")
+    width, height = _box(cutout, rng.uniform(*allowed), allowed, scene_shape)
+    centre_x, base = old.x + old.width / 2, max(old.y + old.height, height)
     x = int(np.clip(round(centre_x - width / 2), 0, scene_width - width))
-    y = int(np.clip(round(bottom - height), 0, scene_height - height))
-    return Placement(x, y, width, height)
+    return Placement(x, base - height, width, height, size, HEIGHT_RANGES[size], BASE_BAND)
 
 
 def paste(scene: np.ndarray, cutout: Cutout, where: Placement) -> tuple[np.ndarray, np.ndarray]:

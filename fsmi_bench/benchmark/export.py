@@ -1,4 +1,5 @@
-"""Export a built benchmark as a Hugging Face ``datasets`` folder (``save_to_disk``).
+"""Export a built benchmark as a Hugging Face ``datasets`` folder (``save_to_disk``), or as an FSMI
+folder (``export_fsmi``: ``cases.jsonl`` and the case files, read back by ``fsmi build --source fsmi:OUT``).
 
 One row per case. Image columns hold the benchmark's PNG files byte for byte (``Image`` features fed
 with the file bytes), so pixels and sha256 survive the round trip; ``load_hf_disk`` reads the folder
@@ -36,7 +37,7 @@ from fsmi_bench.schema import (
     MASK_CONDITIONS,
 )
 
-EXPORT_FORMATS = ("hf",)
+EXPORT_FORMATS = ("hf", "fsmi")
 CARD_NAME = "README.md"
 
 
@@ -75,15 +76,7 @@ def export_hf(bench_dir: str | os.PathLike, out_dir: str | os.PathLike, overwrit
     from fsmi_bench.benchmark.manifest import load_benchmark
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BadInputError(f"output {out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise BadInputError(f"output folder {out_dir} is not empty; choose another --out or pass --overwrite")
-    benchmark = load_benchmark(bench_dir, verify=True)
-    if out_dir.resolve().is_relative_to(benchmark.root.resolve()):
-        raise BadInputError(f"output folder {out_dir} must not be inside the benchmark folder {benchmark.root}")
-    if benchmark.root.resolve().is_relative_to(out_dir.resolve()):
-        raise BadInputError(f"output folder {out_dir} holds the benchmark {benchmark.root}; choose another --out")
+    benchmark = _verified_benchmark(bench_dir, out_dir, overwrite)
     case_ids = benchmark.case_ids()
 
     def rows():
@@ -112,6 +105,82 @@ def export_hf(bench_dir: str | os.PathLike, out_dir: str | os.PathLike, overwrit
     masks = sum(1 for row in benchmark.rows if row.mask_type in MASK_CONDITIONS)
     return ExportSummary(out_dir=out_dir, cases=len(case_ids), mask_conditions=masks,
                          benchmark_version=benchmark.version, manifest_sha256=benchmark.manifest_sha256)
+
+
+def export_fsmi(bench_dir: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False,
+                progress: bool = True) -> ExportSummary:
+    """Write the benchmark at ``bench_dir`` (sha256-verified) as an FSMI folder at ``out_dir``: one
+    ``cases.jsonl`` line per case (tags, instruction, label, clip_text, scene, gt, region, subject,
+    subject_mask and every mask condition as ``masks``) and the PNG files byte for byte, at the paths
+    they have in the benchmark. Same refusals as ``export_hf``."""
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    benchmark = _verified_benchmark(bench_dir, out_dir, overwrite)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
+    try:
+        lines = []
+        for case_id in tqdm(benchmark.case_ids(), desc="export", unit="case", disable=not progress):
+            rows = {row.mask_type: row for row in _agreeing_rows(benchmark, case_id)}
+            first = next(iter(rows.values()))
+            case = {"case_id": case_id, "kind": first.kind, "op": first.op, "scenario": first.scenario,
+                    "complexity": first.complexity, "instruction": first.instruction, "label": first.label,
+                    "clip_text": first.clip_text, "scene": first.scene, "gt": first.gt, "region": first.region,
+                    "masks": {mask_type: row.mask for mask_type, row in rows.items()},
+                    "origin": json.dumps(first.origins, sort_keys=True)}
+            if first.subject is not None:
+                case["subject"] = first.subject
+                if first.subject_mask is not None:
+                    case["subject_mask"] = first.subject_mask
+            for relative in [case["scene"], case["gt"], case["region"], *case["masks"].values(),
+                             case.get("subject"), case.get("subject_mask")]:
+                if relative is not None:
+                    (staging / "data" / relative).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(benchmark.path(relative), staging / "data" / relative)
+            lines.append(json.dumps(case, sort_keys=True))
+        (staging / "data" / "cases.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        card = benchmark.root / CARD_NAME
+        if card.is_file():
+            shutil.copyfile(card, staging / "data" / CARD_NAME)
+        _replace_folder(staging / "data", out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    masks = sum(1 for row in benchmark.rows if row.mask_type in MASK_CONDITIONS)
+    return ExportSummary(out_dir=out_dir, cases=len(benchmark.case_ids()), mask_conditions=masks,
+                         benchmark_version=benchmark.version, manifest_sha256=benchmark.manifest_sha256)
+
+
+def _verified_benchmark(bench_dir, out_dir: Path, overwrite: bool):
+    """The benchmark, verified against its sha256, after checking that ``out_dir`` may be written."""
+    from fsmi_bench.benchmark.manifest import load_benchmark
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInputError(f"output {out_dir} exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise BadInputError(f"output folder {out_dir} is not empty; choose another --out or pass --overwrite")
+    benchmark = load_benchmark(bench_dir, verify=True)
+    if out_dir.resolve().is_relative_to(benchmark.root.resolve()):
+        raise BadInputError(f"output folder {out_dir} must not be inside the benchmark folder {benchmark.root}")
+    if benchmark.root.resolve().is_relative_to(out_dir.resolve()):
+        raise BadInputError(f"output folder {out_dir} holds the benchmark {benchmark.root}; choose another --out")
+    return benchmark
+
+
+def _agreeing_rows(benchmark, case_id: str) -> list:
+    """The case's rows in MASK_CONDITIONS order, after checking that they agree on the case's fields."""
+    rows = {row.mask_type: row for row in benchmark.rows_for(case_id)}
+    unknown = sorted(set(rows) - set(MASK_CONDITIONS))
+    if unknown:
+        raise BadInputError(f"case {case_id}: unknown mask condition {unknown[0]!r} in the manifest")
+    ordered = [rows[mask_type] for mask_type in MASK_CONDITIONS if mask_type in rows]
+    for row in ordered:
+        for key in ("kind", "op", "scenario", "complexity", "instruction", "label", "clip_text", "scene", "gt",
+                    "region", "subject", "subject_mask", "width", "height"):
+            if getattr(row, key) != getattr(ordered[0], key):
+                raise BadInputError(f"case {case_id}: manifest rows disagree on {key} "
+                                    f"({ordered[0].mask_type} vs {row.mask_type})")
+    return ordered
 
 
 def _case_row(benchmark, case_id: str) -> dict:

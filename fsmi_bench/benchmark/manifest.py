@@ -23,11 +23,16 @@ MANIFEST_NAME = "manifest.jsonl"
 FILE_KEYS = ("scene", "subject", "gt", "region", "mask", "subject_mask")
 # Benchmark versions whose manifests this fsmi reads; a newer build needs a newer fsmi.
 KNOWN_BENCHMARK_VERSIONS = (BENCHMARK_VERSION,)
+# Older versions, refused with what changed since: their cases differ from what this fsmi builds.
+RETIRED_BENCHMARK_VERSIONS = {
+    "fsmi-edit-1.0": "fsmi-edit-1.1 changed the composited cases: objects at plausible sizes standing on the lower "
+                     "part of the scene, and the helmet cut-out without the black block around it",
+}
 # Fields that describe the case, not the mask condition: every row of one case must agree on them.
 CASE_FIELDS = ("kind", "op", "scenario", "complexity", "instruction", "label", "clip_text", "width", "height",
                "scene", "scene_sha256", "gt", "gt_sha256", "region", "region_sha256", "subject", "subject_sha256",
                "subject_mask", "subject_mask_sha256",
-               "benchmark_version", "source", "origins")
+               "benchmark_version", "source", "origins", "placement")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Larger scenes than this side could not have been decoded under any sane pixel limit.
 _MAX_SIDE = 1 << 20
@@ -69,6 +74,9 @@ class ManifestRow:
     # the subject's own pixels in the subject image (True = object); absent in benchmarks built before it
     subject_mask: str | None = None
     subject_mask_sha256: str | None = None
+    # composited cases: where each pasted object went and under which size and base rule
+    # ({"object": {...}, "replaced_object": {...}}, see compose.Placement.record); empty for prepared cases
+    placement: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -79,7 +87,7 @@ class ManifestRow:
         if not isinstance(row, dict):
             raise BadInputError(f"manifest row must be a JSON object, not {type(row).__name__}")
         names = {f.name for f in fields(cls)}
-        optional = ("subject", "subject_sha256", "extra", "subject_mask", "subject_mask_sha256")
+        optional = ("subject", "subject_sha256", "extra", "subject_mask", "subject_mask_sha256", "placement")
         missing = [f.name for f in fields(cls) if f.name not in row and f.name not in optional]
         if missing:
             raise BadInputError(f"manifest row for {str(row.get('case_id', '?'))[:80]!r} lacks fields: "
@@ -119,13 +127,17 @@ def _check_row_fields(row: dict) -> None:
         if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
                 or not 0.0 <= value <= 1.0):
             raise BadInputError(f"{where}: {name} must be a number in [0, 1], not {value!r}")
-    for name in ("mask_params", "origins", "extra"):
+    for name in ("mask_params", "origins", "extra", "placement"):
         if name in row and not isinstance(row[name], dict):
             raise BadInputError(f"{where}: {name} must be a JSON object, not {type(row[name]).__name__}")
     for key in FILE_KEYS:
         digest = row.get(f"{key}_sha256")
         if row.get(key) is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
             raise BadInputError(f"{where}: {key}_sha256 must be 64 lowercase hex digits, not {digest!r}")
+    if row["benchmark_version"] in RETIRED_BENCHMARK_VERSIONS:
+        raise BadInputError(f"this benchmark was built as {row['benchmark_version']!r}, which this fsmi no longer "
+                            f"reads ({RETIRED_BENCHMARK_VERSIONS[row['benchmark_version']]}); rebuild it with "
+                            "`fsmi build` (the command is in its README.md), or use the fsmi that built it")
     if row["benchmark_version"] not in KNOWN_BENCHMARK_VERSIONS:
         raise BadInputError(f"{where}: benchmark version {row['benchmark_version']!r} is not one this fsmi reads "
                             f"({', '.join(KNOWN_BENCHMARK_VERSIONS)}); rebuild it with this fsmi, or use the "

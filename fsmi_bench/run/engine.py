@@ -59,6 +59,7 @@ from fsmi_bench.run.method import METHODS, EditRequest, Method, MethodChoice, ch
 # The folder-wide lock, held while a run compares the folder's run files with its own and claims its file.
 FOLDER_LOCK_NAME = ".fsmi-run.lock"
 FOLDER_LOCK_WAIT_S = 120.0
+from fsmi_bench.run.preflight import require_ready
 from fsmi_bench.run.record import (
     EditKey,
     FailureLog,
@@ -610,6 +611,8 @@ def _run_claimed(config: RunConfig, benchmark: Benchmark, folder: RunFolder, sha
         if method is None:
             method = _instantiate(replace(config, method_config=folder.identity.method_config, device=device))
         try:
+            # seconds, before any model loads: a missing checkpoint or package fails here with one line
+            require_ready(config.method, method.preflight())
             method.setup()
             record = start_record(config, benchmark, folder, shard, device, method)
             recorded = True

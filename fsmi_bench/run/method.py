@@ -56,6 +56,16 @@ class EditRequest:
     subject_mask: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class CheckItem:
+    """One line of a method's pre-flight: what was checked, ``status`` "ok", "fail" (the run cannot start)
+    or "skip" (not checkable here, e.g. GPU memory without a GPU), and ``detail`` (one line)."""
+
+    item: str
+    status: str
+    detail: str = ""
+
+
 class Method:
     """Base class of editing methods.
 
@@ -80,6 +90,12 @@ class Method:
 
     def setup(self) -> None:
         """Load models. Called once before the first edit."""
+
+    def preflight(self) -> list[CheckItem]:
+        """What the method needs (files, packages, GPU memory), checked in seconds without loading a
+        model; `fsmi run` refuses to start on any "fail" item and `fsmi doctor --method` prints them all.
+        Empty: nothing to check beyond ``setup``."""
+        return []
 
     def edit(self, request: EditRequest) -> np.ndarray:
         raise NotImplementedError

