@@ -4,7 +4,8 @@ gradient checkpointing, seeded, resumable after a kill.
 Output folder:
   loss.csv, loss.png       loss curves (total, diffusion, language, layout), learning rate and throughput
                            per logged step
-  state-<step>/, latest.json   accelerate state (model, optimizer, step) of the last checkpoint
+  state-<step>/, latest.json   accelerate state of the last checkpoint: trained parameters, optimizer, RNG
+                           (frozen weights are rebuilt on resume: training/resume_state.py)
   pipeline/                the FlexEditPipeline (safetensors) to run with ``fsmi run --method flexedit``
   train.json               the config, data source and seed
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from flexedit_model.training import resume_state
 from flexedit_model.training.settings import TrainingSettings
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import atomic_write_text
@@ -265,6 +267,7 @@ def _build_trainer(config, run: _RunPlan) -> _Trainer:
     model.train()
     optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.0)
     model, optimizer = accelerator.prepare(model, optimizer)
+    resume_state.install(accelerator)
     vae.to(accelerator.device).requires_grad_(False)
     return _Trainer(accelerator, model, accelerator.unwrap_model(model), vae, tokenizer, parameters, optimizer,
                     build_scheduler(config, "ddpm"), config.inference["subject_scale"])
@@ -278,7 +281,7 @@ def _restore(trainer: _Trainer, run: _RunPlan) -> int:
     """Load the checkpoint to resume from, if any; the step to start at."""
     if run.latest is None:
         return 0
-    trainer.accelerator.load_state(str(run.latest.path))
+    resume_state.restore_state(trainer.accelerator, trainer.model, run.latest.path)
     return run.latest.step
 
 
@@ -358,11 +361,16 @@ def _optimisation_step(trainer: _Trainer, settings: TrainingSettings, batch, ste
         group["lr"] = learning_rate
     generator = torch.Generator(device=accelerator.device).manual_seed(
         _step_seed(settings.seed, step, accelerator.process_index))
-    with accelerator.autocast():
-        parts = flexedit_loss(trainer.unwrapped, trainer.vae, trainer.noise_scheduler, batch, generator,
-                              settings.condition_dropout, settings.language_loss_weight, trainer.subject_scale,
-                              settings.high_noise_bias, settings.layout_loss_weight)
-    accelerator.backward(parts.total)
+    # Dropout layers draw from the global generator: seeded by the step too (on a fork, so nothing else's
+    # draws move), a resumed run repeats the steps an uninterrupted one takes.
+    device = torch.device(accelerator.device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
+        torch.manual_seed(_step_seed(settings.seed, step, accelerator.process_index))
+        with accelerator.autocast():
+            parts = flexedit_loss(trainer.unwrapped, trainer.vae, trainer.noise_scheduler, batch, generator,
+                                  settings.condition_dropout, settings.language_loss_weight, trainer.subject_scale,
+                                  settings.high_noise_bias, settings.layout_loss_weight)
+        accelerator.backward(parts.total)
     accelerator.clip_grad_norm_(trainer.parameters, 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
