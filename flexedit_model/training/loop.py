@@ -16,6 +16,7 @@ import csv
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,31 +161,30 @@ def plot_losses(out: Path, rows: list[dict]) -> None:
     temporary.replace(out / "loss.png")
 
 
-def train_flexedit(config, data: str, out: str | Path, steps: int | None = None, resume: bool = False,
-                   content=None, progress: bool = True, time_limit_s: float | None = None) -> TrainSummary:
+def train_flexedit(config, data: str | Sequence[str], out: str | Path, steps: int | None = None,
+                   resume: bool = False, content=None, progress: bool = True,
+                   time_limit_s: float | None = None) -> TrainSummary:
     """Train FlexEdit with ``config`` on the training split of source ``data`` into ``out``.
 
-    steps: the step to reach (default: the config's ``training.steps``). ``resume``: go on
-    from the last checkpoint in ``out``. ``content``: a SourceContent to use instead of loading ``data``
-    (already split). ``time_limit_s``: stop (checkpoint and export) once this much time has passed
-    (single-process runs: ranks could disagree on the clock). Raises BadInputError, before anything is
-    written, when ``out`` holds a run and ``resume`` is not set, or when ``config.training`` does not pass
-    ``TrainingSettings.from_config``.
+    ``data``: a source spec (``mini``, ``coco:PATH``, ...), or several ``SPEC=WEIGHT`` to mix
+    (training/data_mix.py). steps: the step to reach (default: the config's ``training.steps``).
+    ``resume``: go on from the last checkpoint in ``out``. ``content``: a SourceContent (or a list, one
+    per source) to use instead of loading ``data`` (already split). ``time_limit_s``: stop (checkpoint and
+    export) once this much time has passed (single-process runs: ranks could disagree on the clock).
+    Raises BadInputError, before anything is written, when ``out`` holds a run and ``resume`` is not set,
+    when ``data`` does not parse, or when ``config.training`` does not pass ``TrainingSettings.from_config``.
     """
-    from flexedit_model.training.data import TrainingExamples, load_training_content
+    from flexedit_model.training.data_mix import describe, parse_data
 
+    sources = parse_data(data)
     run = _plan_run(config, Path(out), steps, resume, time_limit_s)
     trainer = _build_trainer(config, run)
-    if content is None:
-        content = load_training_content(data, "train")
-    settings = run.settings
-    examples = TrainingExamples(content, config.resolution, settings.seed, settings.mask_task_fraction,
-                                settings.multi_fraction, mask_task_mix=_plain_mix(settings.mask_task_mix))
+    examples = _training_examples(config, run.settings, sources, content)
     first_step = _restore(trainer, run)
-    _write_run_info(run.out, config, data, settings.seed, trainer.accelerator)
+    _write_run_info(run.out, config, describe(sources), run.settings.seed, trainer.accelerator)
     log_rows = _read_log(run.out, first_step)
     started = time.perf_counter()
-    batches = _step_loader(examples, trainer, settings, first_step, run.total_steps)
+    batches = _step_loader(examples, trainer, run.settings, first_step, run.total_steps)
     outcome = _run_steps(run, trainer, batches, first_step, log_rows, started, progress)
     pipeline_dir = _finish(config, trainer, run.out, log_rows)
     elapsed = time.perf_counter() - started
@@ -277,6 +277,23 @@ def _plain_mix(mix) -> dict | None:
     return None if mix is None else dict(mix)
 
 
+def _training_examples(config, settings: TrainingSettings, sources, content=None):
+    """The examples of each source (its training split), mixed by weight when there are several."""
+    from flexedit_model.training.data import TrainingExamples, load_training_content
+    from flexedit_model.training.data_mix import MixedExamples
+
+    contents = content if isinstance(content, (list, tuple)) else [content] * len(sources)
+    if len(contents) != len(sources):
+        raise ValueError(f"give one content per source: {len(sources)} sources, {len(contents)} contents")
+    parts = [TrainingExamples(given if given is not None else load_training_content(source.spec, "train"),
+                              config.resolution, settings.seed, settings.mask_task_fraction, settings.multi_fraction,
+                              mask_task_mix=_plain_mix(settings.mask_task_mix))
+             for source, given in zip(sources, contents)]
+    if len(parts) == 1:
+        return parts[0]  # one source: exactly its examples, as before mixing existed
+    return MixedExamples(parts, [source.weight for source in sources], settings.seed)
+
+
 def _restore(trainer: _Trainer, run: _RunPlan) -> int:
     """Load the checkpoint to resume from, if any; the step to start at."""
     if run.latest is None:
@@ -285,7 +302,7 @@ def _restore(trainer: _Trainer, run: _RunPlan) -> int:
     return run.latest.step
 
 
-def _write_run_info(out: Path, config, data: str, seed: int, accelerator) -> None:
+def _write_run_info(out: Path, config, data: str | list[dict], seed: int, accelerator) -> None:
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "train.json", json.dumps(
