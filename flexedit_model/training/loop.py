@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from flexedit_model.training import resume_state
+from flexedit_model.training.optimizers import check_available, make_optimizer
 from flexedit_model.training.settings import TrainingSettings
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import atomic_write_text
@@ -247,6 +248,7 @@ class _LoopOutcome:
 def _plan_run(config, out: Path, steps: int | None, resume: bool, time_limit_s: float | None) -> _RunPlan:
     """The checked settings and the resume point; BadInputError before anything is written."""
     settings = TrainingSettings.from_config(config.training)
+    check_available(settings.optimizer)
     latest = _latest_state(out)
     if latest is not None and not resume:
         raise BadInputError(f"{out} already holds a training run; pass --resume to go on, or use another --out")
@@ -265,7 +267,7 @@ def _build_trainer(config, run: _RunPlan) -> _Trainer:
     if settings.gradient_checkpointing:
         model.use_gradient_checkpointing()
     model.train()
-    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.0)
+    optimizer = make_optimizer(settings.optimizer, parameters, settings.learning_rate)
     model, optimizer = accelerator.prepare(model, optimizer)
     resume_state.install(accelerator)
     vae.to(accelerator.device).requires_grad_(False)
