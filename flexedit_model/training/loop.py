@@ -179,8 +179,9 @@ def train_flexedit(config, data: str | Sequence[str], out: str | Path, steps: in
 
     sources = parse_data(data)
     run = _plan_run(config, Path(out), steps, resume, time_limit_s)
-    trainer = _build_trainer(config, run)
+    # The sources first: a bad path answers before a model of many GB is loaded.
     examples = _training_examples(config, run.settings, sources, content)
+    trainer = _build_trainer(config, run)
     first_step = _restore(trainer, run)
     _write_run_info(run.out, config, describe(sources), run.settings.seed, trainer.accelerator)
     log_rows = _read_log(run.out, first_step)

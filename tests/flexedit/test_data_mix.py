@@ -81,6 +81,21 @@ def test_bad_data_is_one_line_exit_2_and_writes_nothing(tmp_path, values, messag
     assert not out.exists()
 
 
+def test_a_source_that_does_not_load_is_one_line_before_a_model_is_built(tmp_path, monkeypatch):
+    from flexedit_model.training import loop
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was built before the sources were read")
+
+    monkeypatch.setattr(loop, "_build_trainer", no_model)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "flexedit", "--config", "tiny", "--out", str(out), "--steps", "1",
+                                       "--data", "mini=0.5", "--data", f"coco:{tmp_path / 'nowhere'}=0.5"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "nowhere" in result.output
+    assert not out.exists()
+
+
 def test_help_shows_the_mixing_syntax_with_an_example():
     result = CliRunner().invoke(main, ["train", "flexedit", "--help"])
     assert result.exit_code == 0
