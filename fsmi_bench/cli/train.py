@@ -26,8 +26,9 @@ def train_group():
                    "(default weight 1; deterministic given the config's seed).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--steps", type=int, default=None,
-              help="Train until this step (default: the config's training.steps). A config's learning-rate cooldown is placed by it, "
-                   "so a finished run resumed with a larger --steps goes back to the full rate first.")
+              help="Train until this step (default: the config's training.steps). A config's learning-rate "
+                   "cooldown is placed by it, so a finished run resumed with a larger --steps goes back to the "
+                   "full rate first.")
 @click.option("--resume", is_flag=True, help="Go on from the last checkpoint in --out (after a kill, or to more steps).")
 def train_flexedit_command(config_name, data, out, steps, resume):
     """Train FlexEdit; writes loss curves, checkpoints and a pipeline to run with `fsmi run`.
