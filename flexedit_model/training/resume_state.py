@@ -43,7 +43,8 @@ def restore_state(accelerator, model, folder: Path) -> None:
 
     path = Path(folder) / MODEL_FILE
     if not path.is_file():
-        raise BadInputError(f"{folder} is not a training state: {MODEL_FILE} is missing; remove it or use another --out")
+        raise BadInputError(f"{folder} is not a training state: {MODEL_FILE} is missing; "
+                            "remove it or use another --out")
     with safe_open(str(path), "pt") as handle:
         saved = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
     shapes = {name: tuple(parameter.shape) for name, parameter in model.named_parameters()}
@@ -51,5 +52,6 @@ def restore_state(accelerator, model, folder: Path) -> None:
     wrong += sorted(key for key in saved if key in shapes and saved[key] != shapes[key] and key not in wrong)
     if wrong:
         raise BadInputError(f"{folder} does not match this config: {len(wrong)} trained parameters are missing "
-                            f"from it or shaped differently (e.g. {wrong[0]}); resume with the config it was written with")
+                            f"from it or shaped differently (e.g. {wrong[0]}); "
+                            "resume with the config it was written with")
     accelerator.load_state(str(folder), strict=False)

@@ -31,6 +31,9 @@ def paper_parameter_counts() -> dict:
     llava = llava_shipped_config("real")
     # <image> and <pad> follow the base vocabulary; the <img_i> tokens follow them (add_flexedit_tokens).
     first = LLAMA_VOCAB["real"] + 2
+    image_tokens = list(range(first, first + config.num_image_tokens))
+    llm_width = llava["text_config"].get("hidden_size", 4096)  # Llama-7B's default, not written in the config
+    adapter = config.adapter
     with torch.device("meta"):
         vllm = LlavaForConditionalGeneration(LlavaConfig.from_dict(llava))
         encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
@@ -39,11 +42,11 @@ def paper_parameter_counts() -> dict:
         unet = UNet2DConditionModel(**{**SD15_UNET, "in_channels": 8})
         vae = AutoencoderKL(**SD15_VAE)
         model = FlexEditModel.from_parts(
-            vllm, encoder, unet, new_token_rows_only=True, image_token_ids=list(range(first, first + config.num_image_tokens)),
-            qformer_config=qformer_config(config.qformer, llava["text_config"].get("hidden_size", 4096)).to_dict(),
-            num_query_tokens=config.qformer["num_query_tokens"], num_subject_tokens=config.adapter["num_subject_tokens"],
-            adapter_heads=config.adapter["num_heads"], use_ca=config.adapter["use_ca"],
-            use_dca=config.adapter["use_dca"], lora_rank=config.vllm["lora_rank"], lora_alpha=config.vllm["lora_alpha"])
+            vllm, encoder, unet, new_token_rows_only=True, image_token_ids=image_tokens,
+            qformer_config=qformer_config(config.qformer, llm_width).to_dict(),
+            num_query_tokens=config.qformer["num_query_tokens"], num_subject_tokens=adapter["num_subject_tokens"],
+            adapter_heads=adapter["num_heads"], use_ca=adapter["use_ca"], use_dca=adapter["use_dca"],
+            lora_rank=config.vllm["lora_rank"], lora_alpha=config.vllm["lora_alpha"])
     set_trainable(model, config)
     trained: dict[str, int] = {}
     frozen = 0

@@ -99,7 +99,8 @@ def test_a_source_that_does_not_load_is_one_line_before_a_model_is_built(tmp_pat
 def test_help_shows_the_mixing_syntax_with_an_example():
     result = CliRunner().invoke(main, ["train", "flexedit", "--help"])
     assert result.exit_code == 0
-    assert "SPEC[=WEIGHT]" in result.output and "--data coco:/data/coco=0.3 --data fsmi:/data/edits=0.7" in result.output
+    assert "SPEC[=WEIGHT]" in result.output
+    assert "--data coco:/data/coco=0.3 --data fsmi:/data/edits=0.7" in result.output
 
 
 @pytest.mark.usefixtures("one_thread")

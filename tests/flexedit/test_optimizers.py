@@ -41,8 +41,8 @@ def test_adamw8bit_without_bitsandbytes_is_one_line_naming_the_pip_command(tmp_p
     assert not (tmp_path / "run").exists()
     config_file = tmp_path / "tiny8bit.json"
     config_file.write_text(json.dumps(with_optimizer("adamw8bit").to_dict()))
-    result = CliRunner().invoke(main, ["train", "flexedit", "--config", str(config_file), "--out", str(tmp_path / "run"),
-                                       "--steps", "1"])
+    result = CliRunner().invoke(main, ["train", "flexedit", "--config", str(config_file),
+                                       "--out", str(tmp_path / "run"), "--steps", "1"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "pip install" in lines[0]
