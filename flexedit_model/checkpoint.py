@@ -24,7 +24,9 @@ BASES_FILE = "base_weights.json"
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
 # The parts of FlexEditModel that may be frozen bases, and the class each is loaded with.
-BASE_CLASSES = {"vllm": "LlavaForConditionalGeneration", "image_encoder": "CLIPVisionModelWithProjection"}
+# The VAE is a pipeline component, referenced from its own folder (``vae/base_weights.json``, latent_codec.py).
+BASE_CLASSES = {"vllm": "LlavaForConditionalGeneration", "image_encoder": "CLIPVisionModelWithProjection",
+                "vae": "AutoencoderKL"}
 # Inside a referenced base, the tensors training adds (LoRA, new token rows): saved.
 TRAINED_IN_BASE = ("lora_", ".new_rows")
 
@@ -62,20 +64,32 @@ def reference_base(part: str, folder: Path) -> BaseReference:
     return BaseReference(part, BASE_CLASSES[part], str(Path(folder).resolve()), weights_sha256(folder))
 
 
-def load_base(reference: BaseReference, dtype: torch.dtype | None, verify: bool = True):
-    """The base module of ``reference`` (checked against its digest when ``verify``), in ``dtype``."""
-    import transformers
+def check_base(reference: BaseReference) -> Path:
+    """The folder of ``reference``, after checking it is there and unchanged; a one-line MissingWeightsError
+    or IntegrityError naming the base otherwise."""
     from fsmi_bench.provenance import weights_sha256
 
     folder = Path(reference.path)
     if not (folder / "config.json").is_file():
         raise MissingWeightsError(f"base {reference.part} of this FlexEdit checkpoint is missing: "
                                   f"{folder / 'config.json'} not found; put the weights it was trained on back there")
+    digest = weights_sha256(folder)
+    if digest != reference.sha256:
+        raise IntegrityError(f"base {reference.part} at {folder} has changed (sha256 {digest[:12]}, the checkpoint "
+                             f"was trained on {reference.sha256[:12]}); put the original weights back")
+    return folder
+
+
+def load_base(reference: BaseReference, dtype: torch.dtype | None, verify: bool = True):
+    """The base module of ``reference`` (checked against its digest when ``verify``), in ``dtype``."""
+    import transformers
+
+    folder = Path(reference.path)
     if verify:
-        digest = weights_sha256(folder)
-        if digest != reference.sha256:
-            raise IntegrityError(f"base {reference.part} at {folder} has changed (sha256 {digest[:12]}, the checkpoint "
-                                 f"was trained on {reference.sha256[:12]}); put the original weights back")
+        check_base(reference)
+    elif not (folder / "config.json").is_file():
+        raise MissingWeightsError(f"base {reference.part} of this FlexEdit checkpoint is missing: "
+                                  f"{folder / 'config.json'} not found; put the weights it was trained on back there")
     model_class = getattr(transformers, reference.model_class)
     return model_class.from_pretrained(folder, dtype=dtype if dtype is not None else "auto")
 
@@ -98,8 +112,7 @@ def save_compact(model, folder: Path, max_shard_size="5GB") -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     model.save_config(folder)
-    references = {part: asdict(reference) for part, reference in model.base_references.items()}
-    (folder / BASES_FILE).write_text(json.dumps(references, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_references(folder, model.base_references)
     state = {key: tensor.detach().cpu().contiguous() for key, tensor in trained_state_dict(model).items()}
     split = split_torch_state_dict_into_shards(state, filename_pattern=WEIGHTS_NAME.replace(".safetensors", "{suffix}.safetensors"),
                                                max_shard_size=max_shard_size)
@@ -117,6 +130,12 @@ def save_compact(model, folder: Path, max_shard_size="5GB") -> None:
 def read_references(folder: Path) -> dict[str, BaseReference]:
     raw = json.loads((folder / BASES_FILE).read_text(encoding="utf-8"))
     return {part: BaseReference(**fields) for part, fields in raw.items()}
+
+
+def write_references(folder: Path, references: dict[str, BaseReference]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = {part: asdict(reference) for part, reference in references.items()}
+    (folder / BASES_FILE).write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _read_saved_tensors(folder: Path) -> dict[str, torch.Tensor]:

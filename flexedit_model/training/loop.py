@@ -4,7 +4,8 @@ gradient checkpointing, seeded, resumable after a kill.
 Output folder:
   loss.csv, loss.png       loss curves (total, diffusion, language, layout), learning rate and throughput
                            per logged step
-  state-<step>/, latest.json   accelerate state (model, optimizer, step) of the last checkpoint
+  state-<step>/, latest.json   accelerate state of the last checkpoint: trained parameters, optimizer, RNG
+                           (frozen weights are rebuilt on resume: training/resume_state.py)
   pipeline/                the FlexEditPipeline (safetensors) to run with ``fsmi run --method flexedit``
   train.json               the config, data source and seed
 """
@@ -15,11 +16,14 @@ import csv
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from flexedit_model.training import resume_state
+from flexedit_model.training.optimizers import check_available, make_optimizer
 from flexedit_model.training.settings import TrainingSettings
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import atomic_write_text
@@ -158,31 +162,31 @@ def plot_losses(out: Path, rows: list[dict]) -> None:
     temporary.replace(out / "loss.png")
 
 
-def train_flexedit(config, data: str, out: str | Path, steps: int | None = None, resume: bool = False,
-                   content=None, progress: bool = True, time_limit_s: float | None = None) -> TrainSummary:
+def train_flexedit(config, data: str | Sequence[str], out: str | Path, steps: int | None = None,
+                   resume: bool = False, content=None, progress: bool = True,
+                   time_limit_s: float | None = None) -> TrainSummary:
     """Train FlexEdit with ``config`` on the training split of source ``data`` into ``out``.
 
-    steps: the step to reach (default: the config's ``training.steps``). ``resume``: go on
-    from the last checkpoint in ``out``. ``content``: a SourceContent to use instead of loading ``data``
-    (already split). ``time_limit_s``: stop (checkpoint and export) once this much time has passed
-    (single-process runs: ranks could disagree on the clock). Raises BadInputError, before anything is
-    written, when ``out`` holds a run and ``resume`` is not set, or when ``config.training`` does not pass
-    ``TrainingSettings.from_config``.
+    ``data``: a source spec (``mini``, ``coco:PATH``, ...), or several ``SPEC=WEIGHT`` to mix
+    (training/data_mix.py). steps: the step to reach (default: the config's ``training.steps``).
+    ``resume``: go on from the last checkpoint in ``out``. ``content``: a SourceContent (or a list, one
+    per source) to use instead of loading ``data`` (already split). ``time_limit_s``: stop (checkpoint and
+    export) once this much time has passed (single-process runs: ranks could disagree on the clock).
+    Raises BadInputError, before anything is written, when ``out`` holds a run and ``resume`` is not set,
+    when ``data`` does not parse, or when ``config.training`` does not pass ``TrainingSettings.from_config``.
     """
-    from flexedit_model.training.data import TrainingExamples, load_training_content
+    from flexedit_model.training.data_mix import describe, parse_data
 
+    sources = parse_data(data)
     run = _plan_run(config, Path(out), steps, resume, time_limit_s)
+    # The sources first: a bad path answers before a model of many GB is loaded.
+    examples = _training_examples(config, run.settings, sources, content)
     trainer = _build_trainer(config, run)
-    if content is None:
-        content = load_training_content(data, "train")
-    settings = run.settings
-    examples = TrainingExamples(content, config.resolution, settings.seed, settings.mask_task_fraction,
-                                settings.multi_fraction, mask_task_mix=_plain_mix(settings.mask_task_mix))
     first_step = _restore(trainer, run)
-    _write_run_info(run.out, config, data, settings.seed, trainer.accelerator)
+    _write_run_info(run.out, config, describe(sources), run.settings.seed, trainer.accelerator)
     log_rows = _read_log(run.out, first_step)
     started = time.perf_counter()
-    batches = _step_loader(examples, trainer, settings, first_step, run.total_steps)
+    batches = _step_loader(examples, trainer, run.settings, first_step, run.total_steps)
     outcome = _run_steps(run, trainer, batches, first_step, log_rows, started, progress)
     pipeline_dir = _finish(config, trainer, run.out, log_rows)
     elapsed = time.perf_counter() - started
@@ -245,6 +249,7 @@ class _LoopOutcome:
 def _plan_run(config, out: Path, steps: int | None, resume: bool, time_limit_s: float | None) -> _RunPlan:
     """The checked settings and the resume point; BadInputError before anything is written."""
     settings = TrainingSettings.from_config(config.training)
+    check_available(settings.optimizer)
     latest = _latest_state(out)
     if latest is not None and not resume:
         raise BadInputError(f"{out} already holds a training run; pass --resume to go on, or use another --out")
@@ -263,8 +268,9 @@ def _build_trainer(config, run: _RunPlan) -> _Trainer:
     if settings.gradient_checkpointing:
         model.use_gradient_checkpointing()
     model.train()
-    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.0)
+    optimizer = make_optimizer(settings.optimizer, parameters, settings.learning_rate)
     model, optimizer = accelerator.prepare(model, optimizer)
+    resume_state.install(accelerator)
     vae.to(accelerator.device).requires_grad_(False)
     return _Trainer(accelerator, model, accelerator.unwrap_model(model), vae, tokenizer, parameters, optimizer,
                     build_scheduler(config, "ddpm"), config.inference["subject_scale"])
@@ -274,15 +280,32 @@ def _plain_mix(mix) -> dict | None:
     return None if mix is None else dict(mix)
 
 
+def _training_examples(config, settings: TrainingSettings, sources, content=None):
+    """The examples of each source (its training split), mixed by weight when there are several."""
+    from flexedit_model.training.data import TrainingExamples, load_training_content
+    from flexedit_model.training.data_mix import MixedExamples
+
+    contents = content if isinstance(content, (list, tuple)) else [content] * len(sources)
+    if len(contents) != len(sources):
+        raise ValueError(f"give one content per source: {len(sources)} sources, {len(contents)} contents")
+    parts = [TrainingExamples(given if given is not None else load_training_content(source.spec, "train"),
+                              config.resolution, settings.seed, settings.mask_task_fraction, settings.multi_fraction,
+                              mask_task_mix=_plain_mix(settings.mask_task_mix))
+             for source, given in zip(sources, contents)]
+    if len(parts) == 1:
+        return parts[0]  # one source: exactly its examples, as before mixing existed
+    return MixedExamples(parts, [source.weight for source in sources], settings.seed)
+
+
 def _restore(trainer: _Trainer, run: _RunPlan) -> int:
     """Load the checkpoint to resume from, if any; the step to start at."""
     if run.latest is None:
         return 0
-    trainer.accelerator.load_state(str(run.latest.path))
+    resume_state.restore_state(trainer.accelerator, trainer.model, run.latest.path)
     return run.latest.step
 
 
-def _write_run_info(out: Path, config, data: str, seed: int, accelerator) -> None:
+def _write_run_info(out: Path, config, data: str | list[dict], seed: int, accelerator) -> None:
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "train.json", json.dumps(
@@ -358,11 +381,16 @@ def _optimisation_step(trainer: _Trainer, settings: TrainingSettings, batch, ste
         group["lr"] = learning_rate
     generator = torch.Generator(device=accelerator.device).manual_seed(
         _step_seed(settings.seed, step, accelerator.process_index))
-    with accelerator.autocast():
-        parts = flexedit_loss(trainer.unwrapped, trainer.vae, trainer.noise_scheduler, batch, generator,
-                              settings.condition_dropout, settings.language_loss_weight, trainer.subject_scale,
-                              settings.high_noise_bias, settings.layout_loss_weight)
-    accelerator.backward(parts.total)
+    # Dropout layers draw from the global generator: seeded by the step too (on a fork, so nothing else's
+    # draws move), a resumed run repeats the steps an uninterrupted one takes.
+    device = torch.device(accelerator.device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
+        torch.manual_seed(_step_seed(settings.seed, step, accelerator.process_index))
+        with accelerator.autocast():
+            parts = flexedit_loss(trainer.unwrapped, trainer.vae, trainer.noise_scheduler, batch, generator,
+                                  settings.condition_dropout, settings.language_loss_weight, trainer.subject_scale,
+                                  settings.high_noise_bias, settings.layout_loss_weight)
+        accelerator.backward(parts.total)
     accelerator.clip_grad_norm_(trainer.parameters, 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from fsmi_bench.errors import BadInputError
 
 MIXED_PRECISION = ("no", "fp16", "bf16", "fp8")  # what accelerate's Accelerator accepts
+OPTIMIZERS = ("adamw", "adamw8bit")  # torch's AdamW; bitsandbytes' AdamW8bit (training/optimizers.py)
 _REQUIRED = object()  # the default of a key every config must give
 
 WHOLE_FROM_1 = "a whole number, 1 or more"
@@ -42,6 +43,7 @@ class TrainingSettings:
     layout_grid: int = 8  # the side of the layout read-out's grid (with layout_loss_weight > 0)
     lr_cooldown_fraction: float = 0.0  # the last share of the run over which the rate falls to 0
     mask_task_mix: Mapping[str, float] | None = None  # weights of the mask-task kinds; None: photos only
+    optimizer: str = "adamw"  # one of OPTIMIZERS
 
     @classmethod
     def from_config(cls, training: dict) -> "TrainingSettings":
@@ -73,6 +75,7 @@ class TrainingSettings:
             lr_cooldown_fraction=_training_number(training, "lr_cooldown_fraction", 0.0, _fraction,
                                                   "a number from 0 to 1 (0 = constant learning rate)"),
             mask_task_mix=_training_mix(training),
+            optimizer=_training_choice(training, "optimizer", OPTIMIZERS, "adamw"),
         )
 
 
@@ -128,9 +131,10 @@ def _training_flag(training: Mapping, key: str) -> bool:
     return training[key]
 
 
-def _training_choice(training: Mapping, key: str, choices: tuple[str, ...]) -> str:
+def _training_choice(training: Mapping, key: str, choices: tuple[str, ...], default=_REQUIRED) -> str:
     expected = "one of " + ", ".join(repr(choice) for choice in choices)
-    _missing(training, key, _REQUIRED, expected)
+    if _missing(training, key, default, expected):
+        return default
     if training[key] not in choices:
         raise BadInputError(f"training.{key} must be {expected}, got {training[key]!r}")
     return training[key]

@@ -20,12 +20,15 @@ def train_group():
 @train_group.command("flexedit")
 @click.option("--config", "config_name", default="small", show_default=True,
               help="tiny, small, paper, or the path of a JSON config shaped like flexedit_model/configs/tiny.json.")
-@click.option("--data", default="mini", show_default=True,
-              help="Source to train on (its training split): mini, coco:PATH, hf:PATH.")
+@click.option("--data", multiple=True, default=("mini",), show_default=True, metavar="SPEC[=WEIGHT]",
+              help="Source to train on (its training split): mini, coco:PATH, hf:PATH, fsmi:PATH. Repeat to mix "
+                   "sources: each example comes from one, drawn with probability WEIGHT / sum of weights "
+                   "(default weight 1; deterministic given the config's seed).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--steps", type=int, default=None,
-              help="Train until this step (default: 1000). A config's learning-rate cooldown is placed by it, "
-                   "so a finished run resumed with a larger --steps goes back to the full rate first.")
+              help="Train until this step (default: the config's training.steps). A config's learning-rate "
+                   "cooldown is placed by it, so a finished run resumed with a larger --steps goes back to the "
+                   "full rate first.")
 @click.option("--resume", is_flag=True, help="Go on from the last checkpoint in --out (after a kill, or to more steps).")
 def train_flexedit_command(config_name, data, out, steps, resume):
     """Train FlexEdit; writes loss curves, checkpoints and a pipeline to run with `fsmi run`.
@@ -34,12 +37,13 @@ def train_flexedit_command(config_name, data, out, steps, resume):
     Example:
       fsmi train flexedit --config small --data mini --out runs/flexedit-small --steps 2000
       fsmi train flexedit --config small --data mini --out runs/flexedit-small --steps 4000 --resume
+      fsmi train flexedit --config paper --data coco:/data/coco=0.3 --data fsmi:/data/edits=0.7 --out runs/mix
       accelerate launch $(which fsmi) train flexedit --config paper --out runs/paper   # many GPUs
       fsmi run --method flexedit --weights runs/flexedit-small/pipeline --bench bench --out runs/fx
     """
     if steps is not None and steps < 1:
         raise BadInputError("--steps must be at least 1")
-    summary = TRAINERS.get("flexedit")(config_name, data, out, steps=steps, resume=resume)
+    summary = TRAINERS.get("flexedit")(config_name, list(data), out, steps=steps, resume=resume)
     click.echo(f"trained to step {summary.steps} ({summary.samples_per_second:.1f} samples/s); "
                f"pipeline: {summary.pipeline_dir}")
 

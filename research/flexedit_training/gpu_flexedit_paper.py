@@ -25,7 +25,8 @@ def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-def paper_config_on(folders: dict, size: str, resolution: int, batch_size: int, steps: int, edit_steps: int):
+def paper_config_on(folders: dict, size: str, resolution: int, batch_size: int, steps: int, edit_steps: int,
+                    optimizer: str = "adamw"):
     """The paper config pointed at ``folders``; ``size="tiny"`` also shrinks the parts built here (Q-Former,
     token count) to match the tiny stand-ins."""
     from flexedit_model.config import load_config
@@ -38,7 +39,7 @@ def paper_config_on(folders: dict, size: str, resolution: int, batch_size: int, 
         unet={**paper.unet, "path": str(folders["sd"])}, vae={**paper.vae, "path": str(folders["sd"])},
         inference={**paper.inference, "num_inference_steps": edit_steps},
         training={**paper.training, "batch_size": batch_size, "steps": steps, "checkpoint_every": max(steps, 1),
-                  "log_every": 1},
+                  "log_every": 1, "optimizer": optimizer},
     )
     if size == "tiny":
         changes.update(num_image_tokens=4, adapter={**paper.adapter, "num_heads": 4},
@@ -58,6 +59,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--edit-steps", type=int, default=50)
+    parser.add_argument("--optimizer", choices=("adamw", "adamw8bit"), default="adamw",
+                        help="adamw8bit: bitsandbytes' AdamW8bit (pip install -e '.[adamw8bit]')")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -76,7 +79,8 @@ def main(argv=None) -> dict:
         write_llava_folder(folders["llava"], args.size, shard_bytes=5 * 1024**3 if args.size == "real" else None)
         write_clip_vision_folder(folders["clip"], args.size)
     weights_s = time.perf_counter() - started
-    config = paper_config_on(folders, args.size, args.resolution, args.batch_size, args.steps, args.edit_steps)
+    config = paper_config_on(folders, args.size, args.resolution, args.batch_size, args.steps, args.edit_steps,
+                             args.optimizer)
     cuda = torch.device(args.device).type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -106,6 +110,7 @@ def main(argv=None) -> dict:
     figures = {
         "size": args.size, "device": torch.cuda.get_device_name() if cuda else args.device,
         "resolution": args.resolution, "batch_size": args.batch_size, "steps": summary.steps,
+        "optimizer": args.optimizer, "state_bytes": folder_bytes(next((work / "run").glob("state-*"))),
         "train_peak_gpu_gib": round(train_peak, 2) if train_peak is not None else None,
         "edit_peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 1024**3, 2) if cuda else None,
         "samples_per_second": round(summary.samples_per_second, 3),

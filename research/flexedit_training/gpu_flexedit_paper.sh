@@ -5,6 +5,7 @@
 # disk for the random weights (LLaVA-7B in float16 is 13.5 GB) and an 80 GB GPU; aimed at < 8 minutes.
 #   bash research/flexedit_training/gpu_flexedit_paper.sh [OUT]
 # Dry run on CPU (tiny stand-ins): SIZE=tiny DEVICE=cpu ARGS="--steps 1 --resolution 32 --batch-size 2 --edit-steps 2" bash ...
+# OPTIMIZER=adamw8bit trains with bitsandbytes' AdamW8bit (pip install -e '.[adamw8bit]'); default adamw.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${1:-${OUT:-gpu_flexedit_paper_out}}"
@@ -17,4 +18,4 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$WORK/hf" TORCH_HOME="$W
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 # shellcheck disable=SC2086
 timeout "${LIMIT_S:-470}" "$PYTHON" research/flexedit_training/gpu_flexedit_paper.py --work "$WORK" \
-  --size "${SIZE:-real}" --device "${DEVICE:-cuda}" ${ARGS:-} 2>"$OUT/log.txt" | tee "$OUT/figures.json"
+  --size "${SIZE:-real}" --device "${DEVICE:-cuda}" --optimizer "${OPTIMIZER:-adamw}" ${ARGS:-} 2>"$OUT/log.txt" | tee "$OUT/figures.json"

@@ -193,11 +193,22 @@ def test_saved_pipeline_holds_only_what_trains_and_loads_back_identical(weights,
     assert references["vllm"]["path"] == str(weights["llava"].resolve()) and len(references["vllm"]["sha256"]) == 64
     json.loads((tmp_path / "pipe" / "model" / "config.json").read_text())
 
+    # The VAE is referenced as well: its config and its folder's sha256, no weights.
+    vae_files = sorted(path.name for path in (tmp_path / "pipe" / "vae").iterdir())
+    assert vae_files == [BASES_FILE, "config.json"]
+    vae_reference = json.loads((tmp_path / "pipe" / "vae" / BASES_FILE).read_text())["vae"]
+    assert vae_reference["path"] == str((weights["sd"] / "vae").resolve()) and len(vae_reference["sha256"]) == 64
+
     loaded = FlexEditPipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)
     expected, actual = model.state_dict(), loaded.model.state_dict()
     assert expected.keys() == actual.keys()
     assert all(torch.equal(expected[key], actual[key]) for key in expected)
+    vae_files_given = file_tensors(weights["sd"] / "vae")
+    assert all(torch.equal(tensor, vae_files_given[key]) for key, tensor in loaded.vae.state_dict().items())
+    loaded.save_pretrained(tmp_path / "again")  # saved again, still a reference
+    assert (tmp_path / "again" / "vae" / BASES_FILE).is_file()
+    assert not list((tmp_path / "again" / "vae").glob("*.safetensors"))
     assert_equals_files(loaded.model, weights)
     scene, mask, subject = toy_edit(seed=5)
     first = pipeline(scene, mask, "add the dog", subject=subject, seed=3, return_answer=True)
@@ -228,6 +239,31 @@ def test_a_missing_or_changed_base_is_one_line_naming_it(weights, built, tmp_pat
         load_base(reference, None)
 
 
+def test_a_missing_or_changed_vae_is_one_line_naming_it(weights, built, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from flexedit_model.build import build_components, build_pipeline
+    from flexedit_model.pipeline_flexedit import FlexEditPipeline
+
+    sd = shutil.copytree(weights["sd"], tmp_path / "sd")
+    config = paper_config(weights)
+    config = dataclasses.replace(config, vae={**config.vae, "path": str(sd)})
+    build_pipeline(config, components=build_components(config, seed=0, device="cpu")).save_pretrained(tmp_path / "pipe")
+    vae_file = sd / "vae" / "diffusion_pytorch_model.safetensors"
+    tensors = file_tensors(sd / "vae")
+    tensors["decoder.conv_out.bias"] += 1
+    save_file(tensors, str(vae_file))
+    with pytest.raises(IntegrityError, match=r"base vae at .* has changed") as caught:
+        FlexEditPipeline.from_pretrained(tmp_path / "pipe")
+    assert "\n" not in str(caught.value)
+    shutil.rmtree(sd / "vae")
+    with pytest.raises(MissingWeightsError, match="base vae of this FlexEdit checkpoint is missing") as caught:
+        FlexEditPipeline.from_pretrained(tmp_path / "pipe")
+    assert "\n" not in str(caught.value)
+
+
 def test_paper_training_steps_are_explicit():
     from flexedit_model.training.settings import TrainingSettings
 
@@ -236,3 +272,48 @@ def test_paper_training_steps_are_explicit():
     without = {key: value for key, value in training.items() if key != "steps"}
     with pytest.raises(BadInputError, match=r"training\.steps is missing"):
         TrainingSettings.from_config(without)
+
+
+def test_training_states_and_the_pipeline_hold_no_frozen_tensors(weights, tmp_path):
+    """Two steps of the paper config on the stand-ins: state-<step>/ holds the trained parameters and the
+    optimiser, not LLaVA, CLIP or the VAE; the pipeline's trained parts are all its weight bytes."""
+    from flexedit_model.build import build_components
+    from flexedit_model.training.loop import set_trainable, train_flexedit
+
+    config = paper_config(weights)
+    config = dataclasses.replace(config, training={**config.training, "checkpoint_every": 1, "log_every": 1,
+                                                   "mixed_precision": "no"})
+    summary = train_flexedit(config, "mini", tmp_path / "run", steps=2, progress=False)
+    model, vae, _ = build_components(config, seed=0, device="cpu")
+    set_trainable(model, config)
+    trained = {name: parameter for name, parameter in model.named_parameters() if parameter.requires_grad}
+    frozen = {name for name, parameter in model.named_parameters() if not parameter.requires_grad}
+    assert any(name.startswith("vllm.") for name in frozen)
+    assert any(name.startswith("image_encoder.") for name in frozen)
+
+    state = tmp_path / "run" / "state-00000002"
+    saved = file_tensors(state, "model*.safetensors")
+    assert set(saved) == set(trained) and not set(saved) & frozen
+    assert all(".base_layer." not in key and not key.startswith("image_encoder.") for key in saved)
+    # The bytes of the state's weights are those of the trained parameters (float32), nothing more.
+    trained_bytes = sum(parameter.numel() * 4 for parameter in trained.values())
+    assert sum(tensor.numel() * tensor.element_size() for tensor in saved.values()) == trained_bytes
+    frozen_bytes = sum(folder_bytes(folder) for folder in (weights["llava"], weights["clip"], weights["sd"] / "vae"))
+    state_bytes = folder_bytes(state)
+    # The weights, AdamW's two moments (2x), the RNG states and headers (a step count per tensor): no room
+    # for the frozen bases' bytes.
+    assert frozen_bytes > 2 * 1024 * 1024
+    assert 3 * trained_bytes < state_bytes < 3 * trained_bytes + 1024 * 1024
+
+    # The pipeline: the model's safetensors hold the trained tensors (and the UNet's buffers, none here);
+    # LLaVA, CLIP and the VAE are references.
+    pipeline_weights = sum(path.stat().st_size for path in summary.pipeline_dir.rglob("*.safetensors"))
+    model_weights = file_tensors(summary.pipeline_dir / "model", "diffusion_pytorch_model*.safetensors")
+    assert set(model_weights) == set(trained)
+    print(f"\npaper-format stand-in: trained parameters {trained_bytes} bytes, safetensors in the pipeline "
+          f"{pipeline_weights} bytes, state folder {state_bytes} bytes, frozen bases {frozen_bytes} bytes")
+    assert trained_bytes < pipeline_weights < trained_bytes + 64 * 1024  # safetensors headers only
+
+
+def folder_bytes(folder):
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())

@@ -146,6 +146,69 @@ def test_train_then_resume(tmp_path, train_content):
     assert loaded.config.resolution == config.resolution
 
 
+class Killed(Exception):
+    """Stands for a kill: the run stops between steps, with nothing cleaned up or exported."""
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(tmp_path, train_content, monkeypatch):
+    from safetensors import safe_open
+
+    from flexedit_model.build import build_components
+    from flexedit_model.training import loop
+    from flexedit_model.training.loop import set_trainable, train_flexedit
+
+    config = load_config("tiny")  # checkpoint_every 2
+    clean = train_flexedit(config, "mini", tmp_path / "clean", steps=4, content=train_content, progress=False)
+
+    step = loop._optimisation_step
+
+    def killed_at_step_3(trainer, settings, batch, index, learning_rate):
+        if index == 2:
+            raise Killed()
+        return step(trainer, settings, batch, index, learning_rate)
+
+    monkeypatch.setattr(loop, "_optimisation_step", killed_at_step_3)
+    with pytest.raises(Killed):
+        train_flexedit(config, "mini", tmp_path / "killed", steps=4, content=train_content, progress=False)
+    monkeypatch.undo()
+    state = tmp_path / "killed" / "state-00000002"
+    assert not (tmp_path / "killed" / "pipeline").exists() and state.is_dir()
+
+    # The state holds the trained parameters (and the optimiser), not the frozen LLaVA weights under LoRA.
+    model, _, _ = build_components(config, seed=0)
+    set_trainable(model, config)
+    trained = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    with safe_open(str(state / "model.safetensors"), "pt") as handle:
+        saved = set(handle.keys())
+    assert any(".base_layer." in key for key in model.state_dict())
+    assert not any(".base_layer." in key for key in saved)
+    assert any("lora_" in key for key in saved) and any(key.startswith("unet.") for key in saved)
+    assert saved == trained and (state / "optimizer.bin").is_file()
+
+    resumed = train_flexedit(config, "mini", tmp_path / "killed", steps=4, resume=True, content=train_content,
+                             progress=False)
+    assert resumed.first_step == 2 and resumed.losses == clean.losses[2:]
+    with safe_open(str(clean.pipeline_dir / "model" / "diffusion_pytorch_model.safetensors"), "pt") as one, \
+            safe_open(str(resumed.pipeline_dir / "model" / "diffusion_pytorch_model.safetensors"), "pt") as other:
+        assert set(one.keys()) == set(other.keys())
+        assert all(torch.equal(one.get_tensor(key), other.get_tensor(key)) for key in one.keys())
+    with open(tmp_path / "killed" / "loss.csv", newline="") as handle:
+        assert [int(row["step"]) for row in csv.DictReader(handle)] == [1, 2, 3, 4]
+
+
+def test_a_state_of_another_config_is_refused_in_one_line(tmp_path, train_content):
+    from dataclasses import replace
+
+    from flexedit_model.training.loop import train_flexedit
+
+    config = load_config("tiny")
+    train_flexedit(config, "mini", tmp_path / "run", steps=2, content=train_content, progress=False)
+    other = replace(config, training={**config.training, "layout_loss_weight": 1.0})  # adds a read-out head
+    with pytest.raises(BadInputError, match="does not match this config") as caught:
+        train_flexedit(other, "mini", tmp_path / "run", steps=3, resume=True, content=train_content, progress=False)
+    assert "\n" not in str(caught.value)
+
+
 def test_learning_rate_cools_down_over_the_end_of_the_run(tmp_path, train_content):
     from dataclasses import replace
 

@@ -22,5 +22,6 @@ def test_the_paper_gpu_check_dry_run_reports_its_figures(tmp_path):
     figures = json.loads((out / "figures.json").read_text())
     assert figures["size"] == "tiny" and figures["steps"] == 1 and figures["samples_per_second"] > 0
     assert figures["seconds_per_edit"] > 0 and figures["finite_output"]
-    # The compact checkpoint: the trained parts, the VAE, tokenizer and scheduler; no copy of LLaVA or CLIP.
+    # The compact checkpoint: the trained parts, tokenizer and scheduler; no copy of LLaVA, CLIP or the VAE.
     assert 0 < figures["model_bytes"] < figures["checkpoint_bytes"]
+    assert figures["optimizer"] == "adamw" and figures["state_bytes"] > 0
