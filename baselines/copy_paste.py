@@ -1,8 +1,11 @@
 """``copy-paste``: the subject, cut out of its image, scaled into the mask's bounding box and pasted there.
 
 Multi-image cases (a subject image is given):
-1. Cut-out. A "simple" subject sits on a plain background: the background colour is the median of the
-   image border (``border`` px wide), and the background is every pixel within ``tolerance`` of that colour
+1. Cut-out. When the benchmark gives the subject's true mask (``subject_mask``, every multi-image case
+   of fsmi-edit-1.1), that mask is the cut-out, as AnyDoor and LAR-Gen get it for their reference
+   (``use_subject_mask: false`` keys the subject out as below instead). Otherwise a "simple" subject sits
+   on a plain background: the background colour is the median of the image border (``border`` px wide),
+   and the background is every pixel within ``tolerance`` of that colour
    (largest channel difference) that is connected to the border, so object parts of the same colour
    inside the object are kept. A "complex" subject (its own, noisy background) is used whole by default
    (``complex_cutout: "whole"``) or cut with GrabCut from a centred box (``complex_cutout: "grabcut"``,
@@ -10,7 +13,8 @@ Multi-image cases (a subject image is given):
    colours vary little (per-channel standard deviation under ``plain_border_std``) counts as plain. A
    cut-out of under 1% of the image means keying failed: the whole image is used.
 2. The cut-out is cropped to its bounding box, scaled to fit the mask's bounding box keeping its aspect
-   ratio (OpenCV area resampling when shrinking, bilinear when enlarging), centred in that box, and pasted
+   ratio (OpenCV area resampling when shrinking, bilinear when enlarging, on colours premultiplied by the
+   cut-out mask so that no background bleeds into the edge), centred in that box, and pasted
    where its cut-out mask is set. An open (outline) mask has the box of its outline, so it works the same.
 
 Single-image cases (no subject): ``remove`` inpaints the mask area (the ``inpaint`` method's Telea
@@ -80,10 +84,14 @@ def grabcut_centre(image: np.ndarray, margin: float = 0.1, seed: int = 0, iterat
 
 def cut_out_subject(subject: np.ndarray, complexity: str = "none", complex_cutout: str = "whole",
                     border: int = 4, tolerance: int = 24, plain_border_std: float = 12.0,
-                    grabcut_margin: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The subject cropped to its cut-out: (RGB uint8 (h, w, 3), bool (h, w) True = subject pixel)."""
+                    grabcut_margin: float = 0.1, seed: int = 0,
+                    subject_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The subject cropped to its cut-out: (RGB uint8 (h, w, 3), bool (h, w) True = subject pixel).
+    A ``subject_mask`` of the subject's size that is not empty is the cut-out; no keying is done."""
     if complex_cutout not in CUTOUT_MODES:
         raise BadInputError(f"complex_cutout {complex_cutout!r} is unknown (known: {', '.join(CUTOUT_MODES)})")
+    if subject_mask is not None and subject_mask.shape == subject.shape[:2] and subject_mask.any():
+        return _cropped(subject, subject_mask.astype(bool))
     plain = complexity == "simple" or (complexity not in ("simple", "complex")
                                        and border_is_plain(subject, border, plain_border_std))
     if plain:
@@ -94,6 +102,10 @@ def cut_out_subject(subject: np.ndarray, complexity: str = "none", complex_cutou
         alpha = np.ones(subject.shape[:2], dtype=bool)
     if alpha.sum() < 0.01 * alpha.size:
         alpha = np.ones(subject.shape[:2], dtype=bool)
+    return _cropped(subject, alpha)
+
+
+def _cropped(subject: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows = np.flatnonzero(alpha.any(axis=1))
     cols = np.flatnonzero(alpha.any(axis=0))
     crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
@@ -115,8 +127,12 @@ def paste_into_box(scene: np.ndarray, cutout: np.ndarray, alpha: np.ndarray, mas
     new_width = max(1, min(box_width, int(round(cutout.shape[1] * scale))))
     new_height = max(1, min(box_height, int(round(cutout.shape[0] * scale))))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    pixels = cv2.resize(cutout, (new_width, new_height), interpolation=interpolation)
     weights = cv2.resize(alpha.astype(np.float32), (new_width, new_height), interpolation=cv2.INTER_LINEAR)
+    # Premultiplied by the cut-out mask, so that the subject's own background never bleeds into its edge.
+    coverage = cv2.resize(alpha.astype(np.float32), (new_width, new_height), interpolation=interpolation)
+    premultiplied = cv2.resize(cutout.astype(np.float32) * alpha[..., None], (new_width, new_height),
+                               interpolation=interpolation)
+    pixels = np.clip(np.rint(premultiplied / np.maximum(coverage, 1e-6)[..., None]), 0, 255).astype(np.uint8)
     x0 = box_x0 + (box_width - new_width) // 2
     y0 = box_y0 + (box_height - new_height) // 2
     target = result[y0:y0 + new_height, x0:x0 + new_width]
@@ -128,12 +144,12 @@ def paste_into_box(scene: np.ndarray, cutout: np.ndarray, alpha: np.ndarray, mas
 class CopyPaste(Method):
     """Copy-paste baseline (see the module docstring). Needs no weights.
 
-    Config keys: ``complex_cutout`` ("whole" or "grabcut"), ``border`` (px), ``tolerance`` (0..255),
+    Config keys: ``use_subject_mask`` (default true), ``complex_cutout`` ("whole" or "grabcut"), ``border`` (px), ``tolerance`` (0..255),
     ``plain_border_std``, ``grabcut_margin`` (fraction of each side), ``inpaint_radius`` (px).
     """
 
     name = "copy-paste"
-    option_kinds = {"complex_cutout": "str", "border": "pixels", "tolerance": "int", "plain_border_std": "number",
+    option_kinds = {"use_subject_mask": "bool", "complex_cutout": "str", "border": "pixels", "tolerance": "int", "plain_border_std": "number",
                     "grabcut_margin": "number", "inpaint_radius": "radius"}
 
     def setup(self) -> None:
@@ -150,5 +166,6 @@ class CopyPaste(Method):
             complex_cutout=str(self.config.get("complex_cutout", "whole")),
             border=int(self.config.get("border", 4)), tolerance=int(self.config.get("tolerance", 24)),
             plain_border_std=float(self.config.get("plain_border_std", 12.0)),
-            grabcut_margin=float(self.config.get("grabcut_margin", 0.1)), seed=request.seed)
+            grabcut_margin=float(self.config.get("grabcut_margin", 0.1)), seed=request.seed,
+            subject_mask=request.subject_mask if self.config.get("use_subject_mask", True) else None)
         return paste_into_box(request.scene, cutout, alpha, request.mask)

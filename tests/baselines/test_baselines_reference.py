@@ -128,3 +128,34 @@ def test_reference_methods_run_deterministically_over_a_benchmark(tmp_path, name
         summary = run_method(RunConfig(method=name, bench=bench, out=tmp_path / run, progress=False))
         assert (summary.written, summary.failed) == (15, 0)
     assert output_digests(tmp_path / "first") == output_digests(tmp_path / "second")
+
+
+def test_copy_paste_cuts_the_subject_along_its_true_mask_when_the_benchmark_gives_it():
+    # A complex subject: a red disc on noise. Without its mask the whole image is pasted (noise included);
+    # with it, only the disc's pixels reach the scene, and the scene keeps every other pixel of the box.
+    rng = np.random.default_rng(1)
+    subject = rng.integers(0, 255, (40, 40, 3)).astype(np.uint8)
+    yy, xx = np.mgrid[:40, :40]
+    disc = (yy - 20) ** 2 + (xx - 20) ** 2 <= 12 ** 2
+    subject[disc] = (230, 10, 10)
+    scene = np.full((60, 80, 3), 100, dtype=np.uint8)
+    mask = _box_mask(60, 80, (20, 10, 60, 50))  # 40 x 40: the disc's 25 x 25 crop scales up to fill it
+
+    def request(subject_mask):
+        return EditRequest(scene=scene, subject=subject, mask=mask, instruction="add a disc", label="disc", seed=0,
+                           kind="multi", op="add", complexity="complex", subject_mask=subject_mask)
+
+    with_mask = CopyPaste().edit(request(disc))
+    changed = np.any(with_mask != scene, axis=2)
+    assert changed[mask].mean() > 0.6 and not changed[~mask].any()
+    pasted = with_mask[changed].astype(int)
+    assert np.abs(pasted - (230, 10, 10)).max() <= 3  # only the disc's colour: no noise from its background
+    corners = with_mask[10:14, 20:24]  # the box's corner lies outside the scaled disc: the scene stays
+    np.testing.assert_array_equal(corners, scene[10:14, 20:24])
+
+    whole = CopyPaste().edit(request(None))  # no true mask: the complex subject is pasted whole
+    assert np.any(whole[10:14, 20:24] != scene[10:14, 20:24])
+    keyed = CopyPaste({"use_subject_mask": False}).edit(request(disc))
+    np.testing.assert_array_equal(keyed, whole)
+    with pytest.raises(BadInputError, match="use_subject_mask"):
+        CopyPaste({"use_subject_mask": "yes"}).setup()
