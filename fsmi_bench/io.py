@@ -145,17 +145,24 @@ def save_png(path: str | os.PathLike, array: np.ndarray) -> str:
 
 
 def _open_image(path: str | os.PathLike):
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"image not found: {path}")
+    return decode_image(path, f"image {path}", f"cannot read image {path}")
+
+
+def decode_image(source, what: str, failure: str):
+    """``source`` (a path or a file object) opened and decoded, its size checked against the pixel limit
+    before any pixel is decoded; ``what`` names it in the limit's message, and ``failure`` starts the one
+    line raised when it does not decode."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        image = Image.open(path)
-        check_image_size(*image.size, f"image {path}")
+        image = Image.open(source)
+        check_image_size(*image.size, what)
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise BadInputError(f"cannot read image {path}: {error}") from None
+        raise BadInputError(f"{failure}: {error}") from None
     return image
 
 

@@ -73,8 +73,6 @@ def export_hf(bench_dir: str | os.PathLike, out_dir: str | os.PathLike, overwrit
     import datasets
     from tqdm import tqdm
 
-    from fsmi_bench.benchmark.manifest import load_benchmark
-
     out_dir = Path(out_dir)
     benchmark = _verified_benchmark(bench_dir, out_dir, overwrite)
     case_ids = benchmark.case_ids()
@@ -184,17 +182,8 @@ def _agreeing_rows(benchmark, case_id: str) -> list:
 
 
 def _case_row(benchmark, case_id: str) -> dict:
-    rows = {row.mask_type: row for row in benchmark.rows_for(case_id)}
-    unknown = sorted(set(rows) - set(MASK_CONDITIONS))
-    if unknown:
-        raise BadInputError(f"case {case_id}: unknown mask condition {unknown[0]!r} in the manifest")
-    first = rows[next(mask_type for mask_type in MASK_CONDITIONS if mask_type in rows)]
-    for row in rows.values():
-        for key in ("kind", "op", "scenario", "complexity", "instruction", "label", "clip_text", "scene", "gt",
-                    "region", "subject", "width", "height"):
-            if getattr(row, key) != getattr(first, key):
-                raise BadInputError(f"case {case_id}: manifest rows disagree on {key} "
-                                    f"({first.mask_type} vs {row.mask_type})")
+    ordered = _agreeing_rows(benchmark, case_id)
+    rows, first = {row.mask_type: row for row in ordered}, ordered[0]
 
     def image(relative):
         # The verified PNG bytes themselves: no re-encoding, so pixels and sha256 are kept.

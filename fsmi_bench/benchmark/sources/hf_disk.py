@@ -25,7 +25,7 @@ import numpy as np
 
 from fsmi_bench.benchmark.sources.base import ObjectInstance, PreparedCase, ScenePhoto, SourceContent
 from fsmi_bench.errors import BadInputError
-from fsmi_bench.io import check_image_size, pil_to_mask, pil_to_rgb
+from fsmi_bench.io import check_image_size, decode_image, pil_to_mask, pil_to_rgb
 from fsmi_bench.schema import EXPORT_MASK_COLUMNS, MASK_CONDITIONS, SCENARIOS
 
 SEGMENTATION_COLUMNS = frozenset({"image", "mask", "label"})
@@ -164,7 +164,7 @@ def _rows(root: Path, prefix: str, split):
 
 def _open_cell(cell, where: str, column: str):
     """An ``Image`` cell ({bytes, path}, or an already decoded image) as a loaded PIL image."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if cell is None:
         raise BadInputError(f"{where}: {column} is missing")
@@ -184,13 +184,7 @@ def _open_cell(cell, where: str, column: str):
         source = io.BytesIO(data)
     else:
         raise BadInputError(f"{where}: column {column!r} holds {type(data).__name__}, not image bytes")
-    try:
-        image = Image.open(source)
-        check_image_size(*image.size, f"{where}: column {column!r}")
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise BadInputError(f"{where}: column {column!r} is not a readable image ({error})") from None
-    return image
+    return decode_image(source, f"{where}: column {column!r}", f"{where}: column {column!r} is not a readable image")
 
 
 def _rgb(cell, where: str, column: str) -> np.ndarray:
