@@ -11,6 +11,7 @@ then one *driver* file given by path. A driver is a plain module with two functi
     check(config: dict) -> list of str          # optional pre-flight: one line per missing piece
     checklist(config: dict) -> list of [item, problem or None]
         # optional: the same item by item (checkpoint files, packages imported later, helper models)
+        # the worker runs it (or check) before load and stops with its problems: load need not repeat it
 
 and, optionally, what the pre-flight reads without loading anything:
 
@@ -169,6 +170,13 @@ def gpu_facts():
     return {"cuda": True, "name": torch.cuda.get_device_name(), "free_bytes": int(free), "total_bytes": int(total)}
 
 
+def driver_problems(driver, config):
+    """The driver's own check, one line per missing piece: its checklist's problems, or check()."""
+    if hasattr(driver, "checklist"):
+        return [problem for _, problem in driver.checklist(config) if problem]
+    return list(driver.check(config)) if hasattr(driver, "check") else []
+
+
 def preflight(driver, config):
     """The pre-flight report: every check made here, in this python, with nothing loaded."""
     checks = import_checks(driver, config.get("checkout", os.getcwd()))
@@ -257,6 +265,9 @@ def main(argv=None):
         parser.error("--exchange is required unless --check is given")
     try:
         driver = load_driver(args.driver)
+        problems = driver_problems(driver, config)
+        if problems:  # before anything is loaded: one line naming every missing piece
+            raise FileNotFoundError("; ".join(problems))
         state = driver.load(config)
     except Exception as error:
         missing = isinstance(error, FileNotFoundError)

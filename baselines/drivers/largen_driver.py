@@ -105,18 +105,10 @@ def checklist(config):
     return items
 
 
-def check(config):
-    """One line per missing piece, before anything is loaded."""
-    return [problem for _, problem in checklist(config) if problem]
-
-
 def load(config):
     import yaml
 
     checkout = config["checkout"]
-    problems = check(config)
-    if problems:
-        raise FileNotFoundError("LAR-Gen: " + "; ".join(problems))
     os.chdir(checkout)
     sys.path.insert(0, checkout)
     with open(_model_yaml(config), encoding="utf-8") as handle:

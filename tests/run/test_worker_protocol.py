@@ -105,6 +105,24 @@ def test_startup_failures_are_clear(tmp_path):
         WorkerClient(WorkerSpec(python=sys.executable, driver=str(broken))).start()
 
 
+def test_the_worker_runs_the_drivers_checklist_before_load(tmp_path):
+    # load would leave a mark if it ran: a missing piece must stop the worker before it, in one line.
+    marker = tmp_path / "load-ran"
+    driver = tmp_path / "checked_driver.py"
+    driver.write_text(
+        "import os\n"
+        "def checklist(config):\n"
+        "    return [['weights', None if os.path.isfile(config['weights']) else config['weights'] + ' is missing'],\n"
+        "            ['helper', None]]\n"
+        f"def load(config):\n    open({str(marker)!r}, 'w').close()\n    return {{}}\n"
+        "def edit(state, request, scene, mask, subject):\n    return scene\n")
+    missing = tmp_path / "weights.safetensors"
+    with pytest.raises(MissingWeightsError) as raised:
+        WorkerClient(WorkerSpec(python=sys.executable, driver=str(driver), name="checked",
+                                config={"weights": str(missing)})).start()
+    assert str(raised.value) == f"checked: {missing} is missing" and not marker.exists()
+
+
 def test_close_stops_the_worker_and_removes_the_exchange_folder():
     client = WorkerClient(_spec("echo_driver.py"))
     client.edit(_request())
