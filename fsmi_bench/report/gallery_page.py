@@ -69,7 +69,8 @@ function readHash() { for (const part of location.hash.slice(1).split("&")) { co
 function writeHash() { const parts = [];
   for (const key of ["metric", "by", "order", "method", "view", ...FILTERS.map(f => f[0])])
     parts.push(key + "=" + encodeURIComponent(state[key])); history.replaceState(null, "", "#" + parts.join("&")); }
-function methodIndexes() { return state.method === "all" ? DATA.methods.map((_, i) => i) : [DATA.methods.indexOf(state.method)]; }
+function methodIndexes() {
+  return state.method === "all" ? DATA.methods.map((_, i) => i) : [DATA.methods.indexOf(state.method)]; }
 function sortValue(row) {
   const picked = state.by === "mean" ? methodIndexes() : [DATA.methods.indexOf(state.by)];
   const found = picked.map(i => row.outputs[i].scores[state.metric]).filter(v => typeof v === "number");
@@ -103,7 +104,8 @@ function render() {
     const card = el("div", undefined, "row"); card.dataset.case = row.case; card.dataset.mask = row.mask;
     const value = sortValue(row); card.dataset.value = value === null ? "" : String(value);
     const meta = el("div", undefined, "meta"); meta.append(el("b", row.case + " / " + row.mask), el("br"),
-      el("span", row.kind + ", " + row.op + ", " + row.scenario + (row.complexity !== "none" ? ", " + row.complexity : "")),
+      el("span", row.kind + ", " + row.op + ", " + row.scenario
+                 + (row.complexity !== "none" ? ", " + row.complexity : "")),
       el("br"), el("span", "mask IoU " + row.iou), el("br"), el("i", row.instruction));
     card.append(meta, figure(row.input, "input + mask"));
     if (row.subject) card.append(figure(row.subject, "subject"));
@@ -117,7 +119,8 @@ function render() {
   count.dataset.rows = rows.length; count.dataset.shown = visible.length; count.dataset.images = images;
   document.getElementById("more").hidden = visible.length >= rows.length; }
 readHash();
-select("metric", "sort by", DATA.metrics.map(m => [m.name, m.name + (m.higher ? " (higher is better)" : " (lower is better)")]));
+select("metric", "sort by",
+       DATA.metrics.map(m => [m.name, m.name + (m.higher ? " (higher is better)" : " (lower is better)")]));
 select("by", "of", [["mean", "mean of shown methods"], ...DATA.methods.map(m => [m, m])]);
 select("order", "", [["worst", "worst first"], ["best", "best first"]]);
 select("method", "method", [["all", "all"], ...DATA.methods.map(m => [m, m])]);

@@ -55,6 +55,7 @@ from fsmi_bench.run.folder import (
     run_identity,
 )
 from fsmi_bench.run.method import METHODS, EditRequest, Method, MethodChoice, choose_method, instance_choice
+from fsmi_bench.run.output_writer import OutputWriter, VerifiedOutputs, Written, verified_outputs_path
 
 # The folder-wide lock, held while a run compares the folder's run files with its own and claims its file.
 FOLDER_LOCK_NAME = ".fsmi-run.lock"
@@ -496,35 +497,49 @@ _FOLDER_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 class EditLoop:
     """Makes the work items' edits in order, keeping the failures file and the resized outputs current.
 
-    An output that is already there and valid is kept (resume). An exception from one edit is recorded in
-    the failures file and the loop goes on, except ``MissingWeightsError``, which ends the run.
+    An output that is already there and valid is kept (resume): known from ``verified`` (the record of
+    outputs this run wrote or checked, ``output_writer.VerifiedOutputs``) or decoded in full. Outputs are
+    encoded and written by an ``OutputWriter`` while the next edit is made. An exception from one edit is
+    recorded in the failures file and the loop goes on, except ``MissingWeightsError``, which ends the run.
     """
 
-    def __init__(self, benchmark: Benchmark, method: Method, failures: FailureLog, resized: dict):
+    def __init__(self, benchmark: Benchmark, method: Method, failures: FailureLog, resized: dict,
+                 verified: VerifiedOutputs | None = None):
         self.benchmark = benchmark
         self.method = method
         self.failures = failures
         self.resized: dict[str, list[int]] = dict(resized)
+        self.verified = verified
         self.written = 0
         self.skipped = 0
         self._inputs: CaseInputs | None = None
+        self._writer: OutputWriter | None = None
 
     def run(self, work: list[WorkItem], progress) -> None:
         """Every item, then close ``progress`` (a tqdm bar, updated per item) and save the failures file."""
-        for item in work:
-            self.do(item)
-            progress.update(1)
+        self._writer = writer = OutputWriter(encode_output_png, atomic_write_bytes)
+        try:
+            for item in work:
+                self.do(item)
+                progress.update(1)
+        finally:
+            self._writer = None
+            try:
+                self._take(writer.close())
+            finally:
+                if self.verified is not None:
+                    self.verified.save()
         progress.close()
         self.failures.save()
 
     def do(self, item: WorkItem) -> None:
-        """One item: skip it if its output is valid, else make it and record how it went."""
-        if item.output.is_file() and is_valid_output(item.output, item.row.width, item.row.height):
+        """One item (inside ``run``): skip it if its output is valid, else make it and queue it for writing."""
+        if self._kept(item):
             self.skipped += 1
             self.failures.clear(item.key)
             return
         try:
-            original_size = self._make_output(item)
+            image, original_size = self._edit(item)
         except MissingWeightsError:
             raise
         except OSError as error:
@@ -535,22 +550,43 @@ class EditLoop:
         except Exception as error:  # one edit's failure must not end the run
             self.failures.record(item.key, f"{type(error).__name__}: {error}")
             return
-        self.written += 1
-        if original_size is not None:
-            self.resized[item.key.label] = list(original_size)
-        else:
-            self.resized.pop(item.key.label, None)
-        self.failures.clear(item.key)
+        self._take(self._writer.submit(item, item.output, image, original_size))
 
-    def _make_output(self, item: WorkItem) -> tuple[int, int] | None:
-        """Edit, map to the scene's size, write atomically; the output's original (width, height) if resized."""
+    def _kept(self, item: WorkItem) -> bool:
+        if self.verified is not None and self.verified.knows(item.output):
+            return True
+        if item.output.is_file() and is_valid_output(item.output, item.row.width, item.row.height):
+            if self.verified is not None:
+                self.verified.add(item.output)
+            return True
+        return False
+
+    def _take(self, outcomes: list[Written]) -> None:
+        """Record the outcome of written (or failed) outputs, in order; a full disk stops the run."""
+        for outcome in outcomes:
+            item = outcome.item
+            if outcome.error is not None:
+                error = outcome.error
+                if isinstance(error, OSError) and error.errno in _FOLDER_FULL:
+                    raise error
+                self.failures.record(item.key, f"{type(error).__name__}: {error}")
+                continue
+            self.written += 1
+            if outcome.original_size is not None:
+                self.resized[item.key.label] = list(outcome.original_size)
+            else:
+                self.resized.pop(item.key.label, None)
+            self.failures.clear(item.key)
+            if self.verified is not None:
+                self.verified.add(item.output, outcome.sha256)
+
+    def _edit(self, item: WorkItem) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """The method's edit mapped to the scene's size; the output's original (width, height) if resized."""
         if self._inputs is None or self._inputs.case_id != item.row.case_id:
             _clear_stale_temporaries(item.output.parent)
             self._inputs = CaseInputs.load(self.benchmark, item.row)
         request = edit_request(item, self._inputs, self.benchmark)
-        image, original_size = map_to_scene_size(self.method.edit(request), item.row.width, item.row.height)
-        atomic_write_bytes(item.output, encode_output_png(image))
-        return original_size
+        return map_to_scene_size(self.method.edit(request), item.row.width, item.row.height)
 
     def counts(self, work: list[WorkItem]) -> RunCounts:
         return RunCounts(selected=len(work), written=self.written, skipped=self.skipped,
@@ -616,7 +652,8 @@ def _run_claimed(config: RunConfig, benchmark: Benchmark, folder: RunFolder, sha
             method.setup()
             record = start_record(config, benchmark, folder, shard, device, method)
             recorded = True
-            edits = EditLoop(benchmark, method, failures, record.size_mapping.resized)
+            verified = VerifiedOutputs.load(verified_outputs_path(folder.run_path), folder.root)
+            edits = EditLoop(benchmark, method, failures, record.size_mapping.resized, verified)
             edits.run(work, _progress_bar(config, shard, len(work), folder.identity.method))
             return finish_record(folder.run_path, record, edits, work)
         finally:
