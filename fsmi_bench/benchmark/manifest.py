@@ -9,6 +9,9 @@ sha256 the manifest recorded.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -167,7 +170,7 @@ class Benchmark:
     rows: tuple[ManifestRow, ...]
     manifest_sha256: str
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         versions = {row.benchmark_version for row in self.rows}
         return versions.pop() if len(versions) == 1 else "mixed"
@@ -182,14 +185,42 @@ class Benchmark:
         return self.root / relative
 
 
-def resolve_inside(root: Path, relative: str) -> Path:
-    """The absolute path of ``relative`` under ``root``; refuses paths that leave ``root``."""
+def resolve_inside(root: Path, relative: str, resolved_root: Path | None = None) -> Path:
+    """The absolute path of ``relative`` under ``root`` (``resolved_root``: ``root.resolve()``, if known);
+    refuses paths that leave ``root``."""
     if not isinstance(relative, str) or not relative or "\x00" in relative or Path(relative).is_absolute():
         raise BadInputError(f"manifest path {relative!r} must be relative to the benchmark folder")
     resolved = (root / relative).resolve()
-    if not resolved.is_relative_to(root.resolve()):
+    if not resolved.is_relative_to(resolved_root or root.resolve()):
         raise BadInputError(f"manifest path {relative!r} points outside the benchmark folder {root}")
     return resolved
+
+
+# Files verified in this context: (path, size, mtime, ctime, inode) -> sha256 (see ``verify_each_file_once``).
+_VERIFIED_FILES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("fsmi_verified_files", default=None)
+
+
+@contextlib.contextmanager
+def verify_each_file_once():
+    """Within the block, ``load_benchmark(verify=True)`` hashes a file only if it changed (path, size, times
+    or inode) since it was verified in the block: for a chain of stages (``fsmi quickstart``) that each load
+    the benchmark they were given."""
+    token = _VERIFIED_FILES.set({})
+    try:
+        yield
+    finally:
+        _VERIFIED_FILES.reset(token)
+
+
+def _file_sha256(path: Path) -> str:
+    verified = _VERIFIED_FILES.get()
+    if verified is None:
+        return sha256_file(path)
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+    if key not in verified:
+        verified[key] = sha256_file(path)
+    return verified[key]
 
 
 def load_benchmark(root: str | Path, verify: bool = True) -> Benchmark:
@@ -213,20 +244,24 @@ def load_benchmark(root: str | Path, verify: bool = True) -> Benchmark:
     except BadInputError as error:
         raise BadInputError(f"{manifest}: {error}") from None
     checked: dict[str, str] = {}
+    resolved: dict[str, Path] = {}  # each path once: cases share their scene, GT and region across masks
+    resolved_root = root.resolve()
     for row in rows:
         for key in FILE_KEYS:
             relative = getattr(row, key)
             if relative is None:
                 continue
-            try:
-                path = resolve_inside(root, relative)
-            except BadInputError as error:
-                raise BadInputError(f"{manifest}: case {row.case_id}: {error}") from None
+            if relative not in resolved:
+                try:
+                    resolved[relative] = resolve_inside(root, relative, resolved_root)
+                except BadInputError as error:
+                    raise BadInputError(f"{manifest}: case {row.case_id}: {error}") from None
+            path = resolved[relative]
             if not verify or relative in checked:
                 continue
             if not path.is_file():
                 raise IntegrityError(f"{relative} is listed in the manifest but missing from {root}")
-            checked[relative] = sha256_file(path)
+            checked[relative] = _file_sha256(path)
             if checked[relative] != getattr(row, f"{key}_sha256"):
                 raise IntegrityError(
                     f"{relative} no longer matches the sha256 in {manifest}; rebuild the benchmark "

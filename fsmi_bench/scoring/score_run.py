@@ -162,7 +162,9 @@ def score_run(config: ScoreConfig, models=None):
     # Read, merge and write under one lock: two `fsmi score --out` into one file keep both methods' rows.
     with exclusive_lock(out.parent / f".{out.name}.lock", f"results table {out}", wait_s=RESULTS_LOCK_WAIT_S):
         table = merge_into_existing(out, frame, run.method)
-        csv = write_results(table, out)
+        csv = out.with_suffix(".csv")
+        if not _holds_already(out, csv, table):  # a rescore with nothing new rewrites nothing
+            csv = write_results(table, out)
     counts = dict(Counter(frame["status"]))
     summary = ScoreSummary(run.method, out, csv, len(frame), counts, scorer.model_calls, cache.hits)
     return frame, summary
@@ -197,6 +199,19 @@ def merge_into_existing(out: Path, frame, method: str):
     kept = existing[existing["method"] != method]
     merged = pd.concat([kept, frame], ignore_index=True)
     return merged.sort_values(["method", "case_id", "mask_type", "metric"], kind="stable").reset_index(drop=True)
+
+
+def _holds_already(out: Path, csv: Path, table) -> bool:
+    """True if ``out`` holds exactly ``table`` and its CSV was written with it (not older)."""
+    import pandas as pd
+
+    try:
+        if not csv.is_file() or csv.stat().st_mtime_ns < out.stat().st_mtime_ns:
+            return False
+        existing = pd.read_parquet(out)
+    except Exception:  # absent or unreadable: written again
+        return False
+    return list(existing.columns) == list(table.columns) and existing.equals(table.reset_index(drop=True))
 
 
 def write_results(frame, out: Path) -> Path:
