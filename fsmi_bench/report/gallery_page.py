@@ -58,7 +58,7 @@ function select(name, label, options) {
   const wrap = el("label", label + " "); const box = el("select"); box.id = "f-" + name;
   for (const [value, text] of options) { const option = el("option", text); option.value = value; box.append(option); }
   box.value = state[name];
-  if (box.value !== state[name]) { state[name] = options[0][0]; box.value = state[name]; }  // an unknown option
+  if (box.value !== state[name]) { state[name] = options.length ? options[0][0] : ""; box.value = state[name]; }
   box.addEventListener("change", () => { state[name] = box.value; state.shown = DATA.page_size;
     render(); }); wrap.append(box); document.getElementById("controls").append(wrap); }
 function readHash() { for (const part of location.hash.slice(1).split("&")) { const [key, value] = part.split("=");

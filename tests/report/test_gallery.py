@@ -136,6 +136,13 @@ def test_in_a_browser_filters_sort_and_show_the_right_rows(made, tmp_path):
     assert counts == {"rows": 18, "shown": 18, "images": 18 * 14}
     counts, _ = shown("kind=nonsense&metric=none&shown=abc")
     assert counts["rows"] == 36 and counts["shown"] == 36
+    # A gallery without scores, opened by a link that names a metric.
+    plain = build_gallery(GalleryConfig(runs=(root / "q" / "runs" / "identity",), bench=root / "q" / "bench",
+                                        out=root / "plain-browser"))
+    dom = _chromium(plain.index.resolve().as_uri() + "#metric=fg_psnr&view=zoom", tmp_path / "profile-plain",
+                    "--dump-dom")
+    # zooms only: input, GT and output (3 a row), and the subject on multi-image rows
+    assert re.search(r'<p id="count" data-rows="36" data-shown="36" data-images="126"', dom), dom[-2000:]
     # Worst first: fg_psnr (higher is better) ascends down the page; rows without it come last.
     _, dom = shown("metric=fg_psnr&kind=multi&by=copy-paste")
     values = [float(value) for value in re.findall(r'class="row"[^>]*data-value="([^"]+)"', dom)]
