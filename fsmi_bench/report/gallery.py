@@ -5,7 +5,7 @@ cases), the ground truth, then each run's output with its metric values. The pag
 (worst cases first by default) and filters by method, mask type, op, scenario and kind; the state lives
 in the URL's ``#`` part, so a view can be shared as a link.
 
-Beside each output: a zoom on the edit region (the same square for every image of a case) and its
+Beside each output: a zoom on the edit region (the same box for every image of a case) and its
 difference from the ground truth, where a small edit that a 160 px thumbnail hides shows. A note says
 which methods gave identical outputs, and for which operations (copy-paste inpaints ``remove`` cases as
 ``inpaint`` does).
@@ -43,7 +43,7 @@ FLOOR_NOTES = {
                   "inpaints remove cases as inpaint does, and returns add and replace scenes unchanged.",
     "inpaint": "inpaint fills the mask from its surroundings for every operation (it clears the marked area).",
 }
-LEGEND = ("Each output: the whole image, a zoom on the edit region (the same square for every picture of a "
+LEGEND = ("Each output: the whole image, a zoom on the edit region (the same box for every picture of a "
           "case), and its difference from the ground truth (black: equal; red to white: a channel differs by up "
           f"to {DIFFERENCE_FULL_SCALE} of 255 levels and more; cyan: the edit region's outline). Red on the "
           "input: the mask. A picture links to its full-size file.")
