@@ -103,7 +103,7 @@ def _json_for_script(data) -> str:
         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
-def _case_pictures(benchmark, rows, runs, output_path) -> CasePictures:
+def _case_pictures(benchmark, rows, runs, recorded, output_path) -> CasePictures:
     first = rows[0]
 
     def source(relative, sha256):
@@ -114,7 +114,7 @@ def _case_pictures(benchmark, rows, runs, output_path) -> CasePictures:
         for row in rows:
             path = output_path(run.root, row.case_id, row.mask_type)
             if (row.case_id, row.mask_type) not in run.failures and path.is_file():
-                outputs[number, row.mask_type] = path
+                outputs[number, row.mask_type] = path, recorded[number].sha256(path)
     return CasePictures(
         scene=source(first.scene, first.scene_sha256), gt=source(first.gt, first.gt_sha256),
         region=source(first.region, first.region_sha256),
@@ -147,6 +147,7 @@ def build_gallery(config: GalleryConfig) -> GalleryResult:
     from fsmi_bench.benchmark.manifest import load_benchmark
     from fsmi_bench.io import ensure_writable_dir
     from fsmi_bench.run.folder import load_run, output_path
+    from fsmi_bench.run.output_writer import VerifiedOutputs
     from fsmi_bench.workers import ordered_map
 
     if not config.runs:
@@ -172,7 +173,8 @@ def build_gallery(config: GalleryConfig) -> GalleryResult:
     by_case: dict[str, list] = {}
     for row in sorted(benchmark.rows, key=lambda row: (row.kind, row.case_id, row.mask_type)):
         by_case.setdefault(row.case_id, []).append(row)
-    cases = [_case_pictures(benchmark, rows, runs, output_path) for rows in by_case.values()]
+    recorded = [VerifiedOutputs.of_run_folder(run.root) for run in runs]  # outputs' sha256, by their runs
+    cases = [_case_pictures(benchmark, rows, runs, recorded, output_path) for rows in by_case.values()]
     made = ordered_map(lambda case: make_case_pictures(case, thumbs, config.thumb_size), cases)
     if config.progress:
         from tqdm import tqdm

@@ -57,7 +57,8 @@ class CasePictures:
     region: Source
     subject: Source | None
     masks: dict[str, Source]  # mask type -> mask
-    outputs: dict[tuple[int, str], Path] = field(default_factory=dict)  # (method number, mask type) -> file
+    # (method number, mask type) -> (file, its sha256 as the run recorded it, or None: read to know it)
+    outputs: dict[tuple[int, str], tuple[Path, str | None]] = field(default_factory=dict)
 
 
 class _Loaded:
@@ -126,20 +127,32 @@ def make_case_pictures(case: CasePictures, folder: Path, size: int) -> dict:
             "zoom": picture("masked-zoom", (case.scene.sha256, mask.sha256, region_sha),
                             lambda: with_mask(*_crop_both(loaded.rgb(case.scene), loaded.mask(mask), box()), size,
                                               enlarge=True))})
-    for key, path in case.outputs.items():
+    for key, (path, recorded) in case.outputs.items():
         def output_cell():
+            if recorded is not None:
+                names = {cell_key: picture_name(kind, size, *sources)
+                         for cell_key, kind, sources in _output_pictures(recorded, gt_sha, region_sha)}
+                if all((folder / name).is_file() for name in names.values()):
+                    result["sha256"][key] = recorded  # every picture is there: the file need not be read
+                    return names
             data = path.read_bytes()
             sha = hashlib.sha256(data).hexdigest()
             result["sha256"][key] = sha
 
             def image():
                 return _as_scene_size(loaded.rgb(path, data), loaded.rgb(case.gt))
-            return {"thumb": picture("image", (sha,), lambda: shrink(image(), size)),
-                    "zoom": picture("zoom", (sha, region_sha), lambda: zoom(image(), box(), size)),
-                    "diff": picture("diff", (sha, gt_sha, region_sha),
-                                    lambda: difference(image(), loaded.rgb(case.gt), loaded.mask(case.region), size))}
+            draw = {"image": lambda: shrink(image(), size), "zoom": lambda: zoom(image(), box(), size),
+                    "diff": lambda: difference(image(), loaded.rgb(case.gt), loaded.mask(case.region), size)}
+            return {cell_key: picture(kind, sources, draw[kind])
+                    for cell_key, kind, sources in _output_pictures(sha, gt_sha, region_sha)}
         result["outputs"][key] = cell(output_cell)
     return result
+
+
+def _output_pictures(sha: str, gt_sha: str, region_sha: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(cell key, picture kind, sources) of each picture of an output."""
+    return [("thumb", "image", (sha,)), ("zoom", "zoom", (sha, region_sha)),
+            ("diff", "diff", (sha, gt_sha, region_sha))]
 
 
 def _jpeg(image: np.ndarray) -> bytes:

@@ -106,19 +106,33 @@ class VerifiedOutputs:
                                 if isinstance(value, list) and len(value) == 5})
 
     def _key(self, output: Path) -> str:
-        # The engine's output paths are already resolved (``path_inside``); resolving is the slow way.
-        inside = output if output.is_absolute() and output.is_relative_to(self.root) else output.resolve()
+        # Output paths are built from checked names (no ".." nor links inside the run folder), so the
+        # absolute path usually lies under the resolved root already; resolving is the slow way.
+        absolute = output if output.is_absolute() else Path(os.path.abspath(output))
+        inside = absolute if absolute.is_relative_to(self.root) else output.resolve()
         return inside.relative_to(self.root).as_posix()
+
+    @classmethod
+    def of_run_folder(cls, root: Path) -> VerifiedOutputs:
+        """Every record in a run folder (one per run file: shards keep their own), merged; read-only."""
+        merged: dict[str, list] = {}
+        for path in sorted(Path(root).glob(".run*.outputs.json")):
+            merged.update(cls.load(path, Path(root)).entries)
+        return cls(Path(root) / ".unsaved", Path(root), merged)
 
     def knows(self, output: Path) -> bool:
         """True if ``output`` is, unchanged, a file this run wrote or decoded in full."""
-        entry = self.entries.get(self._key(output))
-        if entry is None:
-            return False
+        return self.sha256(output) is not None
+
+    def sha256(self, output: Path) -> str | None:
+        """The recorded sha256 of ``output`` if its file is unchanged since, else None."""
         try:
-            return _signature(output.stat()) == entry[:4]
-        except OSError:
-            return False
+            entry = self.entries.get(self._key(output))
+            if entry is not None and _signature(output.stat()) == entry[:4]:
+                return entry[4]
+        except (OSError, ValueError):  # gone, or not under the run folder
+            pass
+        return None
 
     def add(self, output: Path, sha256: str | None = None) -> None:
         """Record ``output`` as it is now (its sha256 computed if not given)."""

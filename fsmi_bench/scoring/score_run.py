@@ -115,6 +115,7 @@ def score_run(config: ScoreConfig, models=None):
     from fsmi_bench.benchmark.manifest import load_benchmark
     from fsmi_bench.metrics.models import ModelBank
     from fsmi_bench.run.folder import load_run
+    from fsmi_bench.run.output_writer import VerifiedOutputs
     from fsmi_bench.scoring.feature_cache import FeatureCache
     from fsmi_bench.scoring.scorer import OutputImage, Scorer
 
@@ -140,7 +141,8 @@ def score_run(config: ScoreConfig, models=None):
         else:
             outputs[key] = OutputImage(*key, run.output_path(*key))
     resize = bool((run.info.get("size_mapping") or {}).get("rule"))
-    values = scorer.score(benchmark, outputs, resize_to_scene=resize)
+    values = scorer.score(benchmark, outputs, resize_to_scene=resize,
+                          recorded_sha256=VerifiedOutputs.of_run_folder(Path(config.run)).sha256)
 
     rows_by_key = {(row.case_id, row.mask_type): row for row in benchmark.rows}
     provenance = _run_provenance(run.info)

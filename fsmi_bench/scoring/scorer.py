@@ -25,7 +25,6 @@ import numpy as np
 from fsmi_bench.errors import BadInputError, MissingWeightsError
 from fsmi_bench.io import check_image_size
 from fsmi_bench.metrics import pixel
-from fsmi_bench.metrics.clip_metric import clip_t, cosine
 from fsmi_bench.metrics.models import ModelBank
 from fsmi_bench.metrics.regions import metric_region, region_view, resize_image, resize_region
 from fsmi_bench.metrics.specs import MetricSpec, metrics_for_kind
@@ -139,10 +138,12 @@ class Scorer:
     # -- public -------------------------------------------------------------------------------
 
     def score(self, benchmark, outputs: dict[tuple[str, str], OutputImage],
-              resize_to_scene: bool = False) -> list[MetricValue]:
+              resize_to_scene: bool = False, recorded_sha256=None) -> list[MetricValue]:
         """Values for every manifest row of ``benchmark`` and every metric of its kind (in ``specs``).
 
         ``outputs`` maps (case_id, mask_type) to the output; a missing key means no output file.
+        ``recorded_sha256(path)``: an output's sha256 as its run recorded it, None if the file changed since
+        (``run.output_writer.VerifiedOutputs.sha256``); other files are hashed here.
         The cases go in chunks of about ``batch_size`` images. Each chunk's reading, cache look-ups and
         pixel metrics run on the cores in parallel (``fsmi_bench.workers``); its model calls run here, one
         chunk after another, in the chunks' order.
@@ -164,7 +165,8 @@ class Scorer:
             chunk_images += len(rows_by_case[case_id])
         results: list[MetricValue] = []
         with tqdm(total=len(rows_by_case), desc="scoring cases", unit="case", disable=not self.progress) as bar:
-            prepared = ordered_map(lambda cases: self._prepare_chunk(benchmark, cases, outputs, resize_to_scene),
+            prepared = ordered_map(lambda cases: self._prepare_chunk(benchmark, cases, outputs, resize_to_scene,
+                                                                     recorded_sha256),
                                    [chunk for chunk in chunks if chunk])
             for cases, found, work in prepared:
                 results.extend(found)
@@ -177,7 +179,7 @@ class Scorer:
     def _metrics(self, kind: str) -> list[str]:
         return [name for name in metrics_for_kind(kind) if name in self.specs]
 
-    def _prepare_chunk(self, benchmark, cases, outputs, resize_to_scene):
+    def _prepare_chunk(self, benchmark, cases, outputs, resize_to_scene, recorded_sha256):
         """(cases, values found without a model, the chunk's ``_Work`` with its pixel metrics computed).
         Runs on a worker thread: reads files and the cache, never calls a model."""
         from fsmi_bench.io import load_mask, load_rgb, sha256_file
@@ -198,7 +200,7 @@ class Scorer:
                     results.extend(MetricValue(row.case_id, row.mask_type, m, math.nan, output.status,
                                                output.reason) for m in metrics)
                     continue
-                output_sha = sha256_file(output.path)
+                output_sha = (recorded_sha256 and recorded_sha256(Path(output.path))) or sha256_file(output.path)
                 pending: list[_Pending] = []
                 for metric in metrics:
                     if metric in self._missing:
@@ -359,6 +361,8 @@ class _Work:
                 if spec.region_mode == "smartedit_crop" else "")
 
     def run(self) -> None:
+        from fsmi_bench.metrics.clip_metric import clip_t, cosine  # torch: imported only when something is new
+
         features = {}
         for model, requests in self.embed_requests.items():
             features.update(self._encode(model, requests))

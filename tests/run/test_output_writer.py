@@ -114,3 +114,30 @@ def test_a_full_disk_during_a_background_write_stops_the_run(bench, tmp_path, mo
     monkeypatch.setattr(engine, "atomic_write_bytes", real)
     summary = _run(bench, tmp_path / "run")  # the rerun finishes what is missing
     assert summary.written + summary.skipped == summary.selected and summary.skipped >= 5
+
+
+def test_scoring_uses_the_recorded_sha256_only_for_unchanged_files(bench, tmp_path, monkeypatch):
+    """fsmi score takes an output's sha256 from the run's record; a file changed since (its time put back)
+    is hashed again, so its new pixels get a new value, never the cached one of the old file."""
+    import fsmi_bench.io
+    from fsmi_bench.io import load_rgb, save_png
+    from fsmi_bench.scoring.score_run import ScoreConfig, score_run
+
+    out = tmp_path / "run"
+    _run(bench, out, method="inpaint")
+    config = ScoreConfig(bench=bench, run=out, metrics=("bg_psnr", "whole_psnr"), out=tmp_path / "r.parquet",
+                         cache_dir=tmp_path / "cache")
+    first, _ = score_run(config)
+    hashed = []
+    real = fsmi_bench.io.sha256_file
+    monkeypatch.setattr(fsmi_bench.io, "sha256_file", lambda path: hashed.append(Path(path).name) or real(path))
+    changed = out / "outputs" / "single_0001" / "full.png"
+    times = changed.stat()
+    save_png(changed, 255 - load_rgb(changed))
+    os.utime(changed, ns=(times.st_atime_ns, times.st_mtime_ns))
+    second, _ = score_run(config)
+    assert hashed == ["full.png"]  # only the changed output is read to know its sha256
+    before, after = (frame.set_index(["case_id", "mask_type", "metric"])["value"] for frame in (first, second))
+    changed_row = ("single_0001", "full", "bg_psnr")
+    assert after[changed_row] != before[changed_row]
+    assert after.drop(changed_row).equals(before.drop(changed_row))
