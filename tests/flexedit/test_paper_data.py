@@ -135,6 +135,18 @@ def test_fsmi_cases_train_as_edit_pairs_from_their_training_split(data):
     assert {example.kind for example in drawn} == {"single", "multi"}
 
 
+def test_an_exported_benchmark_in_an_hf_folder_trains_as_edit_pairs(data):
+    from flexedit_model.training.data import fsmi_bench_split
+    from flexedit_model.training.sources.objects import examples_of_content
+    from fsmi_bench.benchmark.sources.fsmi_folder import load_fsmi_folder
+
+    content = load_fsmi_folder(str(data["fsmi"]))  # the cases an hf: export holds, as load_hf_disk gives them
+    examples = examples_of_content(content, "hf:/data/export", RECIPE)
+    drawn = [examples[index] for index in range(10)]
+    assert all(example.task == "edit" and example.source_kind == "hf" for example in drawn)
+    assert all(fsmi_bench_split(example.origins[0].split(":", 1)[1]) == "train" for example in drawn)
+
+
 def test_coco_is_indexed_at_start_and_decoded_when_drawn(data, monkeypatch):
     import fsmi_bench.io
     from flexedit_model.training.data import load_training_content

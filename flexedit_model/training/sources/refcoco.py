@@ -92,6 +92,8 @@ class RefExamples:
             if ref["split"] != split:
                 continue
             annotation_ids = ref["ann_id"] if isinstance(ref["ann_id"], list) else [ref["ann_id"]]
+            if not all(isinstance(value, (int, str)) for value in [*annotation_ids, ref["image_id"]]):
+                raise BadInputError(f"{where}: ann_id and image_id must be ids (whole numbers or strings)")
             if annotation_ids == [-1] or ref.get("no_target"):
                 continue
             missing = [ann for ann in annotation_ids if ann not in self.coco.anns]
