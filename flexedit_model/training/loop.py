@@ -2,8 +2,8 @@
 gradient checkpointing, seeded, resumable after a kill.
 
 Output folder:
-  loss.csv, loss.png       loss curves (total, diffusion, language, layout), learning rate and throughput
-                           per logged step
+  loss.csv, loss.png       loss curves (total, diffusion, language, layout), learning rate, throughput and
+                           the kinds of the step's examples (source/task), per logged step
   state-<step>/, latest.json   accelerate state of the last checkpoint: trained parameters, optimizer, RNG
                            (frozen weights are rebuilt on resume: training/resume_state.py)
   pipeline/                the FlexEditPipeline (safetensors) to run with ``fsmi run --method flexedit``
@@ -30,8 +30,9 @@ from fsmi_bench.io import atomic_write_text
 
 # data_wait_fraction: the share of the run's time spent waiting for batches (above ~0.1, the loader
 # is what limits samples_per_second; add CPU cores or make examples cheaper).
+# kinds: the step's examples on this process, "<source kind>/<task>" each, space-separated (coco/mask llava/vqa).
 CSV_FIELDS = ("step", "loss", "diffusion_loss", "language_loss", "layout_loss", "learning_rate",
-              "samples_per_second", "elapsed_s", "data_wait_fraction")
+              "samples_per_second", "elapsed_s", "data_wait_fraction", "kinds")
 
 
 @dataclass(frozen=True)
@@ -276,25 +277,11 @@ def _build_trainer(config, run: _RunPlan) -> _Trainer:
                     build_scheduler(config, "ddpm"), config.inference["subject_scale"])
 
 
-def _plain_mix(mix) -> dict | None:
-    return None if mix is None else dict(mix)
-
-
 def _training_examples(config, settings: TrainingSettings, sources, content=None):
     """The examples of each source (its training split), mixed by weight when there are several."""
-    from flexedit_model.training.data import TrainingExamples, load_training_content
-    from flexedit_model.training.data_mix import MixedExamples
+    from flexedit_model.training.data_mix import build_examples
 
-    contents = content if isinstance(content, (list, tuple)) else [content] * len(sources)
-    if len(contents) != len(sources):
-        raise ValueError(f"give one content per source: {len(sources)} sources, {len(contents)} contents")
-    parts = [TrainingExamples(given if given is not None else load_training_content(source.spec, "train"),
-                              config.resolution, settings.seed, settings.mask_task_fraction, settings.multi_fraction,
-                              mask_task_mix=_plain_mix(settings.mask_task_mix))
-             for source, given in zip(sources, contents)]
-    if len(parts) == 1:
-        return parts[0]  # one source: exactly its examples, as before mixing existed
-    return MixedExamples(parts, [source.weight for source in sources], settings.seed)
+    return build_examples(config, settings, sources, content)
 
 
 def _restore(trainer: _Trainer, run: _RunPlan) -> int:
@@ -350,7 +337,7 @@ def _run_steps(run: _RunPlan, trainer: _Trainer, batches, first_step: int, log_r
         out_of_time = time_limit_s is not None and elapsed >= time_limit_s
         last = step + 1 == run.total_steps or out_of_time
         if (step + 1) % settings.log_every == 0 or last:
-            log_rows.append(_log_row(step + 1, record, samples, elapsed, waited))
+            log_rows.append(_log_row(step + 1, record, samples, elapsed, waited) | {"kinds": " ".join(batch.kinds)})
             bar.set_postfix(loss=f"{record.loss:.4f}")
         if (step + 1) % settings.checkpoint_every == 0 or last:
             _checkpoint(accelerator, run.out, step + 1, log_rows)

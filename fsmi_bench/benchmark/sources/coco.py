@@ -164,11 +164,13 @@ def bounded_annotation(annotation: dict, width: int, height: int, where: str) ->
     return {**annotation, "segmentation": polygons}
 
 
-def _read_coco(json_file: Path):
+def _read_coco(json_file: Path, object_hook=None):
+    """The file's pycocotools index (``COCO`` with ``createIndex`` run). ``object_hook``: given to
+    ``json.loads`` for each object as it is parsed (the training stream compacts polygons with it)."""
     from pycocotools.coco import COCO
 
     try:
-        dataset = json.loads(json_file.read_text(encoding="utf-8"))
+        dataset = json.loads(json_file.read_text(encoding="utf-8"), object_hook=object_hook)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BadInputError(f"{json_file}: not valid JSON ({error})") from None
     if not isinstance(dataset, dict):
