@@ -2,7 +2,12 @@
 
 The stand-in keeps scepter's module paths, names and signatures, and what the driver relies on: only the
 file systems registered with ``FS.init_fs_client`` are served (LocalFs knows no ``ms://``), and
-``LargenUI.data_preprocess_inpaint`` is called unbound (building the UI would start gradio).
+``LargenUI.data_preprocess_inpaint`` is called unbound (building the UI would start gradio). The call's
+settings are the yaml's ``DEFAULT_PARAS.INPUT`` (lower-cased, diffusion_inference.py l.323-328) updated
+with the caller's input (largen_inference.py l.134-135), so a setting the caller leaves out keeps the yaml's
+value. The studio fills ``original_size_as_tuple`` and ``target_size_as_tuple`` with the output size and
+``crop_coords_top_left`` with [0, 0] (gallery_ui.py l.157-183), and turns the [0, 1] images into uint8 by
+``(images * 255)...astype(np.uint8)``: truncation (gallery_ui.py l.226-229).
 """
 
 from __future__ import annotations
@@ -19,6 +24,16 @@ from tests.support.official_checkouts import LOGGER, make_request, read_calls, r
 LARGEN_YAML = """
 NAME: LARGEN
 IS_DEFAULT: False
+DEFAULT_PARAS:
+  INPUT:
+    ORIGINAL_SIZE_AS_TUPLE: [1024, 1024]
+    TARGET_SIZE_AS_TUPLE: [1024, 1024]
+    CROP_COORDS_TOP_LEFT: [0, 0]
+    SAMPLE: ddim
+    SAMPLE_STEPS: 50
+    GUIDE_SCALE: 7.5
+    GUIDE_RESCALE: 0.5
+    DISCRETIZATION: trailing
 MODEL:
   PRETRAINED_MODEL: ms://iic/LARGEN@models/largen_ckpt_s22k.pth
   DIFFUSION_MODEL:
@@ -72,6 +87,7 @@ def largen_checkout(root: Path) -> tuple[Path, dict]:
             FS = _FS()
         ''',
         "scepter/modules/inference/largen_inference.py": '''
+            import copy
             import torch
             from scepter.logger import log
             from scepter.modules.utils.file_system import FS
@@ -90,9 +106,11 @@ def largen_checkout(root: Path) -> tuple[Path, dict]:
                 def __init__(self, logger=None):
                     self.logger = logger
                 def init_from_cfg(self, cfg):
+                    self.input = {k.lower(): v for k, v in cfg.DEFAULT_PARAS.INPUT.items()}
                     assert FS.isfile(cfg.MODEL.PRETRAINED_MODEL)
                     embedders = cfg.MODEL.COND_STAGE_MODEL["EMBEDDERS"]
-                    for path in [e.get(k) for e in embedders for k in ("PRETRAINED_MODEL", "TOKENIZER_PATH", "CLIP_DIR")]:
+                    keys = ("PRETRAINED_MODEL", "TOKENIZER_PATH", "CLIP_DIR")
+                    for path in [e.get(k) for e in embedders for k in keys]:
                         if path:
                             assert "://" not in path and __import__("os").path.exists(path), path
                     with open(cfg.MODEL.PRETRAINED_MODEL) as handle:
@@ -102,11 +120,17 @@ def largen_checkout(root: Path) -> tuple[Path, dict]:
                              img_to_img_strength=0, cat_uc=True, tuner_model=None, control_model=None,
                              largen_state=False, **kwargs):
                     assert largen_state, "LARGEN model must be used with LAR-Gen settings"
+                    value_input = copy.deepcopy(self.input)
+                    value_input.update(input)
                     ref_mask = kwargs.get("largen_ref_mask")
-                    log(event="call", input=input, task=kwargs["largen_task"], seed=kwargs["seed"],
-                        image_scale=kwargs["largen_image_scale"],
+                    log(event="call", input=input, settings=value_input, task=kwargs["largen_task"],
+                        seed=kwargs["seed"], image_scale=kwargs["largen_image_scale"],
                         ref_mask=None if ref_mask is None else ref_mask.tolist())
-                    return {"images": kwargs["largen_base_image"].unsqueeze(0)}
+                    # a zero latent decodes to 0.5 grey (l.289); crop_back pastes it into the scene (l.290-296)
+                    images = kwargs["largen_base_image"].clone()
+                    y1, y2, x1, x2 = kwargs["largen_bbox_yyxx"].tolist()
+                    images[:, y1:y2, x1:x2] = 0.5
+                    return {"images": images.unsqueeze(0)}
         ''',
         "scepter/studio/inference/inference_ui/largen_ui.py": '''
             import numpy as np
@@ -120,15 +144,17 @@ def largen_checkout(root: Path) -> tuple[Path, dict]:
                     as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array)).float()
                     base = as_tensor(tar_image).permute(2, 0, 1) / 255.0
                     ref = None if ref_mask is None else as_tensor(ref_mask)
+                    rows, cols = np.nonzero(tar_mask)
+                    box = [rows.min(), rows.max() + 1, cols.min(), cols.max() + 1]
                     return (base, as_tensor(tar_mask), base, None, ref, None, base,
-                            torch.LongTensor([0, 0, 0, 0, 0, 0]), torch.LongTensor([0, 0, 0, 0]))
+                            torch.LongTensor([0, 0, 0, 0, 0, 0]), torch.LongTensor(box))
         ''',
     })
     models = root / "modelscope"
     write_files(models, {"iic/LARGEN/models/largen_ckpt_s22k.pth": "largen-weights",
-                    "iic/LARGEN/models/clip_encoder/config.json": "{}",
-                    "iic/LARGEN/models/ip-adapter-plus_sdxl_vit-h.bin": "ip",
-                    "AI-ModelScope/clip-vit-large-patch14/config.json": "{}"})
+                         "iic/LARGEN/models/clip_encoder/config.json": "{}",
+                         "iic/LARGEN/models/ip-adapter-plus_sdxl_vit-h.bin": "ip",
+                         "AI-ModelScope/clip-vit-large-patch14/config.json": "{}"})
     ms_models = {"iic/LARGEN": str(models / "iic" / "LARGEN"),
                  "AI-ModelScope/clip-vit-large-patch14": str(models / "AI-ModelScope" / "clip-vit-large-patch14")}
     return checkout, ms_models
@@ -153,8 +179,25 @@ def test_largen_resolves_every_ms_reference_to_the_users_snapshots(tmp_path):
     assert call_single["ref_mask"] is None
     assert call_multi["input"]["sample_steps"] == 7 and call_multi["input"]["prompt"] == "cup"
     assert call_multi["seed"] == multi.seed
-    for output, request in zip(outputs, (multi, single)):
-        np.testing.assert_array_equal(output, request.scene)  # the stand-in returns the stitched base image
+    box = np.zeros(multi.mask.shape, dtype=bool)
+    box[10:22, 14:30] = True
+    for output, request in zip(outputs, (multi, single)):  # the stitched base image, the mask's box made grey
+        np.testing.assert_array_equal(output[~box], request.scene[~box])
+
+
+def test_largen_sizes_and_pixels_as_the_studio_makes_them(tmp_path):
+    # gallery_ui.py l.157-183: original and target size = the output size, crop at [0, 0];
+    # l.226-229: (images * 255).astype(np.uint8), so 0.5 grey is 127, not 128
+    from baselines.largen import Largen
+
+    checkout, ms_models = largen_checkout(tmp_path)
+    method = Largen({"python": sys.executable, "checkout": str(checkout), "ms_models": ms_models, "output_size": 64})
+    request = make_request(with_subject=False)
+    output, = run_requests(method, request)
+    settings = read_calls(checkout)[1]["settings"]
+    assert settings["original_size_as_tuple"] == [64, 64] and settings["target_size_as_tuple"] == [64, 64]
+    assert settings["crop_coords_top_left"] == [0, 0]
+    assert (output[10:22, 14:30] == 127).all()
 
 
 def test_largen_unmapped_ms_reference_fails_at_start_naming_the_key(tmp_path):
