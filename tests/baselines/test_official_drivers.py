@@ -226,3 +226,15 @@ def test_run_stops_before_any_case_and_any_model_load_with_one_line(tmp_path):
     assert "anydoor is not ready" in error and "dinov2_vitg14_pretrain.pth" in error and "fsmi doctor" in error
     assert elapsed < 30 and read_calls(checkout) == []  # nothing loaded, no case started
     assert not list((tmp_path / "run").rglob("*.png")) and not (tmp_path / "run" / "run.json").exists()
+
+
+@pytest.mark.parametrize("method", ["smartedit", "anydoor"])
+def test_doctor_without_a_config_says_how_to_pass_one(method):
+    from click.testing import CliRunner
+
+    from fsmi_bench.cli import main
+
+    result = CliRunner().invoke(main, ["doctor", "--method", method])
+    lines = result.output.splitlines()
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"fsmi doctor --method {method} --config {method}.json" in lines[-1] and "baselines/README.md" in lines[-1]
