@@ -339,8 +339,8 @@ class WorkerMethod(Method):
         try:
             # the base spec only: a subclass's own weight checks are repeated item by item by the driver
             spec = WorkerMethod.worker_spec(self)
-        except FsmiError as error:  # the checklist's verdict names the method once
-            return [CheckItem("configuration", "fail", str(error).removeprefix(f"{self.name}: "))]
+        except FsmiError as error:
+            return [CheckItem("configuration", "fail", str(error))]
         config_path = Path(tempfile.mkdtemp(prefix=f"fsmi-{spec.name}-check-")) / "config.json"
         try:
             atomic_write_text(config_path, json.dumps(spec.config))
