@@ -31,6 +31,13 @@ def checklist_lines(method: str, items: list[CheckItem]) -> list[str]:
     return lines
 
 
+def config_hint(method: str) -> str:
+    """The line `fsmi doctor --method` adds when no --config was given and the checklist failed."""
+    where = getattr(METHODS.get(method), "setup_hint", "") or "see baselines/README.md"
+    return (f"{method}: no --config given; pass the method's config file, e.g. "
+            f"`fsmi doctor --method {method} --config {method}.json` ({where})")
+
+
 def _item_text(entry: CheckItem) -> str:
     if entry.status == "fail":
         return entry.detail or entry.item  # a problem line names what it is about
