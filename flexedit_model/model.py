@@ -219,5 +219,8 @@ class FlexEditModel(ModelMixin, ConfigMixin):
                                                  "subject_active": subject_active}).sample
 
     def use_gradient_checkpointing(self) -> None:
+        """Recompute the UNet's and LLaVA's block activations in the backward pass instead of keeping them."""
         self.unet.enable_gradient_checkpointing()
-        self.vllm.gradient_checkpointing_enable()
+        # transformers 5 renames gradient_checkpointing_enable (deprecated) to activation_checkpointing_enable.
+        enable = getattr(self.vllm, "activation_checkpointing_enable", None) or self.vllm.gradient_checkpointing_enable
+        enable()
