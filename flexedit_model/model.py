@@ -144,7 +144,7 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         output = self.vllm(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask,
             pixel_values=batch.pixel_values.to(self.vision_dtype),
-            labels=batch.labels if with_language_loss else None, output_hidden_states=True,
+            labels=batch.labels if with_language_loss else None, output_hidden_states=True, use_cache=False,
             # Without a loss no logits are needed: keep one position instead of L x vocabulary.
             logits_to_keep=0 if with_language_loss else 1,
         )
