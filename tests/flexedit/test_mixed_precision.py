@@ -132,7 +132,8 @@ def test_float16_frozen_weights_under_bf16_are_one_line_before_any_model_loads(w
     assert not (tmp_path / "run").exists()
     config_file = tmp_path / "paper-fp16.json"
     config_file.write_text(json.dumps(config.to_dict()))
-    result = CliRunner().invoke(main, ["train", "flexedit", "--config", str(config_file), "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(main, ["train", "flexedit", "--config", str(config_file),
+                                       "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "vllm.dtype 'fp16'" in lines[0]

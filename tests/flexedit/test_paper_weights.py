@@ -103,8 +103,8 @@ def test_from_parts_adopts_the_very_modules():
 def one_training_step(model, vae, tokenizer, config, autocast_dtype):
     from flexedit_model.build import build_scheduler
     from flexedit_model.training.data import TrainingExamples, load_training_content
-    from flexedit_model.training.losses import collate_examples, flexedit_loss
     from flexedit_model.training.loop import set_trainable
+    from flexedit_model.training.losses import collate_examples, flexedit_loss
 
     parameters = set_trainable(model, config)
     model.train()
