@@ -122,3 +122,18 @@ def test_the_paper_budget_is_the_cited_recipe():
     assert settings.steps * settings.effective_batch(processes=1) == 240_000
     source = next(text for key, text in paper.extra["sources"].items() if "gradient_accumulation_steps" in key)
     assert "--gradient_accumulation_steps=4" in source and "240,000" in source
+
+
+def test_every_paper_value_names_its_source():
+    # Each value of configs/paper.json that shapes the model or its training has an entry in extra.sources
+    # (the paper, a named convention, or this project); where the user's weights live is not a value.
+    paper = load_config("paper")
+    keys = " ".join(paper.extra["sources"])
+    locations = {"source", "path", "env", "subfolder", "kind"}
+    missing = [name for name in ("resolution", "num_image_tokens") if name not in keys]
+    for section in ("vllm", "qformer", "image_encoder", "adapter", "unet", "vae", "scheduler", "inference", "training"):
+        if section in paper.extra["sources"]:
+            continue  # one source for the whole section
+        missing += [f"{section}.{key}" for key in getattr(paper, section) if key not in locations
+                    and f"{section}.{key}" not in keys]
+    assert not missing
