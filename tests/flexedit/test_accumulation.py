@@ -137,3 +137,19 @@ def test_every_paper_value_names_its_source():
         missing += [f"{section}.{key}" for key in getattr(paper, section) if key not in locations
                     and f"{section}.{key}" not in keys]
     assert not missing
+
+
+def test_an_accumulating_run_resumed_ends_as_an_uninterrupted_one(tmp_path, train_content):
+    from safetensors.torch import load_file
+
+    from flexedit_model.training.loop import train_flexedit
+
+    config = tiny(batch_size=2, gradient_accumulation_steps=2, checkpoint_every=1)
+    whole = train_flexedit(config, "mini", tmp_path / "whole", steps=3, content=train_content, progress=False)
+    train_flexedit(config, "mini", tmp_path / "parts", steps=2, content=train_content, progress=False)
+    resumed = train_flexedit(config, "mini", tmp_path / "parts", steps=3, resume=True, content=train_content,
+                             progress=False)
+    assert resumed.first_step == 2 and resumed.losses == whole.losses[2:]
+    one = load_file(str(tmp_path / "whole" / "state-00000003" / "model.safetensors"))
+    other = load_file(str(tmp_path / "parts" / "state-00000003" / "model.safetensors"))
+    assert one.keys() == other.keys() and all(torch.equal(one[key], other[key]) for key in one)
