@@ -12,39 +12,17 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from flexedit_model.checkpoint_formats import (
-    llava_shipped_key,
-    write_clip_vision_folder,
-    write_llava_folder,
-    write_sd15_folder,
-)
+from flexedit_model.checkpoint_formats import llava_shipped_key
 from flexedit_model.config import load_config
 from fsmi_bench.errors import BadInputError, IntegrityError, MissingWeightsError
-from tests.support.flexedit_inputs import toy_edit
+from tests.support.flexedit_inputs import paper_config, toy_edit, write_paper_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    root = tmp_path_factory.mktemp("user-weights")
-    return {"sd": write_sd15_folder(root / "stable-diffusion-v1-5"),
-            "llava": write_llava_folder(root / "llava-1.5-7b-hf"),
-            "clip": write_clip_vision_folder(root / "clip-vit-large-patch14")}
-
-
-def paper_config(weights, **llava):
-    """The paper config on the stand-ins, at a size that runs on a CPU (the sections' structure kept)."""
-    paper = load_config("paper")
-    return dataclasses.replace(
-        paper, resolution=32, num_image_tokens=4,
-        vllm={**paper.vllm, "path": str(weights["llava"]), **llava},
-        image_encoder={**paper.image_encoder, "path": str(weights["clip"])},
-        unet={**paper.unet, "path": str(weights["sd"])}, vae={**paper.vae, "path": str(weights["sd"])},
-        qformer={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64,
-                 "num_query_tokens": 4},
-        adapter={**paper.adapter, "num_heads": 4}, inference={**paper.inference, "num_inference_steps": 2},
-        training={**paper.training, "batch_size": 2, "gradient_checkpointing": False, "steps": 1})
+    return write_paper_weights(tmp_path_factory.mktemp("user-weights"))
 
 
 def file_tensors(folder, pattern="*.safetensors", rename=lambda key: key):
@@ -125,8 +103,8 @@ def test_from_parts_adopts_the_very_modules():
 def one_training_step(model, vae, tokenizer, config, autocast_dtype):
     from flexedit_model.build import build_scheduler
     from flexedit_model.training.data import TrainingExamples, load_training_content
-    from flexedit_model.training.losses import collate_examples, flexedit_loss
     from flexedit_model.training.loop import set_trainable
+    from flexedit_model.training.losses import collate_examples, flexedit_loss
 
     parameters = set_trainable(model, config)
     model.train()
