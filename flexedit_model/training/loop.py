@@ -355,7 +355,7 @@ def _run_steps(run: _RunPlan, trainer: _Trainer, batches, first_step: int, log_r
         out_of_time = time_limit_s is not None and elapsed >= time_limit_s
         last = step + 1 == run.total_steps or out_of_time
         if (step + 1) % settings.log_every == 0 or last:
-            log_rows.append(_log_row(step + 1, record, samples, elapsed, waited) | {"kinds": " ".join(batch.kinds)})
+            log_rows.append(_log_row(step + 1, record, samples, elapsed, waited) | {"kinds": " ".join(kind for micro in batch for kind in micro.kinds)})
             bar.set_postfix(loss=f"{record.loss:.4f}")
         if (step + 1) % settings.checkpoint_every == 0 or last:
             _checkpoint(accelerator, run.out, step + 1, log_rows)
