@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 from fsmi_bench.cli import main
 from fsmi_bench.errors import IntegrityError
-from fsmi_bench.metrics import download
+from fsmi_bench.metrics import download, http_download
 from fsmi_bench.metrics.download import (
     FETCH_TARGETS,
     DownloadError,
@@ -40,7 +41,11 @@ class HubLikeServer:
         self.torchvision: dict[str, bytes] = {}
         self.stated_sha256: dict[str, str] = {}  # a lie about a file's hash, by file name
         self.commit = COMMIT
-        self.break_after: int | None = None  # send this many bytes of the next CDN answer, then hang up
+        self.breaks: list[int] = []  # for each of the next CDN answers: send this many bytes, then hang up
+        self.etag: dict[str, str] = {}  # an ETag sent in place of the git sha1, by file name (no X-Linked-Etag)
+        self.extra_length = 0  # a Content-Length this much above the body the CDN sends
+        self.endless = False  # the CDN sends bytes without end, and no Content-Length
+        self.drip_s: float | None = None  # the CDN sends one byte every drip_s seconds
         self.requests: list[tuple[str, str, str | None]] = []
         server = self
 
@@ -63,6 +68,8 @@ class HubLikeServer:
                     if data is None or revision not in ("main", server.commit):
                         return self._send(404, b"", body)
                     headers = {"X-Repo-Commit": server.commit}
+                    if filename in server.etag:
+                        return self._send(200, data, body, {**headers, "ETag": server.etag[filename]})
                     if filename in server.lfs:
                         sha256 = server.stated_sha256.get(filename, hashlib.sha256(data).hexdigest())
                         headers.update({"X-Linked-Etag": f'"{sha256}"', "Location": f"/cdn/{repo}/{filename}"})
@@ -85,19 +92,29 @@ class HubLikeServer:
                 self._send(status, data[start:], body, headers)
 
             def _send(self, status, data, body, headers=None):
+                cdn = status in (200, 206) and self.path.startswith(("/cdn/", "/models/"))
                 self.send_response(status)
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
+                if not (cdn and server.endless):
+                    self.send_header("Content-Length", str(len(data) + (server.extra_length if cdn else 0)))
                 self.end_headers()
-                if body and data:
-                    if server.break_after is not None and status in (200, 206) and self.path.startswith("/cdn/"):
-                        self.wfile.write(data[: server.break_after])
-                        server.break_after = None
-                        self.wfile.flush()
-                        self.close_connection = True
-                        return
-                    self.wfile.write(data)
+                if not (body and cdn):
+                    return self.wfile.write(data) if body and data else None
+                self.close_connection = True
+                try:
+                    if server.endless:
+                        for _ in range(1 << 14):  # 1 GiB at most, should the client never stop reading
+                            self.wfile.write(b"\0" * (1 << 16))
+                    elif server.drip_s is not None:
+                        for byte in data[:100]:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(server.drip_s)
+                    else:
+                        self.wfile.write(data[: server.breaks.pop(0)] if server.breaks else data)
+                except OSError:
+                    pass  # the client stopped reading
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -189,21 +206,34 @@ def test_a_wrong_stated_hash_is_refused_and_nothing_is_left(hub, tmp_path, monke
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
 
 
+CLIP_CDN = "/cdn/timm/vit_large_patch14_clip_224.openai/open_clip_model.safetensors"
+
+
 def test_a_broken_download_resumes_where_it_stopped(hub, tmp_path):
     data = hub.repos["timm/vit_large_patch14_clip_224.openai"]["open_clip_model.safetensors"]
-    hub.break_after = 7000
+    hub.breaks = [7000]  # the connection ends once: asked again at once, from byte 7000
+    (item,) = fetch_weights(["clip-vit-l-14"], progress=False)
+    assert ("GET", CLIP_CDN, "bytes=7000-") in hub.requests
+    assert item.path.read_bytes() == data and item.sha256 == hashlib.sha256(data).hexdigest()
+    assert resolve("clip-vit-l-14").path == item.path
+    blobs = tmp_path / "hf/hub/models--timm--vit_large_patch14_clip_224.openai/blobs"
+    assert [path.name for path in blobs.iterdir()] == [item.sha256]
+
+
+def test_a_download_that_keeps_breaking_is_kept_for_the_next_call(hub, tmp_path):
+    data = hub.repos["timm/vit_large_patch14_clip_224.openai"]["open_clip_model.safetensors"]
+    hub.breaks = [3000, 2000, 1000]  # each answer brings more, but the file is never whole in this call
     with pytest.raises(DownloadError, match="run the same command again"):
         fetch_weights(["clip-vit-l-14"], progress=False)
     blobs = tmp_path / "hf/hub/models--timm--vit_large_patch14_clip_224.openai/blobs"
-    assert [path.name.endswith(".incomplete") for path in blobs.iterdir()] == [True]
+    (partial,) = blobs.iterdir()
+    assert partial.name.endswith(".incomplete") and partial.read_bytes() == data[:6000]
     assert not resolve("clip-vit-l-14").present
 
     hub.requests.clear()
     (item,) = fetch_weights(["clip-vit-l-14"], progress=False)
-    assert ("GET", "/cdn/timm/vit_large_patch14_clip_224.openai/open_clip_model.safetensors", "bytes=7000-") in hub.requests
-    assert item.path.read_bytes() == data and item.sha256 == hashlib.sha256(data).hexdigest()
-    assert resolve("clip-vit-l-14").path == item.path
-    assert [path.name for path in blobs.iterdir()] == [item.sha256]
+    assert ("GET", CLIP_CDN, "bytes=6000-") in hub.requests
+    assert item.path.read_bytes() == data
 
 
 def test_torchvision_files_are_checked_against_their_name(hub, tmp_path, monkeypatch):
@@ -264,6 +294,10 @@ def test_other_bytes_than_the_pinned_ones_are_refused(hub, tmp_path, monkeypatch
     for name in ("clip-vit-l-14", "dinov2-small"):
         monkeypatch.setitem(FETCH_TARGETS, name, REAL_TARGETS[name])
     hub.commit = download.DINOV2_SMALL_COMMIT
+    # Refused by its pinned size (547 bytes) before a byte is kept; the same size with other bytes, by its sha256.
+    with pytest.raises(IntegrityError, match="fsmi pins 547; refused, nothing kept"):
+        fetch_weights(["dinov2-small"], progress=False)
+    hub.repos["facebook/dinov2-small"]["config.json"] = b"{}".ljust(547)
     with pytest.raises(IntegrityError, match=f"is not the stated {FETCH_TARGETS['dinov2-small'].source.pinned[0][1]}"):
         fetch_weights(["dinov2-small"], progress=False)
     hub.commit = download.CLIP_VIT_L_14_COMMIT
