@@ -17,9 +17,16 @@ from hypothesis import strategies as st
 from fsmi_bench.cli import main
 from fsmi_bench.errors import FsmiError, IntegrityError
 from fsmi_bench.metrics import http_download
-from fsmi_bench.metrics.download import FETCH_TARGETS, DownloadError, FetchTarget, HubFiles, TorchvisionFile, fetch_weights
+from fsmi_bench.metrics.download import (
+    FETCH_TARGETS,
+    DownloadError,
+    FetchTarget,
+    HubFiles,
+    TorchvisionFile,
+    fetch_weights,
+)
 from fsmi_bench.metrics.weights import resolve
-from tests.metrics.test_weights_download import COMMIT, _files_under, hub, pin, tiny_dinov2_files  # noqa: F401
+from tests.support.hub_server import COMMIT, files_under, pin
 
 CLIP_REPO = "timm/vit_large_patch14_clip_224.openai"
 CLIP_BLOBS = f"hf/hub/models--{CLIP_REPO.replace('/', '--')}/blobs"
@@ -66,7 +73,7 @@ def test_a_linked_etag_that_is_no_sha256_is_refused(hub, tmp_path, monkeypatch, 
     hub.stated_sha256["open_clip_model.safetensors"] = stated
     with pytest.raises(IntegrityError, match="not a sha256; refused"):
         fetch_weights(["clip-vit-l-14"], progress=False)
-    assert _files_under(tmp_path / "hf") == []
+    assert files_under(tmp_path / "hf") == []
     _only_cache_files(tmp_path)
 
 
@@ -74,7 +81,7 @@ def test_a_body_shorter_than_its_content_length_is_not_kept(hub, tmp_path):
     hub.extra_length = 5000  # every answer states 5000 bytes more than it sends
     with pytest.raises(IntegrityError, match="states more bytes than it sends"):
         fetch_weights(["clip-vit-l-14"], progress=False)
-    assert _files_under(tmp_path / "hf") == []
+    assert files_under(tmp_path / "hf") == []
 
 
 def _clip_target(monkeypatch, hub, **limits) -> None:
@@ -89,11 +96,11 @@ def test_a_stated_size_above_the_cap_or_not_the_pinned_one_is_refused_before_any
     _clip_target(monkeypatch, hub, max_bytes=size - 1)
     with pytest.raises(IntegrityError, match=f"{size} bytes, more than the {size - 1} fsmi allows"):
         fetch_weights(["clip-vit-l-14"], progress=False)
-    assert _files_under(tmp_path / "hf") == []
+    assert files_under(tmp_path / "hf") == []
     _clip_target(monkeypatch, hub, sizes=(("open_clip_model.safetensors", size + 1),))
     with pytest.raises(IntegrityError, match=f"states {size} bytes, fsmi pins {size + 1}"):
         fetch_weights(["clip-vit-l-14"], progress=False)
-    assert _files_under(tmp_path / "hf") == []
+    assert files_under(tmp_path / "hf") == []
     _clip_target(monkeypatch, hub, sizes=(("open_clip_model.safetensors", size),), max_bytes=1)
     (item,) = fetch_weights(["clip-vit-l-14"], progress=False)  # a pinned size is its own limit
     assert item.path.stat().st_size == size
@@ -106,14 +113,14 @@ def test_an_endless_body_stops_at_the_cap_and_is_not_kept(hub, tmp_path, monkeyp
     with pytest.raises(IntegrityError, match=f"runs past {3 << 20} bytes"):
         fetch_weights(["clip-vit-l-14"], progress=False)
     assert time.perf_counter() - started < 30
-    assert _files_under(tmp_path / "hf") == []
+    assert files_under(tmp_path / "hf") == []
     # A torchvision file has its cap too.
     hub.torchvision = {"tinynet-00000000.pth": b"x"}
     monkeypatch.setitem(FETCH_TARGETS, "squeezenet-imagenet",
                         FetchTarget("squeezenet-imagenet", TorchvisionFile("tinynet-00000000.pth", 1 << 20)))
     with pytest.raises(IntegrityError, match=f"runs past {1 << 20} bytes"):
         fetch_weights(["squeezenet-imagenet"], progress=False)
-    assert _files_under(tmp_path / "torch") == []
+    assert files_under(tmp_path / "torch") == []
 
 
 def test_a_dripping_server_is_stopped_by_the_read_deadline(hub, tmp_path, monkeypatch):
@@ -141,7 +148,7 @@ def test_a_damaged_fetch_record_is_one_line(hub, tmp_path, content):
     result = CliRunner().invoke(main, ["weights", "fetch", "dinov2-small", "--no-progress"])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert "weights-fetched.json" in result.output and "delete" in result.output
-    assert _files_under(tmp_path / "hf") == []
+    assert files_under(tmp_path / "hf") == []
     doctor = CliRunner().invoke(main, ["doctor"])  # doctor claims nothing for the digests, and goes on
     assert doctor.exit_code == 0, doctor.output
 
