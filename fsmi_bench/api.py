@@ -238,7 +238,10 @@ def run_method(method: Method | type | str, bench: Bench | str | Path, out: str 
 
     instance = None
     if isinstance(method, type) and issubclass(method, Method):
-        instance = method(config=dict(config or {}), device=device)
+        from fsmi_bench.run.method import call_method, method_name
+
+        instance = call_method(method_name(method), "__init__()",
+                               lambda: method(config=dict(config or {}), device=device))
     elif isinstance(method, Method):
         if config is not None:
             raise BadInputError("config= is for a method given by class or name; a Method object has its own "

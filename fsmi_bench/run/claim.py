@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import fsmi_bench
 from fsmi_bench.benchmark.manifest import Benchmark
-from fsmi_bench.errors import BadInputError
+from fsmi_bench.errors import BadInputError, MethodError
 from fsmi_bench.io import atomic_write_text, ensure_writable_dir
 from fsmi_bench.provenance import git_commit, package_versions, weights_provenance
 from fsmi_bench.run.config import RunConfig
 from fsmi_bench.run.folder import Shard, invocations_of, read_run_file, run_file, run_files, run_identity
-from fsmi_bench.run.method import Method, MethodChoice
+from fsmi_bench.run.method import Method, MethodChoice, call_method
 from fsmi_bench.run.record import Invocation, RunIdentity, RunRecord, RunSelection, SizeMapping
 
 # The folder-wide lock, held while a run compares the folder's run files with its own and claims its file.
@@ -138,7 +139,13 @@ def release_claim(folder: RunFolder) -> None:
 def start_record(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None,
                  device: str, method: Method) -> RunRecord:
     """Check the set-up method's weights against the folder's and write run.json with status "running"."""
-    weights = weights_provenance(method.weights())
+    name = folder.identity.method
+    reported = call_method(name, "weights()", method.weights)
+    if not isinstance(reported, dict) or not all(isinstance(key, str) and isinstance(value, (str, os.PathLike))
+                                                 for key, value in reported.items()):
+        raise MethodError(f"method {name}: weights() returned {type(reported).__name__}, not a mapping of weight "
+                          "names to paths")
+    weights = weights_provenance(reported)
     _check_same_weights(folder.root, folder.existing, weights)
     record = _record(config, benchmark, folder, shard, device, weights)
     atomic_write_text(folder.run_path, record.to_json())

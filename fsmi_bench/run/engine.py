@@ -19,6 +19,7 @@ What it guarantees (the method only edits one case; everything else is here):
 from __future__ import annotations
 
 import errno
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fsmi_bench.benchmark.manifest import Benchmark, ManifestRow, load_benchmark
-from fsmi_bench.errors import BadInputError, MissingWeightsError
+from fsmi_bench.errors import BadInputError, MethodError, MissingWeightsError
 from fsmi_bench.io import (
     atomic_write_bytes,
     atomic_write_text,
@@ -49,9 +50,17 @@ from fsmi_bench.run.claim import (
 )
 from fsmi_bench.run.config import RunConfig, load_method_config  # noqa: F401 (load_method_config: re-exported)
 from fsmi_bench.run.folder import Shard, failures_file, output_path, run_file
-from fsmi_bench.run.method import METHODS, EditRequest, Method, choose_method, instance_choice
+from fsmi_bench.run.method import (
+    METHODS,
+    EditRequest,
+    Method,
+    call_method,
+    choose_method,
+    close_quietly,
+    instance_choice,
+)
 from fsmi_bench.run.outputs import encode_output_png, is_valid_output, map_to_scene_size
-from fsmi_bench.run.preflight import require_ready
+from fsmi_bench.run.preflight import preflight_items, require_ready
 from fsmi_bench.run.record import EditKey, FailureLog, RunCounts, RunRecord, SizeMapping
 from fsmi_bench.run.selection import (  # noqa: F401 (resolve_shard: re-exported)
     derive_seed,
@@ -104,9 +113,10 @@ def select_work(benchmark: Benchmark, config: RunConfig, shard: Shard | None) ->
                      seed=derive_seed(config.seed, row.seed, row.mask_type)) for row in rows]
 
 
-def _instantiate(config: RunConfig) -> Method:
+def _instantiate(config: RunConfig, name: str) -> Method:
     method_class = METHODS.get(config.method)
-    return method_class(config=dict(config.method_config), device=config.device)
+    return call_method(name, "__init__()",
+                       lambda: method_class(config=dict(config.method_config), device=config.device))
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,6 +206,9 @@ class EditLoop:
         except Exception as error:  # one edit's failure must not end the run
             self.failures.record(item.key, f"{type(error).__name__}: {error}")
             return
+        except SystemExit as error:  # a method's sys.exit ends its edit, not fsmi
+            self.failures.record(item.key, f"SystemExit: the method called sys.exit({error.code!r})")
+            return
         self.written += 1
         if original_size is not None:
             self.resized[item.key.label] = list(original_size)
@@ -243,6 +256,8 @@ def run_method(config: RunConfig, method: Method | None = None) -> RunSummary:
     with its target beside it. Raises ``FsmiError`` subclasses for problems the user must fix; per-edit
     exceptions are recorded in the failures file instead."""
     started = time.perf_counter()
+    # Every path made absolute before the method's code runs: a method may change the working folder.
+    config = replace(config, bench=Path(config.bench).absolute(), out=Path(config.out).absolute())
     # An unknown name or a bad target fails at once, with "did you mean", before any folder is touched.
     choice = choose_method(config.method) if method is None else instance_choice(method)
     benchmark = load_benchmark(config.bench, verify=True)
@@ -265,23 +280,36 @@ def run_method(config: RunConfig, method: Method | None = None) -> RunSummary:
 
 def _run_claimed(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None, device: str,
                  work: list[WorkItem], method: Method | None) -> RunCounts:
-    """Set the method up, write the record, make the edits, write the final record (the locks are held)."""
+    """Set the method up, write the record, make the edits, write the final record (the locks are held).
+
+    The method's own steps (``__init__``, ``preflight``, ``setup``, ``weights``, ``close``) that raise or call
+    ``sys.exit`` end the run with one ``MethodError``; a ``close`` that fails after the final record says so,
+    the outputs being complete. The working folder is restored after the method's code, whatever it did."""
     recorded = False
+    name = folder.identity.method
+    working_folder = os.getcwd()
     try:
         failures = FailureLog(failures_file(folder.root, shard))
         if method is None:
-            method = _instantiate(replace(config, method_config=folder.identity.method_config, device=device))
+            method = _instantiate(replace(config, method_config=folder.identity.method_config, device=device), name)
         try:
             # seconds, before any model loads: a missing checkpoint or package fails here with one line
-            require_ready(config.method, method.preflight())
-            method.setup()
+            require_ready(config.method, preflight_items(name, method))
+            call_method(name, "setup()", method.setup)
             record = start_record(config, benchmark, folder, shard, device, method)
             recorded = True
             edits = EditLoop(benchmark, method, failures, record.size_mapping.resized)
-            edits.run(work, _progress_bar(config, shard, len(work), folder.identity.method))
-            return finish_record(folder.run_path, record, edits, work)
-        finally:
-            method.close()
+            edits.run(work, _progress_bar(config, shard, len(work), name))
+            counts = finish_record(folder.run_path, record, edits, work)
+        except BaseException:
+            close_quietly(method)
+            raise
+        try:
+            call_method(name, "close()", method.close)
+        except MethodError as error:
+            raise MethodError(f"{error}; the run's outputs and {folder.run_path.name} are complete") from None
+        return counts
     finally:
+        os.chdir(working_folder)
         if not recorded:
             release_claim(folder)
