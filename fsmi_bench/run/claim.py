@@ -14,10 +14,19 @@ from pathlib import Path
 import fsmi_bench
 from fsmi_bench.benchmark.manifest import Benchmark
 from fsmi_bench.errors import BadInputError, MethodError
-from fsmi_bench.io import atomic_write_text, ensure_writable_dir
+from fsmi_bench.io import atomic_write_text, ensure_writable_dir, exclusive_lock
 from fsmi_bench.provenance import git_commit, package_versions, weights_provenance
 from fsmi_bench.run.config import RunConfig
-from fsmi_bench.run.folder import Shard, invocations_of, read_run_file, run_file, run_files, run_identity
+from fsmi_bench.run.folder import (
+    IMPORTED_PROVENANCE,
+    OUTPUTS_DIR,
+    Shard,
+    invocations_of,
+    read_run_file,
+    run_file,
+    run_files,
+    run_identity,
+)
 from fsmi_bench.run.method import Method, MethodChoice, call_method
 from fsmi_bench.run.record import Invocation, RunIdentity, RunRecord, RunSelection, SizeMapping
 
@@ -57,12 +66,38 @@ class RunFolder:
         return dict((self.previous.get("size_mapping") or {}).get("resized", {}))
 
 
+def run_file_lock(root: Path, shard: Shard | None):
+    """The lock of one run file, held by its one writer for a whole run or import (a second one exits at once)."""
+    name = run_file(root, shard).name
+    return exclusive_lock(root / f".{name}.lock", f"{root / name}", wait_s=0)
+
+
+def folder_lock(root: Path):
+    """The folder-wide lock, held while a run or an import compares the folder's run files and claims its own."""
+    return exclusive_lock(root / FOLDER_LOCK_NAME, f"run folder {root}", wait_s=FOLDER_LOCK_WAIT_S)
+
+
+def holds_outputs(root: Path) -> bool:
+    """True when ``root/outputs`` holds any file."""
+    return any(path.is_file() for path in (root / OUTPUTS_DIR).rglob("*"))
+
+
+def check_no_stray_outputs(root: Path, existing: dict) -> None:
+    """A folder with outputs but no run file holds outputs of unknown origin: no run or import may adopt them."""
+    if not existing and holds_outputs(root):
+        raise BadInputError(f"{root} holds {OUTPUTS_DIR}/ but no run file, outputs of unknown origin; use another "
+                            "--out folder, or delete that one to start again")
+
+
 def _check_same_run(root: Path, identity: RunIdentity) -> dict[str, dict]:
     """Refuse a folder that holds another run; return the existing run files' contents by file name."""
     ours = identity.as_dict()
     existing = {}
     for _, path in run_files(root):
         info = read_run_file(path)
+        if info.get("provenance") == IMPORTED_PROVENANCE:
+            raise BadInputError(f"{root} holds outputs imported by `fsmi import-outputs` (method "
+                                f"{info['method']!r}); use another --out folder")
         theirs = run_identity(info)
         if theirs != ours:
             differences = [f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} now"
@@ -83,6 +118,7 @@ def open_run_folder(config: RunConfig, benchmark: Benchmark, shard: Shard | None
                            method_config=_json_normal(config.method_config),
                            seed=int(config.seed), manifest_sha256=benchmark.manifest_sha256)
     existing = _check_same_run(root, identity)
+    check_no_stray_outputs(root, existing)
     path = run_file(root, shard)
     return RunFolder(root=root, identity=identity, run_path=path, existing=existing,
                      previous=existing.get(path.name, {}))

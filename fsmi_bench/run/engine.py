@@ -33,23 +33,22 @@ from fsmi_bench.io import (
     atomic_write_bytes,
     atomic_write_text,
     ensure_writable_dir,
-    exclusive_lock,
     load_mask,
     load_rgb,
     path_inside,
 )
 from fsmi_bench.run.claim import (
-    FOLDER_LOCK_NAME,
-    FOLDER_LOCK_WAIT_S,
     RunFolder,
     claim_run_folder,
+    folder_lock,
     open_run_folder,
     release_claim,
+    run_file_lock,
     start_record,
     utc_now,
 )
 from fsmi_bench.run.config import RunConfig, load_method_config  # noqa: F401 (load_method_config: re-exported)
-from fsmi_bench.run.folder import Shard, failures_file, output_path, run_file
+from fsmi_bench.run.folder import Shard, failures_file, output_path
 from fsmi_bench.run.method import (
     METHODS,
     EditRequest,
@@ -267,9 +266,8 @@ def run_method(config: RunConfig, method: Method | None = None) -> RunSummary:
     root = ensure_writable_dir(config.out)
     # One writer per run file for the whole run (a second one of the same shard exits at once); the
     # folder lock is held only while the folder is compared and claimed, so that shards start side by side.
-    run_name = run_file(root, shard).name
-    with exclusive_lock(root / f".{run_name}.lock", f"{root / run_name}", wait_s=0):
-        with exclusive_lock(root / FOLDER_LOCK_NAME, f"run folder {root}", wait_s=FOLDER_LOCK_WAIT_S):
+    with run_file_lock(root, shard):
+        with folder_lock(root):
             folder = open_run_folder(config, benchmark, shard, choice)
             claim_run_folder(config, benchmark, folder, shard, device)
         counts = _run_claimed(config, benchmark, folder, shard, device, work, method)
