@@ -145,6 +145,8 @@ def _source_and_layout(config: ImportConfig) -> tuple[Path, str, Path]:
         raise BadInputError(f"--from {config.source}: {error}") from None
     if not source.exists():
         raise BadInputError(f"--from {config.source}: no such folder or file")
+    if not source.is_file() and not source.is_dir():
+        raise BadInputError(f"--from {source}: neither a folder nor a file (a device or a pipe?)")
     layout = "csv" if source.is_file() else "folder"
     if layout == "csv" and source.suffix.lower() != ".csv":
         raise BadInputError(f"--from {source}: give a folder of <case_id>/<mask_type>.png or a .csv mapping file")

@@ -191,6 +191,18 @@ def test_a_source_inside_the_out_folder_is_refused(bench, tmp_path):
     assert output_digests(out) == before
 
 
+@pytest.mark.parametrize("source", ["/dev/null", "fifo"])
+def test_a_source_that_is_a_device_or_a_pipe_is_one_line(bench, tmp_path, source):
+    import os
+
+    if source == "fifo":
+        source = tmp_path / "pipe.csv"
+        os.mkfifo(source)
+    with pytest.raises(BadInputError, match="neither a folder nor a file"):
+        import_outputs(_config(bench, Path(source), tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_spreadsheet_csv_with_a_byte_order_mark_and_crlf_is_read(bench, tmp_path):
     written = _write_outputs(bench, tmp_path / "files")
     lines = ["case_id,mask_type,path"] + [f"{case},{mask},files/{case}/{mask}.png" for case, mask in sorted(written)]
