@@ -89,11 +89,16 @@ def quickstart(config: QuickstartConfig) -> QuickstartResult:
     from fsmi_bench.errors import BadInputError
     from fsmi_bench.report.make_report import ReportConfig, make_report
     from fsmi_bench.run.engine import RunConfig, run_method
-    from fsmi_bench.run.method import METHODS
+    from fsmi_bench.run.method import choose_method
     from fsmi_bench.scoring.score_run import ScoreConfig, score_run
 
-    for method in config.methods:  # an unknown name fails before minutes of building
-        METHODS.entry(method)
+    # An unknown name fails before minutes of building. Folders and files are named by each method's name (a
+    # target's class name), never by the target: "/abs/m.py:Mine" writes runs/Mine, not beside m.py.
+    names = [choose_method(method).name for method in config.methods]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BadInputError(f"--methods names {', '.join(twice)} more than once (a target is named by its class's "
+                            "`name`, else the class name); give each method once")
     out = Path(config.out)
     bench = out / "bench"
     steps = 5 if config.gallery else 4
@@ -106,12 +111,12 @@ def quickstart(config: QuickstartConfig) -> QuickstartResult:
         build_benchmark(BuildConfig(out=bench, single=config.single, multi=config.multi, seed=config.seed,
                                     size=config.size), progress=config.progress)
     results = []
-    for number, method in enumerate(config.methods, start=1):
-        run_dir = out / "runs" / method
-        _say(f"[2/{steps}] run {number}/{len(config.methods)}: {method} -> {run_dir}")
+    for number, (method, name) in enumerate(zip(config.methods, names), start=1):
+        run_dir = out / "runs" / name
+        _say(f"[2/{steps}] run {number}/{len(config.methods)}: {name} -> {run_dir}")
         run_method(RunConfig(method=method, bench=bench, out=run_dir, seed=config.seed, progress=config.progress))
-        result_path = out / "results" / f"{method}.parquet"
-        _say(f"[3/{steps}] score {method} ({config.protocol} protocol) -> {result_path}")
+        result_path = out / "results" / f"{name}.parquet"
+        _say(f"[3/{steps}] score {name} ({config.protocol} protocol) -> {result_path}")
         score_run(ScoreConfig(bench=bench, run=run_dir, protocol=config.protocol, metrics=config.metrics,
                               out=result_path, progress=config.progress))
         results.append(result_path)
@@ -126,7 +131,7 @@ def quickstart(config: QuickstartConfig) -> QuickstartResult:
         from fsmi_bench.report.gallery import GalleryConfig, build_gallery
 
         _say(f"[5/{steps}] gallery -> {out / 'gallery' / 'index.html'}")
-        gallery = build_gallery(GalleryConfig(runs=tuple(out / "runs" / method for method in config.methods),
+        gallery = build_gallery(GalleryConfig(runs=tuple(out / "runs" / name for name in names),
                                               bench=bench, out=out / "gallery", results=tuple(results),
                                               progress=config.progress)).index
     plots = tuple(path for path in report.files if path.suffix == ".png")

@@ -14,6 +14,10 @@ PATH_PART_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
 # "path/file.py:Class" target, or the name given to imported outputs. It never becomes a path; what it
 # keeps out is markup and control characters (no <, >, &, |, quotes, newlines). Matched whole.
 METHOD_NAME_PATTERN = r"[A-Za-z0-9./][A-Za-z0-9_.:/+ -]{0,255}"
+# The rule for a method's name wherever one is chosen (the package's own, an entry point's, a class's ``name``,
+# ``import-outputs --method-name``): a single path part too (quickstart writes runs/<name>), so no "/", ":",
+# "..", leading dot or outer space. ``METHOD_NAME_PATTERN`` above is what older run files may still hold.
+METHOD_NAME_RULE = r"[A-Za-z0-9](?:[A-Za-z0-9_.+ -]{0,126}[A-Za-z0-9_.+-])?"
 
 # Case tags.
 KINDS = ("single", "multi")

@@ -50,13 +50,13 @@ def make_report(config: ReportConfig) -> ReportResult:
     from fsmi_bench.report.aggregate import aggregate_cells, common_cases
     from fsmi_bench.report.render import FORMATS, render_tables
     from fsmi_bench.report.results_table import load_results
+    from fsmi_bench.report.stats import check_bootstrap
     from fsmi_bench.report.tables import TableOptions, build_tables
     from fsmi_bench.schema import REPORTED
 
     if config.fmt not in FORMATS:
         raise BadInputError(f"unknown report format {config.fmt!r}; choose one of {', '.join(FORMATS)}")
-    if config.resamples < 1:
-        raise BadInputError("--resamples must be at least 1")
+    check_bootstrap(config.resamples, config.seed, "--resamples and --seed")
     extra = None
     if config.with_paper:
         from fsmi_bench.report.reported import paper_reported_frame

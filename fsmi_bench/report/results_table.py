@@ -23,6 +23,41 @@ from fsmi_bench.schema import REPORTED, RESULT_COLUMNS, RESULT_STRING_COLUMNS, S
 
 REQUIRED_COLUMNS = RESULT_COLUMNS
 PARQUET_MAGIC = b"PAR1"
+# A metric spec is a flat record of a few keys (model, sizes, rules); deeper nesting is not one.
+MAX_SPEC_DEPTH = 32
+
+
+def _depth(value) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+    return depth - 1
+
+
+def check_metric_spec(text: str, source: str) -> None:
+    """A results row's ``metric_spec``: text, or JSON objects joined by " | " (a cell over several specs), each at
+    most ``MAX_SPEC_DEPTH`` deep, its ``fsmi_choices`` (if any) mapping rule names to text. Anything else that
+    parses as JSON (a list, a number, a deep nest) is one ``BadInputError``: the tables read these keys."""
+    for part in text.split(" | ") if text else ():
+        try:
+            parsed = json.loads(part)
+        except RecursionError:
+            raise BadInputError(f"{source}: a metric_spec is nested too deeply ({part[:40]!r}...)") from None
+        except ValueError:
+            continue  # plain text: shown as it is
+        if not isinstance(parsed, dict):
+            kind = {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(parsed), "number")
+            raise BadInputError(f"{source}: a metric_spec holds a JSON {kind} ({part[:60]!r}), not a spec (a JSON "
+                                "object)")
+        if _depth(parsed) > MAX_SPEC_DEPTH:
+            raise BadInputError(f"{source}: a metric_spec is nested more than {MAX_SPEC_DEPTH} levels deep")
+        choices = parsed.get("fsmi_choices")
+        if choices is not None and not (isinstance(choices, dict) and all(
+                isinstance(key, str) and isinstance(value, str) for key, value in choices.items())):
+            raise BadInputError(f"{source}: a metric_spec's fsmi_choices must map rule names to text, not "
+                                f"{json.dumps(choices)[:60]}")
 
 
 def read_commented_csv(path: str | os.PathLike) -> tuple[list[str], str]:
@@ -91,6 +126,8 @@ def normalise_results(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         frame["higher_is_better"] = frame["higher_is_better"].map(_parse_bool).astype(bool)
     except ValueError as error:
         raise BadInputError(f"{source}: column 'higher_is_better' holds {error}, not a boolean") from None
+    for spec in frame["metric_spec"].unique():
+        check_metric_spec(spec, source)
     unknown = sorted(set(frame["status"]) - set(STATUSES))
     if unknown:
         raise BadInputError(f"{source}: unknown status values {unknown} (known: {', '.join(STATUSES)})")
@@ -120,6 +157,12 @@ def check_consistent(frame: pd.DataFrame, origin: pd.Series | None = None) -> No
             raise BadInputError(f"results mix {what} {values}{where}; report one {column.replace('_', ' ')} "
                                 "at a time")
     _check_one_method_per_name(measured, origin)
+    directions = frame.groupby("metric", sort=True)["higher_is_better"].nunique()
+    for metric in directions[directions > 1].index:
+        rows = frame.index[frame["metric"] == metric]
+        where = f" ({', '.join(sorted(set(origin[rows])))})" if origin is not None else ""
+        raise BadInputError(f"metric {metric!r} is higher-is-better in some rows and lower-is-better in others"
+                            f"{where}; a metric has one direction (were the tables edited?)")
     key = ["method", "kind", "case_id", "mask_type", "metric", "status"]
     duplicated = frame[frame.duplicated(key, keep=False)]
     if len(duplicated):

@@ -7,13 +7,34 @@ are sorted by case id before they get here). Intervals are percentile intervals.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from fsmi_bench.errors import BadInputError
+
 DEFAULT_SEED = 0
 DEFAULT_RESAMPLES = 1000
 CONFIDENCE = 0.95
+
+
+# A draw holds resamples x cases indices (8 bytes each): 100,000 resamples of 205 cases is 160 MB.
+MAX_RESAMPLES = 100_000
+
+
+def check_bootstrap(resamples, seed, where: str) -> tuple[int, int]:
+    """``(resamples, seed)`` if usable (1 to ``MAX_RESAMPLES`` resamples, a seed from 0 to 2**63 - 1), else one
+    ``BadInputError`` naming ``where`` they came from."""
+    whole = (isinstance(resamples, numbers.Integral) and not isinstance(resamples, bool),
+             isinstance(seed, numbers.Integral) and not isinstance(seed, bool))
+    if not whole[0] or not 1 <= resamples <= MAX_RESAMPLES:
+        raise BadInputError(f"{where}: bootstrap resamples must be a whole number from 1 to {MAX_RESAMPLES}, "
+                            f"not {str(resamples)[:40]}")
+    if not whole[1] or not 0 <= seed < 2**63:
+        raise BadInputError(f"{where}: the bootstrap seed must be a whole number from 0 to 2**63 - 1, "
+                            f"not {str(seed)[:40]}")
+    return int(resamples), int(seed)
 
 
 def _resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:

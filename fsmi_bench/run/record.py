@@ -135,34 +135,51 @@ class RunRecord:
         return json.dumps(self.as_dict(), indent=2, sort_keys=True)
 
 
+# What a failure row may say the scorer should call it (``status``); a row without one is a failed edit.
+FAILURE_STATUSES = ("failed_case", "missing_output", "bad_output")
+
+
 class FailureLog:
     """The failures file of this process: the error of each (case, mask condition) whose last try failed.
 
     Rewritten at every change, so a run killed at any moment leaves it current. Rows of edits outside this
-    invocation's selection are kept; an edit that succeeds (or is found done) loses its row.
+    invocation's selection are kept; an edit that succeeds (or is found done) loses its row. A row may carry a
+    ``status`` (``FAILURE_STATUSES``): imported outputs that were missing or unreadable are ``missing_output`` or
+    ``bad_output``, not failed edits.
     """
 
     def __init__(self, path: Path):
         self.path = path
         self.errors: dict[EditKey, str] = {}
+        self.statuses: dict[EditKey, str] = {}
         if path.is_file():
             for number, row in enumerate(read_jsonl(path), start=1):
                 if not (isinstance(row, dict) and isinstance(row.get("case_id"), str)
-                        and isinstance(row.get("mask_type"), str) and isinstance(row.get("error"), str)):
+                        and isinstance(row.get("mask_type"), str) and isinstance(row.get("error"), str)
+                        and row.get("status", "failed_case") in FAILURE_STATUSES):
                     raise BadInputError(f"{path}: row {number} is not a failure record (case_id, mask_type, error)")
-                self.errors[EditKey(row["case_id"], row["mask_type"])] = row["error"]
+                key = EditKey(row["case_id"], row["mask_type"])
+                self.errors[key] = row["error"]
+                if "status" in row:
+                    self.statuses[key] = row["status"]
 
-    def record(self, key: EditKey, error: str) -> None:
+    def record(self, key: EditKey, error: str, status: str | None = None) -> None:
         self.errors[key] = error
+        if status is None:
+            self.statuses.pop(key, None)
+        else:
+            self.statuses[key] = status
         self.save()
 
     def clear(self, key: EditKey) -> None:
+        self.statuses.pop(key, None)
         if self.errors.pop(key, None) is not None:
             self.save()
 
     def save(self) -> None:
         """Write the file, rows sorted by (case_id, mask_type)."""
-        write_jsonl(self.path, [{"case_id": key.case_id, "mask_type": key.mask_type, "error": error}
+        write_jsonl(self.path, [{"case_id": key.case_id, "mask_type": key.mask_type, "error": error,
+                                 **({"status": self.statuses[key]} if key in self.statuses else {})}
                                 for key, error in sorted(self.errors.items())])
 
     def count(self, keys) -> int:

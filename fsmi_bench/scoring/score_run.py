@@ -136,7 +136,7 @@ def score_run(config: ScoreConfig, models=None):
     for row in benchmark.rows:
         key = (row.case_id, row.mask_type)
         if key in run.failures:
-            outputs[key] = OutputImage(*key, None, "failed_case", run.failures[key])
+            outputs[key] = OutputImage(*key, None, run.failure_status(key), run.failures[key])
         else:
             outputs[key] = OutputImage(*key, run.output_path(*key))
     resize = bool((run.info.get("size_mapping") or {}).get("rule"))

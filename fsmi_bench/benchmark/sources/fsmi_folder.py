@@ -24,6 +24,7 @@ import numpy as np
 
 from fsmi_bench.benchmark.sources.base import PreparedCase, SourceContent
 from fsmi_bench.errors import BadInputError
+from fsmi_bench.io import refuse_lone_surrogates
 from fsmi_bench.schema import COMPLEXITIES, KINDS, MASK_CONDITIONS, OPS, PATH_PART_PATTERN, SCENARIOS
 
 DEFAULT_REGION_DILATION_PX = 3
@@ -92,7 +93,9 @@ def _read_text(path: Path) -> str:
 
 def _parse_json(text: str, where: str):
     try:
-        return json.loads(text)
+        value = json.loads(text)
+        refuse_lone_surrogates(value, where, text)
+        return value
     except RecursionError:
         raise BadInputError(f"{where}: JSON nested too deeply") from None
     except json.JSONDecodeError as error:
