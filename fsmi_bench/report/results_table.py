@@ -19,9 +19,16 @@ import numpy as np
 import pandas as pd
 
 from fsmi_bench.errors import BadInputError
-from fsmi_bench.schema import REPORTED, RESULT_COLUMNS, RESULT_STRING_COLUMNS, STATUSES
+from fsmi_bench.schema import (
+    OPTIONAL_RESULT_COLUMNS,
+    REPORTED,
+    RESULT_COLUMNS,
+    RESULT_FLOAT_COLUMNS,
+    RESULT_STRING_COLUMNS,
+    STATUSES,
+)
 
-REQUIRED_COLUMNS = RESULT_COLUMNS
+REQUIRED_COLUMNS = tuple(name for name in RESULT_COLUMNS if name not in OPTIONAL_RESULT_COLUMNS)
 PARQUET_MAGIC = b"PAR1"
 
 
@@ -70,7 +77,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
         raise BadInputError(f"{path} is empty, not a results table")
     try:
         return pd.read_csv(io.StringIO(body), dtype={name: str for name in RESULT_STRING_COLUMNS},
-                           keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
+                           keep_default_na=False, na_values={name: ["", "nan", "NaN"] for name in RESULT_FLOAT_COLUMNS})
     except (pd.errors.ParserError, ValueError) as error:
         raise BadInputError(f"{path} is not a results table: {str(error).splitlines()[0]}") from None
 
@@ -81,12 +88,16 @@ def normalise_results(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     if missing:
         raise BadInputError(f"{source} is not a results table: missing columns {', '.join(missing)}")
     frame = frame.copy()
+    for name in OPTIONAL_RESULT_COLUMNS:  # tables scored before these columns existed
+        if name not in frame.columns:
+            frame[name] = np.nan
     for name in RESULT_STRING_COLUMNS:
         frame[name] = frame[name].fillna("").astype(str)
-    try:
-        frame["value"] = pd.to_numeric(frame["value"], errors="raise").astype("float64")
-    except (ValueError, TypeError):
-        raise BadInputError(f"{source}: column 'value' holds non-numbers") from None
+    for name in RESULT_FLOAT_COLUMNS:
+        try:
+            frame[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+        except (ValueError, TypeError):
+            raise BadInputError(f"{source}: column {name!r} holds non-numbers") from None
     try:
         frame["higher_is_better"] = frame["higher_is_better"].map(_parse_bool).astype(bool)
     except ValueError as error:

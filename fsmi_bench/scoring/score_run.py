@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import ensure_writable_dir, exclusive_lock
-from fsmi_bench.schema import MEASURED_STATUSES, RESULT_COLUMNS
+from fsmi_bench.schema import MEASURED_STATUSES, RESULT_COLUMNS, RESULT_FLOAT_COLUMNS
 
 # How long a scoring pass waits for another one writing the same results table.
 RESULTS_LOCK_WAIT_S = 600.0
@@ -148,15 +148,17 @@ def score_run(config: ScoreConfig, models=None):
     for item in values:
         row = rows_by_key[(item.case_id, item.mask_type)]
         spec = specs[item.metric]
+        shape_iou, shape_coverage = row.shape_overlap
         records.append({
             "method": run.method, "case_id": item.case_id, "kind": row.kind, "op": row.op,
             "scenario": row.scenario, "complexity": row.complexity, "mask_type": item.mask_type,
-            "metric": item.metric, "value": float(item.value), "status": item.status, "reason": item.reason,
+            "shape_iou": shape_iou, "shape_coverage": shape_coverage, "metric": item.metric,
+            "value": float(item.value), "status": item.status, "reason": item.reason,
             "higher_is_better": bool(spec.higher_is_better), "metric_spec": scorer.spec_json(item.metric),
             "protocol": config.protocol, "benchmark_version": benchmark.version,
             "manifest_sha256": benchmark.manifest_sha256, "run_provenance": provenance})
     frame = pd.DataFrame.from_records(records, columns=list(RESULT_COLUMNS))
-    frame = frame.astype({"value": "float64", "higher_is_better": "bool"})
+    frame = frame.astype({**{name: "float64" for name in RESULT_FLOAT_COLUMNS}, "higher_is_better": "bool"})
     frame = frame.sort_values(["method", "case_id", "mask_type", "metric"], kind="stable").reset_index(drop=True)
     ensure_writable_dir(out.parent)
     # Read, merge and write under one lock: two `fsmi score --out` into one file keep both methods' rows.
