@@ -29,6 +29,8 @@ class ReportConfig:
     decimals: int = 4
     all_cases: bool = False  # each method over all its own cases instead of the cases all methods share
     specs_out: str | None = None  # write every metric's full spec here (JSON)
+    iou_bins: tuple[float, ...] | None = None  # inner edges of the mask-IoU bins (None: looseness.IOU_EDGES)
+    coverage_bins: tuple[float, ...] | None = None  # of the coverage bins (None: looseness.COVERAGE_EDGES)
     command: str = "fsmi_bench.report.make_report.make_report (Python)"
 
 
@@ -81,12 +83,22 @@ def make_report(config: ReportConfig) -> ReportResult:
     else:
         shared, coverage = common_cases(frame)
         table_cells = aggregate_cells(shared, resamples=config.resamples, seed=config.seed)
+    iou_cells = None
     if text is None:
+        from fsmi_bench.report.looseness import COVERAGE_EDGES, IOU_EDGES, check_edges, looseness_tables
+
+        iou_edges = check_edges(config.iou_bins or IOU_EDGES, "--iou-bins")
+        coverage_edges = check_edges(config.coverage_bins or COVERAGE_EDGES, "--coverage-bins")
         reported = frame[frame["status"] == REPORTED]
         reported_order = list(dict.fromkeys(zip(reported["kind"], reported["method"])))
         options = TableOptions(methods=config.methods, metrics=config.metrics, decimals=config.decimals,
                                all_cases=config.all_cases, coverage=coverage)
         tables = tuple(build_tables(table_cells, reported_order, config.resamples, config.seed, options))
+        # How scores change as masks loosen, on the same (case, mask type) pairs as the tables above.
+        loose, iou_cells, skipped = looseness_tables(frame if config.all_cases else shared, config.resamples,
+                                                     config.seed, options, iou_edges, coverage_edges)
+        tables += tuple(loose)
+        messages.extend(skipped)
         text = render_tables(tables, config.fmt)
         if config.fmt == "latex" and config.latex_standalone:
             from fsmi_bench.report.latex import standalone_document
@@ -102,8 +114,12 @@ def make_report(config: ReportConfig) -> ReportResult:
                                        metrics=config.metrics)
         files.extend(written)
         messages.extend(skipped)
+        if iou_cells is not None:
+            from fsmi_bench.report.plots import write_iou_plots
+
+            files.extend(write_iou_plots(iou_cells, config.plots_dir, methods=config.methods, metrics=config.metrics))
     if config.specs_out:
-        from fsmi_bench.report.tables import write_specs
+        from fsmi_bench.report.notes import write_specs
 
         write_specs(config.specs_out, cells)
         files.append(Path(config.specs_out))

@@ -105,7 +105,8 @@ def test_a_case_that_lost_some_outputs_is_counted_and_noted_in_every_format(tmp_
     assert "n=4 (30/32 outputs) (2)" in table1 and note in table1
     assert "(4/4 outputs)" not in table1  # complete cells stay as they were
     latex = make_report(ReportConfig(results=(str(path),), resamples=100, fmt="latex")).text
-    assert "n=4 (30/32 outputs)" in latex and "2 of 32 outputs without a value" in latex
+    assert "(30/32 outputs)" in latex and "2 of 32 outputs without a value" in latex
+    assert "\\textit{Free-Shape Mask (n = 4 cases)}" in latex  # every cell of the block has n = 4
     rows = pd.read_csv(__import__("io").StringIO(make_report(ReportConfig(results=(str(path),), resamples=100,
                                                                           fmt="csv")).text))
     partial = rows[(rows["block"] == "Free-Shape Mask") & (rows["metric"] == "fg_psnr")].iloc[0]
@@ -204,14 +205,24 @@ def test_latex_structure_and_compiles(tmp_path, two_methods):
                             resamples=100))
     latex = out.read_text()
     assert latex.startswith("% fsmi report tables; needs in the preamble: \\usepackage{booktabs,graphicx}")
-    assert latex.count("\\begin{table}") == latex.count("\\end{table}") == 6
-    assert latex.count("\\begin{tabular}{ll" + "r" * 8 + "}") == 3
-    assert "\\multicolumn{4}{c}{Foreground} & \\multicolumn{4}{c}{Whole Image}" in latex
+    # 12 tables (6 of the paper's layouts, 6 by mask looseness); those of 8 metrics are split in two floats of
+    # 4, so that every float is legible at the text width (shrunk only if it would still be wider)
+    assert latex.count("\\begin{table}") == latex.count("\\end{table}") == 18
+    assert latex.count("\\begin{tabular}{lrrrr}") == 18
+    assert latex.count("\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}") == 18
+    assert "\\caption{multi-image editing, full vs free-shape masks: foreground}" in latex
+    assert "\\caption{multi-image editing, full vs free-shape masks: whole image}" in latex
+    assert "\\multicolumn{3}{c}{Background} & \\multicolumn{1}{c}{Foreground}" in latex
     assert "LPIPS $\\downarrow$" in latex and "\\textbf{" in latex and "FlexEdit (reported) & 13.1645" in latex
-    assert "fg\\_psnr" in latex and "95 \\%" in latex
-    for line in latex.splitlines():
-        if line.endswith("\\\\") and "&" in line and "multicolumn" not in line:
-            assert line.count("&") - line.count("\\&") in (5, 9)
+    assert "\\textit{Full Mask (n = 4 cases)}" in latex and "95 \\%" in latex
+    floats = latex.split("\\begin{table}")[1:]
+    for body in floats:
+        for line in body.splitlines():
+            if line.endswith("\\\\") and "&" in line and "multicolumn" not in line:
+                assert line.count("&") - line.count("\\&") == 4
+        table, notes = body.split("\\begin{minipage}")
+        # footnotes: a legend, the notes cells point to, one brief paragraph; never the long Markdown notes
+        assert len(notes) < 1000 and "fsmi's choice (" not in notes, notes
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended); "
                     "the LaTeX was checked structurally only")
@@ -230,7 +241,7 @@ def test_plots_one_png_per_kind_and_metric(tmp_path):
     result = make_report(ReportConfig(results=(str(write_results(tmp_path, frame, "both")),),
                                      plots_dir=str(tmp_path / "plots"), resamples=50))
     names = sorted(path.name for path in result.files)
-    expected = sorted(f"single_{m}.png" for m in SINGLE_METRICS)
+    expected = sorted([f"single_{m}.png" for m in SINGLE_METRICS] + ["single_by_mask_iou.png"])
     assert names == expected
     for path in result.files:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -302,6 +313,7 @@ def test_cli_report_and_write_paper_rows(tmp_path, two_methods):
     assert "| Full Mask | alpha |" in result.output and "FlexEdit (reported)" in result.output
     result = runner.invoke(report_command, [*map(str, two_methods), "--paired", "beta", "alpha"])
     assert result.exit_code == 0 and "Paired test: beta (A) vs alpha (B)" in result.output
+    assert "no verdict: n < 10" in result.output and "&lt;" not in result.output  # reads as written
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path, two_methods):
