@@ -40,6 +40,39 @@ def without_paths(text: str) -> str:
     return _PATH.sub(lambda match: f".../{match.group(1)}" if match.group(1) else "a folder", text)
 
 
+_MISSING_WEIGHTS = re.compile(r"missing weights '([^']+)'")
+
+
+def missing_weight_names(reason: str, alternatives: bool = False) -> list[str]:
+    """The weight names (``fsmi weights fetch`` NAMEs) that ``reason`` says are missing, in order: of each
+    "A | or | B" (a metric that takes either), only A, or with ``alternatives`` only B and later ones."""
+    names = []
+    for part in reason.split("; "):
+        choices = part.split(" | or | ")
+        for choice in (choices[1:] if alternatives else choices[:1]):
+            names.extend(_MISSING_WEIGHTS.findall(choice))
+    return list(dict.fromkeys(names))
+
+
+def fetch_hint(names) -> str:
+    """How to get the weights ``names``: the command that downloads them and the one that says where."""
+    one = len(names) == 1
+    return (f"fsmi weights fetch {' '.join(names)} downloads {'it' if one else 'them'}, fsmi doctor shows "
+            f"where {'it goes' if one else 'they go'}")
+
+
+def short_reason(reason: str) -> str:
+    """A reason for a table or a message: missing weights become their names and the command that fetches
+    them (the long form, with every place looked at, is in the results rows and ``fsmi doctor``); any
+    other reason loses its paths."""
+    names = missing_weight_names(reason)
+    if names and reason.startswith("missing_weights"):
+        others = [name for name in missing_weight_names(reason, alternatives=True) if name not in names]
+        instead = f" (or {', '.join(others)})" if others else ""
+        return f"missing_weights: {', '.join(names)}{instead} not on this machine ({fetch_hint(names)})"
+    return without_paths(reason)
+
+
 def short_spec(metric: str, spec: str) -> str:
     """A metric's name, model, region rule and input size, from its spec JSON; never a path."""
     try:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from fsmi_bench.io import atomic_write_bytes
 from fsmi_bench.report.aggregate import MEASURED
-from fsmi_bench.report.notes import measure_label, without_paths
+from fsmi_bench.report.notes import fetch_hint, measure_label, missing_weight_names, short_reason
 from fsmi_bench.report.tables import SECTIONS_BY_KIND
 from fsmi_bench.schema import MASK_CONDITIONS
 
@@ -81,16 +81,25 @@ def write_plots(cells: pd.DataFrame, out_dir: str | Path, methods: tuple[str, ..
     if metrics is not None:
         measured = measured[measured["metric"].isin(metrics)]
     written, skipped = [], []
+    without_weights: dict[str, list[str]] = {}  # plots missing only for want of weights: said once, at the end
     for kind, metric in sorted(set(zip(measured["kind"], measured["metric"]))):
         mine = measured[(measured["kind"] == kind) & (measured["metric"] == metric)]
         if not mine["mean"].notna().any():
-            reasons = [reason for reason in dict.fromkeys(mine["reason"]) if reason]
-            why = ": " + without_paths(_ROW_COUNT.sub("", reasons[0])) if reasons else ""
+            reasons = [_ROW_COUNT.sub("", reason) for reason in dict.fromkeys(mine["reason"]) if reason]
+            names = [name for reason in reasons for name in missing_weight_names(reason)]
+            if reasons and names and all(reason.startswith("missing_weights") for reason in reasons):
+                without_weights[f"{kind} {metric}"] = names
+                continue
+            why = ": " + short_reason(reasons[0]) if reasons else ""
             skipped.append(f"no plot for {kind} {metric}: no valid value{why}")
             continue
         path = out_dir / f"{kind}_{metric}.png"
         atomic_write_bytes(path, plot_metric(measured, kind, metric, methods))
         written.append(path)
+    if without_weights:
+        names = list(dict.fromkeys(name for found in without_weights.values() for name in found))
+        skipped.append(f"{len(without_weights)} metrics have no values and no plot ({', '.join(without_weights)}): "
+                       f"their weights are not on this machine ({', '.join(names)}); {fetch_hint(names)}")
     return written, skipped
 
 

@@ -43,7 +43,7 @@ from fsmi_bench.report.notes import (
     fsmi_choice_notes,
     metric_note,
     missing_prefix,
-    without_paths,
+    short_reason,
 )
 from fsmi_bench.schema import REPORTED
 
@@ -224,7 +224,7 @@ def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd
                     outputs, total = cell.get("n_outputs", float("nan")), cell.get("n_outputs_total", float("nan"))
                     partial = source == MEASURED and (cell["n"] < cell["n_cases"] or outputs < total)
                     if (math.isnan(mean) or partial) and cell["reason"]:
-                        reason = without_paths(_ROW_COUNT.sub("", cell["reason"]))
+                        reason = short_reason(_ROW_COUNT.sub("", cell["reason"]))
                         note = _note_number(notes, f"{missing_prefix(cell)}: {reason}")
                     unequal = options.all_cases and source == MEASURED and unequal_sets[metric] \
                         and not math.isnan(mean)

@@ -363,3 +363,32 @@ def test_fsmi_choices_are_noted_as_such_with_their_reason(tmp_path):
     assert "bg_ssim" not in "".join(line for line in table2.splitlines() if "fsmi's choice" in line)
     # The choices are not repeated inside the spec footnotes.
     assert all("fsmi_choices=" not in line for line in text.splitlines())
+
+
+def test_missing_weights_are_said_once_with_the_command_that_fetches_them(tmp_path):
+    """Results scored where no metric weights are (the tests' empty caches): the report names each missing
+    weight and `fsmi weights fetch` once, not one long message per metric."""
+    import fsmi_bench as fsmi
+    from fsmi_bench.quickstart import QuickstartResult
+    from tests.support.tiny_benchmark import write_tiny_benchmark
+
+    bench = write_tiny_benchmark(tmp_path / "bench", n_single=2, n_multi=2, mask_types=("full", "circle"))
+    run = fsmi.run_method("identity", bench, out=tmp_path / "run", progress=False)
+    table = fsmi.score(run, bench, progress=False)  # every metric of the paper protocol
+    assert set(table.loc[table["status"] == "missing_weights", "metric"]) == {
+        "fg_clip_t", "fg_clip_i", "fg_dinov2", "whole_lpips", "whole_clip_i", "whole_dinov2", "bg_lpips"}
+    assert table["reason"].str.len().max() > 500  # the rows keep the long form, every place looked at
+    report = fsmi.make_report(table, plots=tmp_path / "plots", resamples=20)
+    about_weights = [message for message in report.messages if "weights" in message]
+    assert len(about_weights) == 1, report.messages
+    message = about_weights[0]
+    assert message.startswith("8 metrics have no values and no plot (multi fg_clip_i, multi fg_clip_t")
+    assert "fsmi weights fetch clip-vit-l-14-hf dinov2-small squeezenet-imagenet downloads them" in message
+    assert len(message) < 400
+    notes = [line for line in report.text.splitlines() if "missing_weights" in line]
+    assert notes and all(len(line) < 200 for line in notes)
+    assert "no valid value: missing_weights: clip-vit-l-14-hf (or clip-vit-l-14) not on this machine (fsmi " \
+           "weights fetch clip-vit-l-14-hf downloads it" in report.text
+    summary = QuickstartResult(bench=bench, results=(), report=tmp_path / "report.md", report_text=report.text,
+                               messages=report.messages).summary
+    assert summary.count("fsmi weights fetch") == 1
