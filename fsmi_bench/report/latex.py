@@ -3,8 +3,8 @@
 Needs only ``\\usepackage{booktabs}`` (rules) and ``\\usepackage{graphicx}`` (``\\resizebox``, used only to
 shrink a table that would still be wider than the text); the output's first lines say so. A table of more
 than ``MAX_COLUMNS`` metrics (Table 1's 8) becomes one float per section (Foreground, Whole Image). A cell
-is the mean over a second line with its interval in small type (a top-aligned inner tabular); n goes in the block's heading row when
-all the block's cells share it, else into each cell. Footnotes are short: a legend, the notes that cells
+is the mean over a second line with its interval in small type (a top-aligned inner tabular); n goes in
+the block's heading row when all the block's cells share it, else into each cell. Footnotes are short: a legend, the notes that cells
 point to, and the table's ``brief``; the full notes are in the Markdown report. All text is escaped and
 reduced to ASCII so that pdflatex's default input encoding accepts it.
 """
