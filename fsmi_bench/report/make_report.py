@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fsmi_bench.errors import BadInputError
@@ -14,7 +14,7 @@ from fsmi_bench.report.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 class ReportConfig:
     """Options of ``fsmi report``. ``results``: parquet/CSV results tables (measured and/or reported rows)."""
 
-    results: tuple  # paths (str) or DataFrames of results rows
+    results: tuple  # paths (str) or DataFrames of results rows; run folders among them go to ``runs``
     fmt: str = "markdown"  # "markdown", "latex" or "csv"
     out: str | None = None  # file for the tables; None: returned (the CLI prints it)
     plots_dir: str | None = None
@@ -31,6 +31,7 @@ class ReportConfig:
     specs_out: str | None = None  # write every metric's full spec here (JSON)
     iou_bins: tuple[float, ...] | None = None  # inner edges of the mask-IoU bins (None: looseness.IOU_EDGES)
     coverage_bins: tuple[float, ...] | None = None  # of the coverage bins (None: looseness.COVERAGE_EDGES)
+    runs: tuple = ()  # run folders whose run.json gives each method's cost (seconds per edit, peak memory)
     command: str = "fsmi_bench.report.make_report.make_report (Python)"
 
 
@@ -59,6 +60,12 @@ def make_report(config: ReportConfig) -> ReportResult:
         raise BadInputError(f"unknown report format {config.fmt!r}; choose one of {', '.join(FORMATS)}")
     if config.resamples < 1:
         raise BadInputError("--resamples must be at least 1")
+    # Run folders given among the results add the table of costs; everything else is a results table.
+    folders = tuple(item for item in config.results if isinstance(item, (str, Path)) and Path(item).is_dir())
+    config = replace(config, results=tuple(item for item in config.results if not any(item is f for f in folders)),
+                     runs=config.runs + folders)
+    if not config.results:
+        raise BadInputError("give at least one results table (parquet or CSV) beside the run folders")
     extra = None
     if config.with_paper:
         from fsmi_bench.report.reported import paper_reported_frame
@@ -99,6 +106,11 @@ def make_report(config: ReportConfig) -> ReportResult:
                                                      config.seed, options, iou_edges, coverage_edges)
         tables += tuple(loose)
         messages.extend(skipped)
+        if config.runs:
+            from fsmi_bench.report.cost import cost_table, read_costs
+
+            costs = cost_table(read_costs(config.runs), config.decimals, config.methods)
+            tables += (costs,) if costs is not None else ()
         text = render_tables(tables, config.fmt)
         if config.fmt == "latex" and config.latex_standalone:
             from fsmi_bench.report.latex import standalone_document

@@ -13,7 +13,8 @@ import pandas as pd
 from fsmi_bench.report.aggregate import MEASURED
 
 MEASURE_LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "clip_t": "CLIP-T", "clip_i": "CLIP-I",
-                  "dinov2": "DINOv2"}
+                  "dinov2": "DINOv2", "seconds_per_edit": "s / edit", "peak_ram_gib": "peak RAM (GiB)",
+                  "peak_gpu_gib": "peak GPU (GiB)"}
 REPORTED_NOTE = ("Rows marked (reported) are the numbers printed in the FlexEdit paper (Yuan et al., 2024, "
                  "Tables 1 and 2), measured on the authors' unreleased FSMI-Edit data with hand-drawn masks: "
                  "they carry no interval, are not comparable case by case, and are never bolded. In its Table 1 "

@@ -64,6 +64,7 @@ from fsmi_bench.run.record import (
     EditKey,
     FailureLog,
     Invocation,
+    RunCost,
     RunCounts,
     RunIdentity,
     RunRecord,
@@ -507,6 +508,7 @@ class EditLoop:
         self.resized: dict[str, list[int]] = dict(resized)
         self.written = 0
         self.skipped = 0
+        self.edit_seconds = 0.0  # the written outputs' time, for run.json's cost
         self._inputs: CaseInputs | None = None
 
     def run(self, work: list[WorkItem], progress) -> None:
@@ -523,6 +525,7 @@ class EditLoop:
             self.skipped += 1
             self.failures.clear(item.key)
             return
+        started = time.perf_counter()
         try:
             original_size = self._make_output(item)
         except MissingWeightsError:
@@ -536,6 +539,7 @@ class EditLoop:
             self.failures.record(item.key, f"{type(error).__name__}: {error}")
             return
         self.written += 1
+        self.edit_seconds += time.perf_counter() - started
         if original_size is not None:
             self.resized[item.key.label] = list(original_size)
         else:
@@ -568,7 +572,8 @@ def finish_record(path: Path, record: RunRecord, edits: EditLoop, work: list[Wor
     """Write run.json's final version: status, finish time, counts and the resized outputs after the edits."""
     counts = edits.counts(work)
     status, finished_at = "complete" if not counts.failed else "complete_with_failures", _now()
-    this = replace(record.invocations[-1], status=status, finished_at=finished_at, counts=counts)
+    this = replace(record.invocations[-1], status=status, finished_at=finished_at, counts=counts,
+                   cost=RunCost.measure(edits.written, edits.edit_seconds))
     final = replace(record, status=status, finished_at=finished_at, counts=counts,
                     size_mapping=SizeMapping(resized=edits.resized), invocations=(*record.invocations[:-1], this))
     atomic_write_text(path, final.to_json())

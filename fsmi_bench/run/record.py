@@ -78,6 +78,35 @@ class RunCounts:
 
 
 @dataclass(frozen=True)
+class RunCost:
+    """run.json's ``cost`` of a finished invocation: what its edits took, for reports to compare methods.
+
+    edit_seconds: wall time of the ``edits`` outputs written (the method's edit, the size mapping and the
+    PNG write; model loading and skipped outputs not included). peak_rss_bytes: the peak resident memory of
+    the ``fsmi run`` process so far (a method that runs in a worker process of its own is not in it).
+    peak_gpu_bytes: torch's peak of allocated CUDA memory in this process, None when CUDA was not used.
+    """
+
+    edits: int
+    edit_seconds: float
+    peak_rss_bytes: int
+    peak_gpu_bytes: int | None = None
+
+    @classmethod
+    def measure(cls, edits: int, edit_seconds: float) -> "RunCost":
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        peak_rss = int(peak if sys.platform == "darwin" else peak * 1024)
+        torch = sys.modules.get("torch")  # only a method that imported torch can have used CUDA
+        gpu = None
+        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+            gpu = int(torch.cuda.max_memory_allocated())
+        return cls(edits, round(edit_seconds, 6), peak_rss, gpu)
+
+
+@dataclass(frozen=True)
 class Invocation:
     """One ``fsmi run`` into the folder: its selection, when it ran, with which fsmi, and how it ended.
 
@@ -91,6 +120,7 @@ class Invocation:
     status: str = "running"
     finished_at: str | None = None
     counts: RunCounts | None = None
+    cost: RunCost | None = None
 
 
 @dataclass(frozen=True)

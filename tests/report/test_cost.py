@@ -1,0 +1,52 @@
+"""Each method's cost (seconds per edit, peak memory): recorded in run.json by `fsmi run`, shown by `fsmi report`
+when run folders are given beside the results."""
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+import fsmi_bench as fsmi
+from fsmi_bench.report.make_report import ReportConfig, make_report
+from tests.support.tiny_benchmark import write_tiny_benchmark
+
+
+def test_run_records_its_cost_and_the_report_shows_it(tmp_path):
+    bench = write_tiny_benchmark(tmp_path / "bench", n_single=2, n_multi=1, mask_types=("full", "circle"))
+    runs = {name: fsmi.run_method(name, bench, out=tmp_path / name, progress=False) for name in ("identity", "inpaint")}
+    again = fsmi.run_method("inpaint", bench, out=tmp_path / "inpaint", progress=False)  # nothing left to do
+    assert again.written == 0
+    records = {name: json.loads((run.root / "run.json").read_text()) for name, run in runs.items()}
+    first, second = records["inpaint"]["invocations"]
+    assert first["cost"]["edits"] == 6 and first["cost"]["edit_seconds"] > 0
+    assert second["cost"]["edits"] == 0 and second["cost"]["edit_seconds"] == 0
+    assert first["cost"]["peak_rss_bytes"] > 10 * 2**20  # a Python process with numpy holds tens of MB
+    assert first["cost"]["peak_gpu_bytes"] is None  # CUDA never used here
+    tables = [fsmi.score(run, bench, metrics=["bg_psnr", "fg_psnr"], progress=False) for run in runs.values()]
+    paths = []
+    for name, table in zip(runs, tables):
+        paths.append(tmp_path / f"{name}.parquet")
+        table.to_parquet(paths[-1])
+    old = tmp_path / "old-run"  # a run folder whose run.json predates the cost record
+    (old / "outputs").mkdir(parents=True)
+    record = json.loads((runs["identity"].root / "run.json").read_text())
+    record["method"] = "copy-paste"
+    for invocation in record["invocations"]:
+        invocation.pop("cost")
+    (old / "run.json").write_text(json.dumps(record))
+    given = (*map(str, paths), str(runs["identity"].root), str(runs["inpaint"].root), str(old))
+    csv = make_report(ReportConfig(results=given, fmt="csv", resamples=20)).text
+    cost = pd.read_csv(io.StringIO(csv)).query("table == 'Cost per method (from run.json)'").set_index(
+        ["method", "metric"])
+    expected = (first["cost"]["edit_seconds"] + second["cost"]["edit_seconds"]) / 6
+    assert cost.loc[("inpaint", "cost_seconds_per_edit"), "mean"] == pytest.approx(expected)
+    assert cost.loc[("inpaint", "cost_peak_ram_gib"), "mean"] == pytest.approx(
+        max(first["cost"]["peak_rss_bytes"], second["cost"]["peak_rss_bytes"]) / 2**30)
+    assert pd.isna(cost.loc[("inpaint", "cost_peak_gpu_gib"), "mean"])
+    assert "CUDA not used" in cost.loc[("inpaint", "cost_peak_gpu_gib"), "note"]
+    assert pd.isna(cost.loc[("copy-paste", "cost_seconds_per_edit"), "mean"])
+    assert "records no cost" in cost.loc[("copy-paste", "cost_seconds_per_edit"), "note"]
+    markdown = make_report(ReportConfig(results=given, resamples=20)).text
+    assert "### Cost per method (from run.json)" in markdown and "| cpu | copy-paste (floor) | — (2) |" in markdown
+    assert "Cost per method" not in make_report(ReportConfig(results=tuple(map(str, paths)), resamples=20)).text
