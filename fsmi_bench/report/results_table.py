@@ -5,7 +5,8 @@ published numbers (``fsmi_bench.report.reported``): their ``mask_type`` is a mas
 "free_shape" or "all"), their ``case_id`` is empty, and they carry no per-case values.
 
 Files may be parquet or CSV; CSV files may start with ``#`` provenance lines (leaderboards and
-``paper_reported.csv`` do), which are skipped.
+``paper_reported.csv`` do), which are skipped. A CSV written by ``fsmi score`` keeps its metric specs, run
+provenance and manifest sha256 once, in a sidecar (``scoring.results_csv``), restored here.
 """
 
 from __future__ import annotations
@@ -76,10 +77,14 @@ def _read_frame(path: Path) -> pd.DataFrame:
     if not body.strip():
         raise BadInputError(f"{path} is empty, not a results table")
     try:
-        return pd.read_csv(io.StringIO(body), dtype={name: str for name in RESULT_STRING_COLUMNS},
-                           keep_default_na=False, na_values={name: ["", "nan", "NaN"] for name in RESULT_FLOAT_COLUMNS})
+        frame = pd.read_csv(io.StringIO(body), dtype={name: str for name in RESULT_STRING_COLUMNS},
+                            keep_default_na=False,
+                            na_values={name: ["", "nan", "NaN"] for name in RESULT_FLOAT_COLUMNS})
     except (pd.errors.ParserError, ValueError) as error:
         raise BadInputError(f"{path} is not a results table: {str(error).splitlines()[0]}") from None
+    from fsmi_bench.scoring.results_csv import restore_columns
+
+    return restore_columns(frame, path, path.read_bytes())  # the columns `fsmi score` keeps once beside it
 
 
 def normalise_results(frame: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -240,16 +240,16 @@ def merge_into_existing(out: Path, frame, method: str):
 
 
 def write_results(frame, out: Path) -> Path:
-    """Write ``frame`` to ``out`` (parquet) and ``out`` with suffix .csv, both atomically."""
+    """Write ``frame`` to ``out`` (parquet) and ``out`` with suffix .csv, both atomically; the CSV keeps the
+    texts that repeat on every row once, in a sidecar (``results_csv``)."""
     import io
 
     from fsmi_bench.io import atomic_write_bytes
+    from fsmi_bench.scoring.results_csv import write_results_csv
 
     if out.suffix != ".parquet":
         raise BadInputError(f"--out {out}: the results table is written as .parquet (CSV beside it)")
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     atomic_write_bytes(out, buffer.getvalue())
-    csv = out.with_suffix(".csv")
-    atomic_write_bytes(csv, frame.to_csv(index=False).encode("utf-8"))
-    return csv
+    return write_results_csv(frame, out.with_suffix(".csv"))
