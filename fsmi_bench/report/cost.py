@@ -79,9 +79,10 @@ def cost_table(costs: list[MethodCost], decimals: int, methods: tuple[str, ...] 
     edits = ", ".join(f"{cost.method} {cost.edits}" for cost in costs if cost.recorded)
     notes = [("Seconds per edit: wall time of the outputs each run wrote (the method's edit, mapping to the scene's "
               "size and the PNG write; model loading and outputs found done not included), over its edits"
-              + (f" ({edits})" if edits else "") + ". Peak RAM: the fsmi run process's resident memory (a method "
-              "run in a worker process of its own is not in it); peak GPU: torch's peak allocated CUDA memory; "
-              "the largest over a method's invocations. Times compare methods only on one machine.")]
+              + (f" ({edits})" if edits else "") + ". Peak RAM: the fsmi run process's resident memory from the "
+              "run's start, model loading included (on Linux; elsewhere from the process's start; a method run in "
+              "a worker process of its own is not in it); peak GPU: torch's peak allocated CUDA memory; the "
+              "largest over a method's invocations. Times compare methods only on one machine.")]
     blocks = []
     for device in dict.fromkeys(cost.device for cost in costs):
         rows = []

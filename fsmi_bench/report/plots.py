@@ -61,6 +61,13 @@ def plot_metric(cells: pd.DataFrame, kind: str, metric: str, methods: tuple[str,
     axes.grid(axis="y", alpha=0.3)
     if methods:
         axes.legend(fontsize="small")
+    return _png(figure)
+
+
+def _png(figure) -> bytes:
+    """The figure as PNG bytes (no software tag, so that the same plot is the same bytes), then closed."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
@@ -141,11 +148,7 @@ def plot_by_iou(bin_cells: pd.DataFrame, kind: str, methods: tuple[str, ...] | N
                     "(x: the bin's mean IoU; the full mask at 1)", fontsize="medium")
     if methods:
         axes.flat[0].legend(fontsize="small")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(figure)
-    return buffer.getvalue()
+    return _png(figure)
 
 
 def write_iou_plots(bin_cells: pd.DataFrame, out_dir: str | Path, methods: tuple[str, ...] | None = None,

@@ -70,6 +70,7 @@ from fsmi_bench.run.record import (
     RunRecord,
     RunSelection,
     SizeMapping,
+    reset_memory_peaks,
 )
 from fsmi_bench.schema import KINDS
 
@@ -618,6 +619,7 @@ def _run_claimed(config: RunConfig, benchmark: Benchmark, folder: RunFolder, sha
         try:
             # seconds, before any model loads: a missing checkpoint or package fails here with one line
             require_ready(config.method, method.preflight())
+            reset_memory_peaks()  # run.json's peak memory: this invocation's, model loading included
             method.setup()
             record = start_record(config, benchmark, folder, shard, device, method)
             recorded = True

@@ -3,7 +3,9 @@ when run folders are given beside the results."""
 
 import io
 import json
+import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,6 +16,8 @@ from tests.support.tiny_benchmark import write_tiny_benchmark
 
 def test_run_records_its_cost_and_the_report_shows_it(tmp_path):
     bench = write_tiny_benchmark(tmp_path / "bench", n_single=2, n_multi=1, mask_types=("full", "circle"))
+    earlier = np.ones(80_000_000)  # 640 MB held and freed before the runs: not theirs to count
+    del earlier
     runs = {name: fsmi.run_method(name, bench, out=tmp_path / name, progress=False) for name in ("identity", "inpaint")}
     again = fsmi.run_method("inpaint", bench, out=tmp_path / "inpaint", progress=False)  # nothing left to do
     assert again.written == 0
@@ -23,6 +27,8 @@ def test_run_records_its_cost_and_the_report_shows_it(tmp_path):
     assert second["cost"]["edits"] == 0 and second["cost"]["edit_seconds"] == 0
     assert first["cost"]["peak_rss_bytes"] > 10 * 2**20  # a Python process with numpy holds tens of MB
     assert first["cost"]["peak_gpu_bytes"] is None  # CUDA never used here
+    if sys.platform == "linux":  # the peak of this run, not of the test process before it
+        assert first["cost"]["peak_rss_since"] == "invocation" and first["cost"]["peak_rss_bytes"] < 600 * 2**20
     tables = [fsmi.score(run, bench, metrics=["bg_psnr", "fg_psnr"], progress=False) for run in runs.values()]
     paths = []
     for name, table in zip(runs, tables):
