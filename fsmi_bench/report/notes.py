@@ -133,7 +133,12 @@ def brief_note(mine: pd.DataFrame, metrics: list[str], all_cases: bool) -> str:
     """The table's notes in one short paragraph, for print (LaTeX): the cases compared, the protocol and
     version, the metrics that follow one of fsmi's own choices, and where the full notes are."""
     measured = mine[mine["source"] == MEASURED]
-    choices = [metric for metric in metrics if fsmi_choice_notes(measured, [metric])]
+    chosen = [metric for metric in metrics if fsmi_choice_notes(measured, [metric])]
+    choices = []  # "fg_*" for a prefix whose metrics here all follow one of fsmi's choices
+    for prefix in dict.fromkeys(metric.split("_", 1)[0] for metric in chosen):
+        family = [metric for metric in metrics if metric.startswith(prefix + "_")]
+        choices += [f"{prefix}_*"] if all(metric in chosen for metric in family) and len(family) > 1 else \
+            [metric for metric in family if metric in chosen]
     parts = ["each method over its own cases" if all_cases else "the same (case, mask type) pairs for every method "
              "in a column",
              f"protocol {', '.join(sorted(set(measured['protocol']) - {''})) or '?'}, benchmark "
