@@ -34,7 +34,8 @@ class MethodCost:
 
 
 def read_costs(run_dirs) -> list[MethodCost]:
-    """One ``MethodCost`` per (method, device) of the run folders ``run_dirs``, by method name."""
+    """One ``MethodCost`` per (method, device) of the run folders ``run_dirs``, by method name, from the
+    invocations that wrote outputs."""
     from fsmi_bench.run.folder import load_run
 
     totals: dict[tuple[str, str], dict] = {}
@@ -48,6 +49,8 @@ def read_costs(run_dirs) -> list[MethodCost]:
             if not isinstance(cost, dict):
                 continue
             total["recorded"] = True
+            if not cost.get("edits"):  # a run resumed with nothing to do says nothing of the method's cost
+                continue
             total["edits"] += int(cost.get("edits") or 0)
             total["seconds"] += float(cost.get("edit_seconds") or 0.0)
             for key, name in (("rss", "peak_rss_bytes"), ("gpu", "peak_gpu_bytes")):

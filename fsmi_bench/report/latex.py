@@ -2,11 +2,12 @@
 
 Needs only ``\\usepackage{booktabs}`` (rules) and ``\\usepackage{graphicx}`` (``\\resizebox``, used only to
 shrink a table that would still be wider than the text); the output's first lines say so. A table of more
-than ``MAX_COLUMNS`` metrics (Table 1's 8) becomes one float per section (Foreground, Whole Image). A cell
-is the mean over a second line with its interval in small type (a top-aligned inner tabular); n goes in
-the block's heading row when all the block's cells share it, else into each cell. Footnotes are short: a legend, the notes that cells
-point to, and the table's ``brief``; the full notes are in the Markdown report. All text is escaped and
-reduced to ASCII so that pdflatex's default input encoding accepts it.
+than ``MAX_COLUMNS`` metrics (Table 1's 8) becomes one float per section (Foreground, Whole Image), and a
+float of more than ``MAX_LINES`` printed lines is cut between blocks into several. A cell is the mean over
+a second line with its interval in small type (a top-aligned inner tabular); n goes in the block's heading
+row when all the block's cells share it, else into each cell. Footnotes are short: a legend, the notes
+that cells point to, and the table's ``brief``; the full notes are in the Markdown report. All text is
+escaped and reduced to ASCII so that pdflatex's default input encoding accepts it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fsmi_bench.report.tables import Block, CellView, Table
 PACKAGES = ("booktabs", "graphicx")
 MAX_COLUMNS = 4  # metric columns per float; more would not be legible at a paper's text width
 MAX_NOTE = 200  # characters of a cell's note in print
+MAX_LINES = 36  # printed lines of a float's body, so that it and its footnotes fit a page
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
             "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", '"': "''",
@@ -93,7 +95,7 @@ def _legend(table: Table, rows, shared_n: bool) -> str:
     return escape("; ".join(parts) + ".")
 
 
-def _float(table: Table, caption: str, sections) -> str:
+def _float(table: Table, caption: str, sections, blocks) -> str:
     columns = [table.metrics.index(metric) for _, metrics in sections for metric in metrics]
     metric_count = len(columns)
     lines = [r"\begin{table}[htbp]", r"\centering\small", rf"\caption{{{escape(caption)}}}",
@@ -111,7 +113,7 @@ def _float(table: Table, caption: str, sections) -> str:
     lines.append(r"Method & " + " & ".join(headers) + r" \\")
     numbers: dict[int, int] = {}  # a cell's note number in the table -> its number in this float
     all_shared = True
-    for block in table.blocks:
+    for block in blocks:
         shared = _shared_n(block, columns)
         all_shared = all_shared and shared is not None
         heading = escape(block.label) + (f" (n = {shared} cases)" if shared is not None else "")
@@ -124,7 +126,7 @@ def _float(table: Table, caption: str, sections) -> str:
                 cells.append(latex_cell(cell, table.decimals, note, show_n=shared is None))
             lines.append(" & ".join([escape(row.label)] + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\par\smallskip", r"\begin{minipage}{\linewidth}\footnotesize",
-              _legend(table, [row for block in table.blocks for row in block.rows], all_shared) + r"\par"]
+              _legend(table, [row for block in blocks for row in block.rows], all_shared) + r"\par"]
     for note, number in sorted(numbers.items(), key=lambda item: item[1]):
         text = table.notes[note - 1]
         text = text if len(text) <= MAX_NOTE else text[:MAX_NOTE - 3].rstrip() + "..."
@@ -134,13 +136,34 @@ def _float(table: Table, caption: str, sections) -> str:
     return "\n".join(lines)
 
 
+def _lines(block: Block) -> int:
+    """Printed lines of a block: its heading, two per measured row (mean, interval), one per reported row."""
+    return 1 + sum(1 if row.source == "reported" else 2 for row in block.rows)
+
+
+def _pages(blocks) -> list[list[Block]]:
+    """The blocks in runs of at most ``MAX_LINES`` printed lines (a block is never cut)."""
+    runs: list[list[Block]] = [[]]
+    for block in blocks:
+        if runs[-1] and sum(map(_lines, runs[-1])) + _lines(block) > MAX_LINES:
+            runs.append([])
+        runs[-1].append(block)
+    return runs
+
+
 def render_table(table: Table) -> str:
-    """One float, or one per section when the metrics would not fit the text width in one."""
+    """One float, or one per section when the metrics would not fit the text width in one, each cut into
+    several (never inside a block) when it would not fit a page's height."""
     caption = _caption(table.title)
-    if len(table.metrics) <= MAX_COLUMNS:
-        return _float(table, caption, table.sections)
-    return "\n\n".join(_float(table, f"{caption}: {section.lower()}", ((section, metrics),))
-                       for section, metrics in table.sections)
+    parts = [(caption, table.sections)] if len(table.metrics) <= MAX_COLUMNS else \
+        [(f"{caption}: {section.lower()}", ((section, metrics),)) for section, metrics in table.sections]
+    floats = []
+    for title, sections in parts:
+        pages = _pages(table.blocks)
+        for number, blocks in enumerate(pages, start=1):
+            part = f" ({number} of {len(pages)})" if len(pages) > 1 else ""
+            floats.append(_float(table, title + part, sections, blocks))
+    return "\n\n".join(floats)
 
 
 def render_latex(tables: list[Table]) -> str:

@@ -176,7 +176,9 @@ def looseness_tables(frame: pd.DataFrame, resamples: int, seed: int, options: Ta
     if options.methods is not None:
         measured = measured[measured["method"].isin(options.methods)]
     free = measured[measured["mask_type"] != FULL_MASK]
-    if free.empty or not np.isfinite(free["shape_iou"]).any():
+    if free.empty:  # the paper's rows alone, or full masks only: nothing to bin
+        return [], pd.DataFrame(), []
+    if not np.isfinite(free["shape_iou"]).any():
         return [], pd.DataFrame(), ["no tables by mask IoU: the results have no free-shape rows with a shape IoU "
                                     "(a table scored by an older fsmi lacks it; score the run again)"]
     bins = [Binning("shape_iou", "IoU", tuple(iou_edges)), Binning("shape_coverage", "coverage", tuple(coverage_edges))]

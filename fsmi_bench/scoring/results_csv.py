@@ -95,8 +95,8 @@ def restore_columns(frame, csv: Path, data: bytes):
     from fsmi_bench.io import sha256_bytes
 
     wanted = [column for column in PER_METHOD + PER_METRIC if column not in frame.columns]
-    if not wanted or "method" not in frame.columns or "metric" not in frame.columns:
-        return frame
+    if not wanted or not {"method", "case_id", "mask_type", "metric", "value", "status"} <= set(frame.columns):
+        return frame  # nothing to restore, or no results table at all (the reader says so)
     sidecar = sidecar_path(csv)
     if not sidecar.is_file():
         raise BadInputError(f"{csv} lacks the columns {', '.join(wanted)}, kept once in {sidecar.name}, which is "

@@ -206,23 +206,28 @@ def test_latex_structure_and_compiles(tmp_path, two_methods):
     latex = out.read_text()
     assert latex.startswith("% fsmi report tables; needs in the preamble: \\usepackage{booktabs,graphicx}")
     # 12 tables (6 of the paper's layouts, 6 by mask looseness); those of 8 metrics are split in two floats of
-    # 4, so that every float is legible at the text width (shrunk only if it would still be wider)
-    assert latex.count("\\begin{table}") == latex.count("\\end{table}") == 18
-    assert latex.count("\\begin{tabular}{lrrrr}") == 18
-    assert latex.count("\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}") == 18
+    # 4, so that every float is legible at the text width (shrunk only if it would still be wider), and a
+    # float taller than a page is cut between blocks
+    floats = latex.count("\\begin{table}")
+    assert floats == latex.count("\\end{table}") == latex.count("\\begin{tabular}{lrrrr}") > 18
+    assert latex.count("\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}") == floats
+    assert "\\caption{Multi-image editing by mask type: foreground (1 of 2)}" in latex
+    assert "\\caption{Multi-image editing by mask type: foreground (2 of 2)}" in latex
     assert "\\caption{multi-image editing, full vs free-shape masks: foreground}" in latex
     assert "\\caption{multi-image editing, full vs free-shape masks: whole image}" in latex
     assert "\\multicolumn{3}{c}{Background} & \\multicolumn{1}{c}{Foreground}" in latex
     assert "LPIPS $\\downarrow$" in latex and "\\textbf{" in latex and "FlexEdit (reported) & 13.1645" in latex
     assert "\\textit{Full Mask (n = 4 cases)}" in latex and "95 \\%" in latex
-    floats = latex.split("\\begin{table}")[1:]
-    for body in floats:
+    for body in latex.split("\\begin{table}")[1:]:
         for line in body.splitlines():
             if line.endswith("\\\\") and "&" in line and "multicolumn" not in line:
                 assert line.count("&") - line.count("\\&") == 4
         table, notes = body.split("\\begin{minipage}")
         # footnotes: a legend, the notes cells point to, one brief paragraph; never the long Markdown notes
         assert len(notes) < 1000 and "fsmi's choice (" not in notes, notes
+        rows = [line for line in table.splitlines() if line.endswith("\\\\")]
+        printed = sum(2 if "\\begin{tabular}[t]" in line else 1 for line in rows)  # a mean, then its interval
+        assert 10 < printed <= 36 + 2  # MAX_LINES, and the column headers: the float and its notes fit a page
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended); "
                     "the LaTeX was checked structurally only")
