@@ -197,6 +197,8 @@ def test_the_readme_example_runs(bench_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Table 1" in done.stdout and "darken" in done.stdout and "copy-paste" in done.stdout
     assert (tmp_path / "runs" / "darken" / "run.json").is_file()
+    # the mask types the example did not run are left out and said so, not reported as missing outputs
+    assert "missing_output" not in done.stdout and "which the run did not select" in done.stderr
 
 
 def test_no_api_name_is_hidden_by_a_module_of_the_package():
