@@ -328,7 +328,8 @@ def score(run: Run | str | Path, bench: Bench | str | Path, *, metrics=None, pro
 
     Also written, as the command writes it, to ``out`` (default ``RUN/results-PROTOCOL.parquet``, CSV
     beside it). metrics: names (None = all); weights: {weight name: local path} (names: ``fsmi doctor``).
-    A metric whose weights are missing gives rows with status ``missing_weights`` and NaN values.
+    A metric whose weights are missing gives rows with status ``missing_weights`` and NaN values. Pairs the
+    run did not select (``limit``, ``masks``, ``kinds``) get no rows; with ``progress``, one line says so.
     """
     from fsmi_bench.metrics.weights import check_weight_names
     from fsmi_bench.scoring.score_run import ScoreConfig, score_run
@@ -346,7 +347,11 @@ def score(run: Run | str | Path, bench: Bench | str | Path, *, metrics=None, pro
                          out=_optional_path(out, "out"), strict_weights=_flag(strict_weights, "strict_weights"),
                          weights={name: str(Path(path).expanduser()) for name, path in weights.items()},
                          use_cache=_flag(cache, "cache"), progress=_flag(progress, "progress"))
-    frame, _ = score_run(config)
+    frame, summary = score_run(config)
+    if summary.not_selected and progress:  # a --limit run: its other cases are left out, not missing
+        import sys
+
+        print(summary.not_selected, file=sys.stderr)
     return frame
 
 

@@ -5,7 +5,8 @@ published numbers (``fsmi_bench.report.reported``): their ``mask_type`` is a mas
 "free_shape" or "all"), their ``case_id`` is empty, and they carry no per-case values.
 
 Files may be parquet or CSV; CSV files may start with ``#`` provenance lines (leaderboards and
-``paper_reported.csv`` do), which are skipped.
+``paper_reported.csv`` do), which are skipped. A CSV written by ``fsmi score`` keeps its metric specs, run
+provenance and manifest sha256 once, in a sidecar (``scoring.results_csv``), restored here.
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ import numpy as np
 import pandas as pd
 
 from fsmi_bench.errors import BadInputError
-from fsmi_bench.schema import REPORTED, RESULT_COLUMNS, RESULT_STRING_COLUMNS, STATUSES
+from fsmi_bench.schema import (
+    OPTIONAL_RESULT_COLUMNS,
+    REPORTED,
+    RESULT_COLUMNS,
+    RESULT_FLOAT_COLUMNS,
+    RESULT_STRING_COLUMNS,
+    STATUSES,
+)
 
-REQUIRED_COLUMNS = RESULT_COLUMNS
+REQUIRED_COLUMNS = tuple(name for name in RESULT_COLUMNS if name not in OPTIONAL_RESULT_COLUMNS)
 PARQUET_MAGIC = b"PAR1"
 # A metric spec is a flat record of a few keys (model, sizes, rules); deeper nesting is not one.
 MAX_SPEC_DEPTH = 32
@@ -104,10 +112,14 @@ def _read_frame(path: Path) -> pd.DataFrame:
     if not body.strip():
         raise BadInputError(f"{path} is empty, not a results table")
     try:
-        return pd.read_csv(io.StringIO(body), dtype={name: str for name in RESULT_STRING_COLUMNS},
-                           keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
+        frame = pd.read_csv(io.StringIO(body), dtype={name: str for name in RESULT_STRING_COLUMNS},
+                            keep_default_na=False,
+                            na_values={name: ["", "nan", "NaN"] for name in RESULT_FLOAT_COLUMNS})
     except (pd.errors.ParserError, ValueError) as error:
         raise BadInputError(f"{path} is not a results table: {str(error).splitlines()[0]}") from None
+    from fsmi_bench.scoring.results_csv import restore_columns
+
+    return restore_columns(frame, path, path.read_bytes())  # the columns `fsmi score` keeps once beside it
 
 
 def normalise_results(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -116,12 +128,16 @@ def normalise_results(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     if missing:
         raise BadInputError(f"{source} is not a results table: missing columns {', '.join(missing)}")
     frame = frame.copy()
+    for name in OPTIONAL_RESULT_COLUMNS:  # tables scored before these columns existed
+        if name not in frame.columns:
+            frame[name] = np.nan
     for name in RESULT_STRING_COLUMNS:
         frame[name] = frame[name].fillna("").astype(str)
-    try:
-        frame["value"] = pd.to_numeric(frame["value"], errors="raise").astype("float64")
-    except (ValueError, TypeError):
-        raise BadInputError(f"{source}: column 'value' holds non-numbers") from None
+    for name in RESULT_FLOAT_COLUMNS:
+        try:
+            frame[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+        except (ValueError, TypeError):
+            raise BadInputError(f"{source}: column {name!r} holds non-numbers") from None
     try:
         frame["higher_is_better"] = frame["higher_is_better"].map(_parse_bool).astype(bool)
     except ValueError as error:

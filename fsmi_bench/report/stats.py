@@ -73,6 +73,29 @@ def bootstrap_mean_ci(values, resamples: int = DEFAULT_RESAMPLES, seed: int = DE
     return MeanInterval(mean, float(min(low, mean)), float(max(high, mean)), n)
 
 
+def bootstrap_ratio_ci(numerators, denominators, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                       confidence: float = CONFIDENCE) -> MeanInterval:
+    """``sum(numerators) / sum(denominators)`` over cases, with its bootstrap interval over cases.
+
+    One pair per case, denominators positive. A slope fitted within cases is such a ratio: the sum over
+    cases of each case's centred cross-products over the sum of its centred squares. ``mean`` holds the
+    ratio, n the number of cases; no case gives NaNs.
+    """
+    numerators = np.asarray(numerators, dtype=np.float64)
+    denominators = np.asarray(denominators, dtype=np.float64)
+    n = int(numerators.size)
+    if n == 0:
+        return MeanInterval(float("nan"), float("nan"), float("nan"), 0)
+    ratio = float(numerators.sum() / denominators.sum())
+    if n == 1:
+        return MeanInterval(ratio, ratio, ratio, 1)
+    indices = _resample_indices(n, resamples, seed)
+    ratios = numerators[indices].sum(axis=1) / denominators[indices].sum(axis=1)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(ratios, [tail, 100.0 - tail])
+    return MeanInterval(ratio, float(min(low, ratio)), float(max(high, ratio)), n)
+
+
 @dataclass(frozen=True)
 class PairedTest:
     """Paired comparison of A and B on the same cases: difference = A - B.

@@ -60,7 +60,15 @@ from fsmi_bench.run.method import (
 )
 from fsmi_bench.run.outputs import encode_output_png, is_valid_output, map_to_scene_size
 from fsmi_bench.run.preflight import preflight_items, require_ready
-from fsmi_bench.run.record import EditKey, FailureLog, RunCounts, RunRecord, SizeMapping
+from fsmi_bench.run.record import (
+    EditKey,
+    FailureLog,
+    RunCost,
+    RunCounts,
+    RunRecord,
+    SizeMapping,
+    reset_memory_peaks,
+)
 from fsmi_bench.run.selection import (  # noqa: F401 (resolve_shard: re-exported)
     derive_seed,
     resolve_device,
@@ -177,6 +185,7 @@ class EditLoop:
         self.resized: dict[str, list[int]] = dict(resized)
         self.written = 0
         self.skipped = 0
+        self.edit_seconds = 0.0  # the written outputs' time, for run.json's cost
         self._inputs: CaseInputs | None = None
 
     def run(self, work: list[WorkItem], progress) -> None:
@@ -193,6 +202,7 @@ class EditLoop:
             self.skipped += 1
             self.failures.clear(item.key)
             return
+        started = time.perf_counter()
         try:
             original_size = self._make_output(item)
         except MissingWeightsError:
@@ -209,6 +219,7 @@ class EditLoop:
             self.failures.record(item.key, f"SystemExit: the method called sys.exit({error.code!r})")
             return
         self.written += 1
+        self.edit_seconds += time.perf_counter() - started
         if original_size is not None:
             self.resized[item.key.label] = list(original_size)
         else:
@@ -241,7 +252,8 @@ def finish_record(path: Path, record: RunRecord, edits: EditLoop, work: list[Wor
     """Write run.json's final version: status, finish time, counts and the resized outputs after the edits."""
     counts = edits.counts(work)
     status, finished_at = "complete" if not counts.failed else "complete_with_failures", utc_now()
-    this = replace(record.invocations[-1], status=status, finished_at=finished_at, counts=counts)
+    this = replace(record.invocations[-1], status=status, finished_at=finished_at, counts=counts,
+                   cost=RunCost.measure(edits.written, edits.edit_seconds))
     final = replace(record, status=status, finished_at=finished_at, counts=counts,
                     size_mapping=SizeMapping(resized=edits.resized), invocations=(*record.invocations[:-1], this))
     atomic_write_text(path, final.to_json())
@@ -293,6 +305,7 @@ def _run_claimed(config: RunConfig, benchmark: Benchmark, folder: RunFolder, sha
         try:
             # seconds, before any model loads: a missing checkpoint or package fails here with one line
             require_ready(config.method, preflight_items(name, method))
+            reset_memory_peaks()  # run.json's peak memory: this invocation's, model loading included
             call_method(name, "setup()", method.setup)
             record = start_record(config, benchmark, folder, shard, device, method)
             recorded = True
