@@ -122,7 +122,7 @@ def quickstart(config: QuickstartConfig) -> QuickstartResult:
         results.append(result_path)
     report_path = out / "report.md"
     _say(f"[4/{steps}] report -> {report_path} (plots in {out / 'plots'})")
-    runs = tuple(str(out / "runs" / method) for method in config.methods)  # their run.json: each method's cost
+    runs = tuple(str(out / "runs" / name) for name in names)  # their run.json: each method's cost
     report = make_report(ReportConfig(results=tuple(map(str, results)), fmt="markdown", out=str(report_path),
                                      plots_dir=str(out / "plots"), runs=runs,
                                      leaderboard=str(config.leaderboard) if config.leaderboard else None,
