@@ -235,8 +235,16 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         return condition, keep
 
     def use_gradient_checkpointing(self) -> None:
-        """Recompute the UNet's and LLaVA's block activations in the backward pass instead of keeping them."""
+        """Recompute the UNet's and LLaVA's block activations in the backward pass instead of keeping them.
+
+        Non-reentrant checkpointing (``use_reentrant=False``) in both, as DDP needs when it looks for unused
+        parameters (training/loop.py): the reentrant kind runs a checkpointed block's forward outside autograd,
+        so DDP finds the block's parameters unused and marks them ready, and their gradients then arrive a
+        second time ("Expected to mark a variable ready only once"). diffusers' default is the non-reentrant kind."""
         self.unet.enable_gradient_checkpointing()
+        kwargs = {"use_reentrant": False}
         # transformers 5 renames gradient_checkpointing_enable (deprecated) to activation_checkpointing_enable.
-        enable = getattr(self.vllm, "activation_checkpointing_enable", None) or self.vllm.gradient_checkpointing_enable
-        enable()
+        if hasattr(self.vllm, "activation_checkpointing_enable"):
+            self.vllm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.vllm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

@@ -26,7 +26,7 @@ import torch
 from flexedit_model.training import resume_state
 from flexedit_model.training.optimizers import check_available, make_optimizer
 from flexedit_model.training.settings import TrainingSettings
-from flexedit_model.training.step import StepRecord, optimisation_step
+from flexedit_model.training.step import StepRecord, TrainingObjective, optimisation_step
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import atomic_write_text
 
@@ -221,14 +221,12 @@ class _Trainer:
     """The model and what trains it, prepared by accelerate."""
 
     accelerator: object  # accelerate.Accelerator
-    model: torch.nn.Module  # as prepared (wrapped for distributed runs)
-    unwrapped: torch.nn.Module  # the FlexEditModel itself
+    objective: torch.nn.Module  # the TrainingObjective (its forward is the loss) as prepared: in DDP on several processes
+    unwrapped: torch.nn.Module  # the FlexEditModel itself (what is saved and exported)
     vae: torch.nn.Module
     tokenizer: object
     parameters: list  # the trained parameters
     optimizer: torch.optim.Optimizer
-    noise_scheduler: object  # DDPM, for the forward process
-    subject_scale: float  # lambda of the config's inference section (DCA's weight)
 
 
 @dataclass(frozen=True)
@@ -254,23 +252,28 @@ def _plan_run(config, out: Path, steps: int | None, resume: bool, time_limit_s: 
 
 def _build_trainer(config, run: _RunPlan) -> _Trainer:
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
 
     from flexedit_model.build import build_components, build_scheduler
 
     settings = run.settings
+    # Some trained parameters get no gradient in some steps (the LM head's new rows without an answer to
+    # learn, DCA's subject projections without a subject): DDP must look for them at each step.
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, project_dir=str(run.out),
-                              gradient_accumulation_steps=settings.gradient_accumulation_steps)
+                              gradient_accumulation_steps=settings.gradient_accumulation_steps,
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     model, vae, tokenizer = build_components(config, settings.seed, accelerator.device, settings.mixed_precision)
     parameters = set_trainable(model, config)
     if settings.gradient_checkpointing:
         model.use_gradient_checkpointing()
     model.train()
-    optimizer = make_optimizer(settings.optimizer, parameters, settings.learning_rate)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    resume_state.install(accelerator)
     vae.to(accelerator.device).requires_grad_(False)
-    return _Trainer(accelerator, model, accelerator.unwrap_model(model), vae, tokenizer, parameters, optimizer,
-                    build_scheduler(config, "ddpm"), config.inference["subject_scale"])
+    optimizer = make_optimizer(settings.optimizer, parameters, settings.learning_rate)
+    objective = TrainingObjective(model, vae, build_scheduler(config, "ddpm"), settings,
+                                  config.inference["subject_scale"])
+    objective, optimizer = accelerator.prepare(objective, optimizer)
+    resume_state.install(accelerator, model)
+    return _Trainer(accelerator, objective, model, vae, tokenizer, parameters, optimizer)
 
 
 def _training_examples(config, settings: TrainingSettings, sources, content=None):
@@ -284,7 +287,7 @@ def _restore(trainer: _Trainer, run: _RunPlan) -> int:
     """Load the checkpoint to resume from, if any; the step to start at."""
     if run.latest is None:
         return 0
-    resume_state.restore_state(trainer.accelerator, trainer.model, run.latest.path)
+    resume_state.restore_state(trainer.accelerator, trainer.unwrapped, run.latest.path)
     return run.latest.step
 
 
