@@ -32,7 +32,8 @@ from fsmi_bench.io import atomic_write_text
 
 # data_wait_fraction: the share of the run's time spent waiting for batches (above ~0.1, the loader
 # is what limits samples_per_second; add CPU cores or make examples cheaper).
-# kinds: the step's examples on this process, "<source kind>/<task>" each, space-separated (coco/mask llava/vqa).
+# loss.csv is written by the main process: on several processes, its losses and kinds are those of its own examples.
+# kinds: the step's examples (all its micro-batches), "<source kind>/<task>" each, space-separated: coco/mask llava/vqa
 CSV_FIELDS = ("step", "loss", "diffusion_loss", "language_loss", "layout_loss", "learning_rate",
               "samples_per_second", "elapsed_s", "data_wait_fraction", "kinds")
 
@@ -221,7 +222,7 @@ class _Trainer:
     """The model and what trains it, prepared by accelerate."""
 
     accelerator: object  # accelerate.Accelerator
-    objective: torch.nn.Module  # the TrainingObjective (its forward is the loss) as prepared: in DDP on several processes
+    objective: torch.nn.Module  # the TrainingObjective (its forward is the loss), prepared: in DDP on several processes
     unwrapped: torch.nn.Module  # the FlexEditModel itself (what is saved and exported)
     vae: torch.nn.Module
     tokenizer: object
@@ -358,7 +359,8 @@ def _run_steps(run: _RunPlan, trainer: _Trainer, batches, first_step: int, log_r
         out_of_time = time_limit_s is not None and elapsed >= time_limit_s
         last = step + 1 == run.total_steps or out_of_time
         if (step + 1) % settings.log_every == 0 or last:
-            log_rows.append(_log_row(step + 1, record, samples, elapsed, waited) | {"kinds": " ".join(kind for micro in batch for kind in micro.kinds)})
+            kinds = " ".join(kind for micro in batch for kind in micro.kinds)  # all the step's micro-batches
+            log_rows.append(_log_row(step + 1, record, samples, elapsed, waited) | {"kinds": kinds})
             bar.set_postfix(loss=f"{record.loss:.4f}")
         if (step + 1) % settings.checkpoint_every == 0 or last:
             _checkpoint(accelerator, run.out, step + 1, log_rows)
