@@ -5,7 +5,7 @@ Frozen weights (LLaVA under LoRA, CLIP, the tiny configs' random frozen parts) a
 on resume: loaded again from the user's folders, or drawn again from the config's seed. Saving them at
 every checkpoint would write 14 GB for the ``paper`` config. accelerate's own ``save_state`` writes the
 folder; a save hook keeps only the tensors that train, under the FlexEditModel's own names whatever wraps
-it (the training objective, DDP on several processes), so a state resumes with any number of processes.
+it (the training objective, DDP on several processes): the names do not depend on the number of processes.
 A load hook reads them back into the FlexEditModel, once ``restore_state`` has checked that the folder
 holds exactly the parameters this run trains.
 """
@@ -25,7 +25,7 @@ def trained_names(model) -> set[str]:
 
 
 def _prefix(wrapped, model) -> str:
-    """The state-dict prefix of ``model`` inside ``wrapped`` ("" when it is ``wrapped``; "module.model." in DDP)."""
+    """The state-dict prefix of ``model`` inside ``wrapped`` ("model." in the objective, "module.model." in DDP)."""
     for name, module in wrapped.named_modules():
         if module is model:
             return f"{name}." if name else ""
