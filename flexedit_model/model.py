@@ -179,7 +179,8 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         pixels = torch.cat([scene_clip_pixels, subject_clip_pixels]) if with_subject else scene_clip_pixels
         encoded = self.image_encoder(pixel_values=pixels.to(module_dtype(self.image_encoder)))
         # The adapter trains (float32) while CLIP may be kept frozen in 16 bits: meet in the adapter's dtype.
-        adapter_dtype = module_dtype(self.adapter) if any(True for _ in self.adapter.parameters()) else edit_embeddings.dtype
+        has_parameters = any(True for _ in self.adapter.parameters())
+        adapter_dtype = module_dtype(self.adapter) if has_parameters else edit_embeddings.dtype
         edit_embeddings = edit_embeddings.to(adapter_dtype)
         scene_features = self.adapter.scene_features(
             edit_embeddings, encoded.last_hidden_state[:batch].to(adapter_dtype))
