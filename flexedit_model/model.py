@@ -179,7 +179,8 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         pixels = torch.cat([scene_clip_pixels, subject_clip_pixels]) if with_subject else scene_clip_pixels
         encoded = self.image_encoder(pixel_values=pixels.to(module_dtype(self.image_encoder)))
         # The adapter trains (float32) while CLIP may be kept frozen in 16 bits: meet in the adapter's dtype.
-        adapter_dtype = module_dtype(self.adapter) if any(True for _ in self.adapter.parameters()) else edit_embeddings.dtype
+        has_parameters = any(True for _ in self.adapter.parameters())
+        adapter_dtype = module_dtype(self.adapter) if has_parameters else edit_embeddings.dtype
         edit_embeddings = edit_embeddings.to(adapter_dtype)
         scene_features = self.adapter.scene_features(
             edit_embeddings, encoded.last_hidden_state[:batch].to(adapter_dtype))
@@ -235,8 +236,16 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         return condition, keep
 
     def use_gradient_checkpointing(self) -> None:
-        """Recompute the UNet's and LLaVA's block activations in the backward pass instead of keeping them."""
+        """Recompute the UNet's and LLaVA's block activations in the backward pass instead of keeping them.
+
+        Non-reentrant checkpointing (``use_reentrant=False``) in both, as DDP needs when it looks for unused
+        parameters (training/loop.py): the reentrant kind runs a checkpointed block's forward outside autograd,
+        so DDP finds the block's parameters unused and marks them ready, and their gradients then arrive a
+        second time ("Expected to mark a variable ready only once"). diffusers' default is the non-reentrant kind."""
         self.unet.enable_gradient_checkpointing()
+        kwargs = {"use_reentrant": False}
         # transformers 5 renames gradient_checkpointing_enable (deprecated) to activation_checkpointing_enable.
-        enable = getattr(self.vllm, "activation_checkpointing_enable", None) or self.vllm.gradient_checkpointing_enable
-        enable()
+        if hasattr(self.vllm, "activation_checkpointing_enable"):
+            self.vllm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.vllm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

@@ -3,11 +3,11 @@
 Two tasks, mixed (``mask_task_fraction`` of each batch is task a):
 (a) free-shape mask understanding (Sec. 3.3): the input is a photo with a ``random_walk`` mask drawn
     inside one object, the image target is the object's full mask (white on black, RGB), the VLLM's
-    text target is "The mask means '<label>'" + the <img_i> tokens. The paper draws these from large
-    segmentation sets; a small source has a dozen objects, each always in the same place of the same
-    photo, so ``mask_task_mix`` adds variety of place, size and shape: "photo" (the object in its own
-    photo), "pasted" (a training object cut out and pasted at a random place and size on a training
-    scene) and "shape" (a random polygon filled with a crop of another photo, on a training scene).
+    answer the <img_i> tokens, then the text target "The mask means '<label>'" (vllm.py). The paper
+    draws these from large segmentation sets; a small source has a dozen objects, each always in the
+    same place of the same photo, so ``mask_task_mix`` adds variety of place, size and shape: "photo"
+    (the object in its own photo), "pasted" (a training object cut out and pasted at a random place and
+    size on a training scene) and "shape" (a random polygon filled with a crop of another photo, on a training scene).
     Pasted examples mostly hold other pasted objects or shapes too (DISTRACTOR_COUNTS), so that only
     the mask says which one to draw;
 (b) editing pairs made with the benchmark builder's compositing (``fsmi_bench.benchmark.builder.composite_case``),

@@ -26,13 +26,14 @@ import torch
 from flexedit_model.training import resume_state
 from flexedit_model.training.optimizers import check_available, make_optimizer
 from flexedit_model.training.settings import TrainingSettings
-from flexedit_model.training.step import StepRecord, optimisation_step
+from flexedit_model.training.step import StepRecord, TrainingObjective, optimisation_step
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import atomic_write_text
 
 # data_wait_fraction: the share of the run's time spent waiting for batches (above ~0.1, the loader
 # is what limits samples_per_second; add CPU cores or make examples cheaper).
-# kinds: the step's examples on this process, "<source kind>/<task>" each, space-separated (coco/mask llava/vqa).
+# loss.csv is written by the main process: on several processes, its losses and kinds are those of its own examples.
+# kinds: the step's examples (all its micro-batches), "<source kind>/<task>" each, space-separated: coco/mask llava/vqa
 CSV_FIELDS = ("step", "loss", "diffusion_loss", "language_loss", "layout_loss", "learning_rate",
               "samples_per_second", "elapsed_s", "data_wait_fraction", "kinds")
 
@@ -221,14 +222,12 @@ class _Trainer:
     """The model and what trains it, prepared by accelerate."""
 
     accelerator: object  # accelerate.Accelerator
-    model: torch.nn.Module  # as prepared (wrapped for distributed runs)
-    unwrapped: torch.nn.Module  # the FlexEditModel itself
+    objective: torch.nn.Module  # the TrainingObjective (its forward is the loss), prepared: in DDP on several processes
+    unwrapped: torch.nn.Module  # the FlexEditModel itself (what is saved and exported)
     vae: torch.nn.Module
     tokenizer: object
     parameters: list  # the trained parameters
     optimizer: torch.optim.Optimizer
-    noise_scheduler: object  # DDPM, for the forward process
-    subject_scale: float  # lambda of the config's inference section (DCA's weight)
 
 
 @dataclass(frozen=True)
@@ -254,23 +253,28 @@ def _plan_run(config, out: Path, steps: int | None, resume: bool, time_limit_s: 
 
 def _build_trainer(config, run: _RunPlan) -> _Trainer:
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
 
     from flexedit_model.build import build_components, build_scheduler
 
     settings = run.settings
+    # Some trained parameters get no gradient in some steps (the LM head's new rows without an answer to
+    # learn, DCA's subject projections without a subject): DDP must look for them at each step.
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, project_dir=str(run.out),
-                              gradient_accumulation_steps=settings.gradient_accumulation_steps)
+                              gradient_accumulation_steps=settings.gradient_accumulation_steps,
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     model, vae, tokenizer = build_components(config, settings.seed, accelerator.device, settings.mixed_precision)
     parameters = set_trainable(model, config)
     if settings.gradient_checkpointing:
         model.use_gradient_checkpointing()
     model.train()
-    optimizer = make_optimizer(settings.optimizer, parameters, settings.learning_rate)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    resume_state.install(accelerator)
     vae.to(accelerator.device).requires_grad_(False)
-    return _Trainer(accelerator, model, accelerator.unwrap_model(model), vae, tokenizer, parameters, optimizer,
-                    build_scheduler(config, "ddpm"), config.inference["subject_scale"])
+    optimizer = make_optimizer(settings.optimizer, parameters, settings.learning_rate)
+    objective = TrainingObjective(model, vae, build_scheduler(config, "ddpm"), settings,
+                                  config.inference["subject_scale"])
+    objective, optimizer = accelerator.prepare(objective, optimizer)
+    resume_state.install(accelerator, model)
+    return _Trainer(accelerator, objective, model, vae, tokenizer, parameters, optimizer)
 
 
 def _training_examples(config, settings: TrainingSettings, sources, content=None):
@@ -284,7 +288,7 @@ def _restore(trainer: _Trainer, run: _RunPlan) -> int:
     """Load the checkpoint to resume from, if any; the step to start at."""
     if run.latest is None:
         return 0
-    resume_state.restore_state(trainer.accelerator, trainer.model, run.latest.path)
+    resume_state.restore_state(trainer.accelerator, trainer.unwrapped, run.latest.path)
     return run.latest.step
 
 
@@ -355,7 +359,8 @@ def _run_steps(run: _RunPlan, trainer: _Trainer, batches, first_step: int, log_r
         out_of_time = time_limit_s is not None and elapsed >= time_limit_s
         last = step + 1 == run.total_steps or out_of_time
         if (step + 1) % settings.log_every == 0 or last:
-            log_rows.append(_log_row(step + 1, record, samples, elapsed, waited) | {"kinds": " ".join(kind for micro in batch for kind in micro.kinds)})
+            kinds = " ".join(kind for micro in batch for kind in micro.kinds)  # all the step's micro-batches
+            log_rows.append(_log_row(step + 1, record, samples, elapsed, waited) | {"kinds": kinds})
             bar.set_postfix(loss=f"{record.loss:.4f}")
         if (step + 1) % settings.checkpoint_every == 0 or last:
             _checkpoint(accelerator, run.out, step + 1, log_rows)

@@ -1,9 +1,11 @@
-"""The FlexEdit training objective: L = L_diffusion + w * L_VLLM (Eq. 5; w = ``language_loss_weight``, 1 in the paper).
+"""The FlexEdit training objective: L = L_diffusion + w * L_VLLM (Eq. 5; w = ``language_loss_weight``, 1 in the
+paper).
 
 L_diffusion is the MSE of Eq. 4 (on epsilon, or on v / x0 as the config's scheduler says) with the scene
-latent concatenated to the noisy target latent; L_VLLM is the language model's cross-entropy on its answer (Eq. 2). As in
-InstructPix2Pix, the edit condition and the scene latent are each dropped for a fraction of examples
-so that the pipeline's text and image guidance have unconditional predictions to work with.
+latent concatenated to the noisy target latent; L_VLLM is the language model's cross-entropy on its answer
+(Eq. 2). As in InstructPix2Pix, the edit condition and the scene latent are each dropped for a fraction of
+examples so that the pipeline's text and image guidance have unconditional predictions to work with.
+Training computes it through ``step.TrainingObjective``, the module accelerate prepares.
 """
 
 from __future__ import annotations

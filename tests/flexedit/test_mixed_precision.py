@@ -14,12 +14,9 @@ from click.testing import CliRunner
 from flexedit_model.config import load_config
 from flexedit_model.precision import frozen_dtype
 from fsmi_bench.errors import BadInputError
-from tests.support.flexedit_inputs import paper_config, write_paper_weights
+from tests.support.flexedit_inputs import GPU_SETTINGS, paper_config, write_paper_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-# The settings research/flexedit_training/gpu_flexedit_paper.py trains with: paper.json's, untouched.
-GPU_SETTINGS = ("mixed_precision", "gradient_checkpointing", "gradient_accumulation_steps")
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +34,6 @@ def test_the_llava_stand_in_is_float16_as_llava_hf_ships_it(weights):
         with safe_open(str(path), "pt") as handle:
             dtypes |= {handle.get_slice(key).get_dtype() for key in handle.keys()}
     assert dtypes == {"F16"}
-
-
-@pytest.fixture
-def own_accelerate_state():
-    """accelerate keeps one mixed precision per process and refuses another: the bf16 run starts from a fresh
-    state and leaves one, so that the runs without mixed precision in this process are not refused."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state()
-    yield
-    AcceleratorState._reset_state()
 
 
 def _counting(module, counts: dict, name: str, dtypes: dict | None = None):

@@ -18,18 +18,15 @@ from fsmi_bench.cli import main
 from fsmi_bench.errors import BadInputError
 from tests.support import paper_data
 from tests.support.coco_folder import write_coco_folder
+from tests.support.flexedit_inputs import GPU_SETTINGS, paper_config, write_paper_weights
 
 RECIPE = Recipe(resolution=32, seed=0, mask_task_fraction=0.5, multi_fraction=0.5, mask_task_mix=None)
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    """The paper config's bases as stand-ins in their shipped formats (as test_paper_weights.py builds them)."""
-    from flexedit_model.checkpoint_formats import write_clip_vision_folder, write_llava_folder, write_sd15_folder
-
-    root = tmp_path_factory.mktemp("user-weights")
-    return {"sd": write_sd15_folder(root / "sd"), "llava": write_llava_folder(root / "llava"),
-            "clip": write_clip_vision_folder(root / "clip")}
+    """The paper config's bases as stand-ins in their shipped formats (float16 llava-hf LLaVA, SD 1.5, CLIP)."""
+    return write_paper_weights(tmp_path_factory.mktemp("user-weights"))
 
 
 @pytest.fixture(scope="module")
@@ -263,11 +260,19 @@ def mix_arguments(data, extra=()):
     return arguments
 
 
+def expected_kinds(config, arguments, first: int, count: int) -> list[str]:
+    """The kinds of examples ``first`` to ``first + count - 1`` of the mix ``arguments``, as loss.csv names them."""
+    from flexedit_model.training.data_mix import build_examples, parse_data
+    from flexedit_model.training.settings import TrainingSettings
+
+    sources = parse_data([value for value in arguments if "=" in value and ":" in value])
+    examples = build_examples(config, TrainingSettings.from_config(config.training), sources)
+    return [f"{examples[index].source_kind}/{examples[index].task}" for index in range(first, first + count)]
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_a_mix_of_every_kind_trains_tiny_end_to_end_with_each_steps_kinds_logged(data, tmp_path):
     from flexedit_model.config import load_config
-    from flexedit_model.training.data_mix import build_examples, parse_data
-    from flexedit_model.training.settings import TrainingSettings
 
     out = tmp_path / "run"
     arguments = mix_arguments(data, ["train", "flexedit", "--config", "tiny", "--out", str(out), "--steps", "3"])
@@ -279,12 +284,9 @@ def test_a_mix_of_every_kind_trains_tiny_end_to_end_with_each_steps_kinds_logged
     assert all(math.isfinite(float(row["loss"])) for row in rows)
     # Each step's row names the kinds of that step's examples, in order (batch 4: examples 4s .. 4s + 3).
     config = load_config("tiny")
-    sources = parse_data([value for value in arguments if "=" in value and ":" in value])
-    examples = build_examples(config, TrainingSettings.from_config(config.training), sources)
     for step, row in enumerate(rows):
-        expected = [f"{examples[index].source_kind}/{examples[index].task}" for index in range(4 * step, 4 * step + 4)]
-        assert row["kinds"].split(" ") == expected
-    kinds = {f"{examples[index].source_kind}/{examples[index].task}" for index in range(80)}
+        assert row["kinds"].split(" ") == expected_kinds(config, arguments, 4 * step, 4)
+    kinds = set(expected_kinds(config, arguments, 0, 80))
     assert {"coco/mask", "coco/edit", "refcoco/mask", "magicbrush/edit", "ip2p/edit", "llava/vqa",
             "fsmi/edit"} <= kinds
     recorded = json.loads((out / "train.json").read_text())["data"]
@@ -301,20 +303,30 @@ def test_the_readme_mix_of_coco_and_edit_cases_trains(data, tmp_path):
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
 
 
-@pytest.mark.usefixtures("one_thread")
+@pytest.mark.usefixtures("one_thread", "own_accelerate_state")
 def test_the_same_mix_trains_the_paper_config_on_the_stand_in_weights(data, weights, tmp_path):
-    import dataclasses
-
+    from flexedit_model.config import load_config
     from flexedit_model.training.loop import train_flexedit
-    from tests.flexedit.test_paper_weights import paper_config
 
-    config = paper_config(weights)  # batch 2, 32 px, the paper's LoRA / frozen-base set-up
-    # Mixed precision off: accelerate keeps one state per process, and the other tests run without it.
-    config = dataclasses.replace(config, training={**config.training, "log_every": 1, "mixed_precision": "no"})
-    sources = [value for value in mix_arguments(data) if value != "--data"]
-    summary = train_flexedit(config, sources, tmp_path / "run", steps=2, progress=False)
+    # batch 2 and 32 px, the paper's LoRA / frozen-base set-up, and what the GPU script trains with: bf16 autocast
+    # (the float16 LLaVA kept in bfloat16), gradient checkpointing, 4 micro-batches per step.
+    config = paper_config(weights, training={"steps": 2, "log_every": 1, "checkpoint_every": 2})
+    paper = load_config("paper")
+    assert {key: config.training[key] for key in GPU_SETTINGS} == {key: paper.training[key] for key in GPU_SETTINGS}
+    accumulation = config.training["gradient_accumulation_steps"]
+    assert config.training["mixed_precision"] == "bf16" and config.training["gradient_checkpointing"]
+    assert accumulation > 1
+    arguments = mix_arguments(data)
+    summary = train_flexedit(config, [value for value in arguments if value != "--data"], tmp_path / "run",
+                             progress=False)
     assert summary.steps == 2 and all(math.isfinite(loss) for loss in summary.losses)
+    run = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert run["frozen_dtypes"] == {"vllm": "bfloat16", "image_encoder": "bfloat16", "vae": "bfloat16"}
     with open(tmp_path / "run" / "loss.csv", newline="") as handle:
-        kinds = [kind for row in csv.DictReader(handle) for kind in row["kinds"].split(" ")]
-    assert len(kinds) == 4 and all(kind.partition("/")[0] in {"coco", "refcoco", "magicbrush", "ip2p", "llava", "fsmi"}
-                                   for kind in kinds)
+        rows = list(csv.DictReader(handle))
+    # A step's row names the kinds of all its micro-batches in order: 2 x 4 examples, those of step s being
+    # examples 8s .. 8s + 7 of the mix.
+    per_step = 2 * accumulation
+    assert [int(row["step"]) for row in rows] == [1, 2]
+    for step, row in enumerate(rows):
+        assert row["kinds"].split(" ") == expected_kinds(config, arguments, per_step * step, per_step)

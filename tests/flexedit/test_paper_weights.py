@@ -252,15 +252,14 @@ def test_paper_training_steps_are_explicit():
         TrainingSettings.from_config(without)
 
 
-def test_training_states_and_the_pipeline_hold_no_frozen_tensors(weights, tmp_path):
-    """Two steps of the paper config on the stand-ins: state-<step>/ holds the trained parameters and the
-    optimiser, not LLaVA, CLIP or the VAE; the pipeline's trained parts are all its weight bytes."""
+def test_training_states_and_the_pipeline_hold_no_frozen_tensors(weights, tmp_path, own_accelerate_state):
+    """Two steps of the paper config on the stand-ins, with its own precision, checkpointing and accumulation:
+    state-<step>/ holds the trained parameters and the optimiser, not LLaVA, CLIP or the VAE; the pipeline's
+    trained parts are all its weight bytes."""
     from flexedit_model.build import build_components
     from flexedit_model.training.loop import set_trainable, train_flexedit
 
-    config = paper_config(weights)
-    config = dataclasses.replace(config, training={**config.training, "checkpoint_every": 1, "log_every": 1,
-                                                   "mixed_precision": "no"})
+    config = paper_config(weights, training={"checkpoint_every": 1, "log_every": 1})
     summary = train_flexedit(config, "mini", tmp_path / "run", steps=2, progress=False)
     model, vae, _ = build_components(config, seed=0, device="cpu")
     set_trainable(model, config)

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The settings research/flexedit_training/gpu_flexedit_paper.py trains with, paper.json's untouched: the tests that
+# train the ``paper`` config on the stand-ins keep them (only its size and batch are made to fit a CPU).
+GPU_SETTINGS = ("mixed_precision", "gradient_checkpointing", "gradient_accumulation_steps")
+
 
 def toy_edit(height: int = 40, width: int = 48, seed: int = 0):
     """(scene RGB uint8, free-shape mask bool, subject RGB uint8) with a textured scene."""
