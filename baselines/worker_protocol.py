@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -231,6 +232,32 @@ class WorkerClient:
         self._process = None
 
 
+def pin_cuda_device(name: str, device: str, environment: dict, cuda_only: bool) -> str:
+    """The device to give a driver, pinning the worker to one GPU in ``environment`` when ``device`` names one.
+
+    Official code says "cuda" (the current GPU, cuda:0 in a fresh process), so "cuda:N" (``--device cuda:1``,
+    or a bare "cuda" under ``accelerate launch``, made "cuda:LOCAL_RANK" by the run engine) becomes
+    CUDA_VISIBLE_DEVICES = the N-th GPU this process may use (the config's ``env`` first, then ours), and
+    the driver is told "cuda". A ``cuda_only`` method refuses any other device in one line.
+    """
+    match = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if match is None:
+        if cuda_only:
+            raise BadInputError(f"{name}: its official code runs on CUDA only, not on {device!r}; "
+                                "run it with --device cuda (or cuda:N)")
+        return device
+    if match.group(1) is None:
+        return device
+    index = int(match.group(1))
+    visible = environment.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
+    gpus = [entry.strip() for entry in str(visible).split(",") if entry.strip()] if visible is not None else None
+    if gpus is not None and index >= len(gpus):
+        raise BadInputError(f"{name}: --device {device}, but CUDA_VISIBLE_DEVICES={visible!r} shows "
+                            f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''}")
+    environment["CUDA_VISIBLE_DEVICES"] = gpus[index] if gpus is not None else str(index)
+    return "cuda"
+
+
 def gpu_memory_check(gpu: dict, needed_gib: float, note: str) -> CheckItem:
     """The GPU line of a pre-flight: free memory (bytes, as torch.cuda.mem_get_info gives it) against the
     method's need in GiB; "skip" when no CUDA device is visible (the official code needs one to run)."""
@@ -250,7 +277,8 @@ class WorkerMethod(Method):
 
     Config keys: ``python`` (the environment's interpreter), ``checkout`` (the official code; the
     worker's working directory), ``startup_timeout_s``, ``case_timeout_s``, ``driver`` (a driver file
-    of your own instead of ours), and the method's own keys (passed to the driver). Outputs come back
+    of your own instead of ours), and the method's own keys (passed to the driver). ``--device cuda:N``
+    shows the worker only that GPU (``pin_cuda_device``). Outputs come back
     at the size the official code made; the run engine resizes them to the scene's size (bicubic) and
     records each in run.json's ``size_mapping``, as for in-process methods.
     """
@@ -259,6 +287,7 @@ class WorkerMethod(Method):
     checkout_marker = ""  # a file every checkout of the official code has, relative to it
     weight_keys: tuple[str, ...] = ()  # config keys naming local weight files or folders (must exist)
     option_kinds: dict[str, str] = {}  # the driver's own config keys -> kind (``fsmi_bench.run.option_types``)
+    cuda_only = False  # the official code cannot run on another device: refuse one before any worker starts
     setup_hint = "see baselines/README.md"
 
     def __init__(self, config: dict | None = None, device: str = "cpu"):
@@ -289,9 +318,10 @@ class WorkerMethod(Method):
         driver = Path(self.config["driver"]) if self.config.get("driver") else DRIVERS_DIR / self.driver_file
         reserved = {"python", "checkout", "driver", "startup_timeout_s", "case_timeout_s", "env"}
         driver_config = {key: value for key, value in self.config.items() if key not in reserved}
-        driver_config.update(checkout=str(checkout.resolve()), device=self.device)
         # the official code loads helper models by hub id; offline, a missing one fails instead of downloading
-        environment = {**OFFLINE_ENV, **dict(self.config.get("env", {}))}
+        environment = {**OFFLINE_ENV, **{key: str(value) for key, value in dict(self.config.get("env", {})).items()}}
+        device = pin_cuda_device(self.name, self.device, environment, self.cuda_only)
+        driver_config.update(checkout=str(checkout.resolve()), device=device)
         return WorkerSpec(python=str(python), driver=str(driver.resolve()), config=driver_config,
                           cwd=str(checkout.resolve()), env=environment,
                           startup_timeout_s=float(self.config.get("startup_timeout_s", 600)),

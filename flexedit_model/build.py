@@ -21,20 +21,22 @@ def build_tokenizer(config: FlexEditConfig):
     return tokenizer
 
 
-def build_components(config: FlexEditConfig, seed: int = 0, device=None):
+def build_components(config: FlexEditConfig, seed: int = 0, device=None, mixed_precision: str | None = None):
     """(FlexEditModel, vae, tokenizer) for ``config``; random parts seeded with ``seed``.
 
     Pretrained parts (``"source": "pretrained"``) are loaded from local folders, or a
     MissingWeightsError says which folder is needed. Each is checked before anything is loaded. The
     model is built around the loaded modules themselves (``FlexEditModel.from_parts``); frozen ones are
-    kept in the dtype their section's ``dtype`` names (``"auto"``: as stored on a GPU, float32 on the
-    CPU; ``device`` is where they will run, by default a GPU if there is one) and referenced by path and
-    sha256 when the model is saved.
+    kept in the dtype their section's ``dtype`` names, read with ``mixed_precision`` (the training run's
+    ``training.mixed_precision``; None outside training): flexedit_model/precision.py. ``device`` is where
+    they will run, by default a GPU if there is one. Frozen bases are referenced by path and sha256 when the
+    model is saved.
     """
     import torch
 
-    from flexedit_model.checkpoint import frozen_dtype, reference_base
+    from flexedit_model.checkpoint import reference_base
     from flexedit_model.model import FlexEditModel
+    from flexedit_model.precision import frozen_dtypes
 
     sections = ((config.vllm, "LLaVA"), (config.image_encoder, "CLIP ViT-L/14 vision"),
                 (config.unet, "the Stable Diffusion 1.5 UNet"))
@@ -42,9 +44,10 @@ def build_components(config: FlexEditConfig, seed: int = 0, device=None):
         if section.get("source") == "pretrained":
             pretrained_path(section, what, "config.json")
     device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    dtypes = frozen_dtypes(config, device, mixed_precision)  # a refused dtype stops here, before any load
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(config)
-    vae = build_vae(config.vae, frozen_dtype(config.vae.get("dtype"), device))
+    vae = build_vae(config.vae, dtypes.get("vae"))
     settings = dict(
         image_token_ids=image_token_ids(tokenizer, config.num_image_tokens),
         num_query_tokens=config.qformer["num_query_tokens"],
@@ -62,11 +65,11 @@ def build_components(config: FlexEditConfig, seed: int = 0, device=None):
             image_encoder_config=scratch_clip_config(config.image_encoder).to_dict(),
             unet_config=scratch_unet_config(config.unet, latent_channels(vae)), **settings)
         return model, vae, tokenizer
-    vllm, references = _vllm_part(config, tokenizer, device), {}
+    vllm, references = _vllm_part(config, tokenizer, dtypes.get("vllm")), {}
     new_rows_only = _trains_new_rows_only(config.vllm)
     if config.vllm["source"] == "pretrained" and config.vllm["train"] == "lora":
         references["vllm"] = pretrained_path(config.vllm, "LLaVA", "config.json")
-    image_encoder = _image_encoder_part(config, device)
+    image_encoder = _image_encoder_part(config, dtypes.get("image_encoder"))
     if config.image_encoder["source"] == "pretrained":
         references["image_encoder"] = pretrained_path(config.image_encoder, "CLIP ViT-L/14 vision", "config.json")
     unet = _unet_part(config, latent_channels(vae))
@@ -86,16 +89,15 @@ def _trains_new_rows_only(section: dict) -> bool:
     return section["source"] == "pretrained" and section["train"] == "lora" and rows == "new"
 
 
-def _vllm_part(config: FlexEditConfig, tokenizer, device):
+def _vllm_part(config: FlexEditConfig, tokenizer, frozen):
+    """LLaVA: built from sizes, or loaded in ``frozen`` (frozen under LoRA; None = as stored) or float32
+    (trained in full)."""
     import torch
     from transformers import LlavaForConditionalGeneration
 
-    from flexedit_model.checkpoint import frozen_dtype
-
     if config.vllm["source"] == "scratch":
         return LlavaForConditionalGeneration(scratch_llava_config(config.vllm, tokenizer))
-    # Frozen under LoRA: the chosen frozen dtype; trained in full: float32.
-    dtype = frozen_dtype(config.vllm.get("dtype"), device) if config.vllm["train"] == "lora" else torch.float32
+    dtype = frozen if config.vllm["train"] == "lora" else torch.float32
     vllm = LlavaForConditionalGeneration.from_pretrained(pretrained_path(config.vllm, "LLaVA", "config.json"),
                                                          dtype=dtype if dtype is not None else "auto")
     if not _trains_new_rows_only(config.vllm):
@@ -113,15 +115,12 @@ def scratch_clip_config(section: dict):
     )
 
 
-def _image_encoder_part(config: FlexEditConfig, device):
+def _image_encoder_part(config: FlexEditConfig, dtype):
     from transformers import CLIPVisionModelWithProjection
-
-    from flexedit_model.checkpoint import frozen_dtype
 
     section = config.image_encoder
     if section["source"] == "scratch":
         return CLIPVisionModelWithProjection(scratch_clip_config(section))
-    dtype = frozen_dtype(section.get("dtype"), device)
     return CLIPVisionModelWithProjection.from_pretrained(
         pretrained_path(section, "CLIP ViT-L/14 vision", "config.json"), dtype=dtype if dtype is not None else "auto")
 

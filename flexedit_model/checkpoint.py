@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from fsmi_bench.errors import BadInputError, IntegrityError, MissingWeightsError
+from flexedit_model.precision import frozen_dtype
+from fsmi_bench.errors import IntegrityError, MissingWeightsError
 
 BASES_FILE = "base_weights.json"
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
@@ -30,8 +31,6 @@ BASE_CLASSES = {"vllm": "LlavaForConditionalGeneration", "image_encoder": "CLIPV
 # Inside a referenced base, the tensors training adds (LoRA, new token rows): saved.
 TRAINED_IN_BASE = ("lora_", ".new_rows")
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
 
 @dataclass(frozen=True)
 class BaseReference:
@@ -41,21 +40,6 @@ class BaseReference:
     model_class: str  # the transformers class it loads with
     path: str  # absolute folder
     sha256: str  # weights_sha256 of the folder
-
-
-def frozen_dtype(choice: str | None, device) -> torch.dtype | None:
-    """The dtype frozen base weights are kept in: ``"bf16"``, ``"fp16"``, ``"fp32"``, or ``"auto"`` (None =
-    as stored) = as stored on a GPU, float32 on a CPU (16-bit matrix products there are slow, and
-    CPU autocast does not take float16)."""
-    choice = choice or "auto"
-    if choice == "auto":
-        return torch.float32 if torch.device(device).type == "cpu" else None
-    if choice not in DTYPES:
-        raise BadInputError(f"dtype must be one of auto, {', '.join(DTYPES)}, got {choice!r}")
-    if choice == "fp16" and torch.device(device).type == "cpu":
-        raise BadInputError('frozen weights in fp16 run on a GPU only (CPU autocast does not take float16); '
-                            'on the CPU use "auto" (float32) or "bf16"')
-    return DTYPES[choice]
 
 
 def reference_base(part: str, folder: Path) -> BaseReference:

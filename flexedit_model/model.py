@@ -5,7 +5,9 @@
 
 The config stores the full architecture of each part (LLaVA, Q-Former, CLIP vision, UNet configs as
 dicts) and the ablation switches, so ``from_pretrained`` rebuilds exactly what was saved, never guessing
-from checkpoint keys. ``use_ca=False`` / ``use_dca=False`` build the model without those modules.
+from checkpoint keys. The ablations of Sec. 4.3: ``use_ca=False`` builds the MEA without its CA (f1 = e);
+``use_dca=False`` keeps f2 and replaces DCA with the UNet's own cross-attention over [f1; f2] as one
+sequence ("a general cross attention"), with no second key/value projections and no lambda weighting.
 
 Pretrained parts (the user's LLaVA, CLIP and UNet) enter through ``FlexEditModel.from_parts``: the model
 is built around those very modules, never rebuilt from their configs. A model built so carries
@@ -26,8 +28,8 @@ from torch import nn
 
 from flexedit_model.mask_enhanced_adapter import MaskEnhancedAdapter
 from flexedit_model.qformer import QFormerBridge
-from flexedit_model.unet import install_attention_processors
 from flexedit_model.token_rows import train_new_rows_only
+from flexedit_model.unet import install_attention_processors
 from flexedit_model.vllm import VllmBatch, gather_image_token_states, inject_lora
 
 # The modules ``from_parts`` hands to the constructor. ``register_to_config`` records every constructor
@@ -87,7 +89,7 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         self.qformer = QFormerBridge(qformer_config, num_query_tokens, condition_dim)
         self.adapter = MaskEnhancedAdapter(
             condition_dim, self.image_encoder.config.hidden_size, self.image_encoder.config.projection_dim,
-            num_subject_tokens=num_subject_tokens, num_heads=adapter_heads, use_ca=use_ca, use_dca=use_dca,
+            num_subject_tokens=num_subject_tokens, num_heads=adapter_heads, use_ca=use_ca,
         )
         install_attention_processors(self.unet, num_subject_tokens, use_dca)
         # Training aid (``training.layout_loss_weight``): a linear read-out of the region's coarse layout
@@ -144,7 +146,7 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         output = self.vllm(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask,
             pixel_values=batch.pixel_values.to(self.vision_dtype),
-            labels=batch.labels if with_language_loss else None, output_hidden_states=True,
+            labels=batch.labels if with_language_loss else None, output_hidden_states=True, use_cache=False,
             # Without a loss no logits are needed: keep one position instead of L x vocabulary.
             logits_to_keep=0 if with_language_loss else 1,
         )
@@ -172,17 +174,16 @@ class FlexEditModel(ModelMixin, ConfigMixin):
                                   subject_clip_pixels: torch.Tensor | None, has_subject: torch.Tensor | None = None):
         """The MEA part of ``edit_condition``, from the Q-Former's e (B, Nq, D)."""
         batch = edit_embeddings.shape[0]
-        with_subject = self.config.use_dca and subject_clip_pixels is not None
+        with_subject = subject_clip_pixels is not None
         # Scene and subject go through the CLIP encoder in one call (one pass, not two).
         pixels = torch.cat([scene_clip_pixels, subject_clip_pixels]) if with_subject else scene_clip_pixels
         encoded = self.image_encoder(pixel_values=pixels.to(module_dtype(self.image_encoder)))
         # The adapter trains (float32) while CLIP may be kept frozen in 16 bits: meet in the adapter's dtype.
-        adapter_dtype = module_dtype(self.adapter) if any(True for _ in self.adapter.parameters()) else edit_embeddings.dtype
+        has_parameters = any(True for _ in self.adapter.parameters())
+        adapter_dtype = module_dtype(self.adapter) if has_parameters else edit_embeddings.dtype
         edit_embeddings = edit_embeddings.to(adapter_dtype)
         scene_features = self.adapter.scene_features(
             edit_embeddings, encoded.last_hidden_state[:batch].to(adapter_dtype))
-        if not self.config.use_dca:
-            return scene_features
         if not with_subject:
             subject_features = scene_features.new_zeros(batch, self.config.num_subject_tokens,
                                                         scene_features.shape[-1])
@@ -200,8 +201,6 @@ class FlexEditModel(ModelMixin, ConfigMixin):
     def null_edit_condition(self, batch: int) -> torch.Tensor:
         """The unconditional c for guidance: learned null f1, zero f2."""
         null = self.null_condition.expand(batch, -1, -1)
-        if not self.config.use_dca:
-            return null
         return torch.cat([null, null.new_zeros(batch, self.config.num_subject_tokens, null.shape[-1])], dim=1)
 
     # --- stage 3: UNet ---------------------------------------------------------------------------
@@ -214,10 +213,39 @@ class FlexEditModel(ModelMixin, ConfigMixin):
         """
         dtype = module_dtype(self.unet)
         unet_input = torch.cat([noisy_latents, scene_latents], dim=1).to(dtype)
+        if not self.config.use_dca:
+            condition, keep = self._general_cross_attention_inputs(condition, subject_scale, subject_active)
+            return self.unet(unet_input, timesteps, encoder_hidden_states=condition.to(dtype),
+                             encoder_attention_mask=keep).sample
         return self.unet(unet_input, timesteps, encoder_hidden_states=condition.to(dtype),
                          cross_attention_kwargs={"subject_scale": subject_scale,
                                                  "subject_active": subject_active}).sample
 
+    def _general_cross_attention_inputs(self, condition: torch.Tensor, subject_scale, subject_active):
+        """The DCA ablation's UNet inputs: (c, the mask of the tokens each row attends to, or None).
+
+        The general cross-attention has no lambda: a row with lambda = 0 (a single-image edit, an
+        unconditional row of guidance) attends to f1 only; any other row to f1 and f2."""
+        subject_tokens = self.config.num_subject_tokens
+        if subject_active is False:
+            return condition[:, :-subject_tokens], None
+        batch = condition.shape[0]
+        scale = torch.as_tensor(subject_scale, device=condition.device).expand(batch)
+        keep = torch.ones(condition.shape[:2], device=condition.device)
+        keep[:, -subject_tokens:] = (scale != 0).to(keep.dtype).view(batch, 1)
+        return condition, keep
+
     def use_gradient_checkpointing(self) -> None:
+        """Recompute the UNet's and LLaVA's block activations in the backward pass instead of keeping them.
+
+        Non-reentrant checkpointing (``use_reentrant=False``) in both, as DDP needs when it looks for unused
+        parameters (training/loop.py): the reentrant kind runs a checkpointed block's forward outside autograd,
+        so DDP finds the block's parameters unused and marks them ready, and their gradients then arrive a
+        second time ("Expected to mark a variable ready only once"). diffusers' default is the non-reentrant kind."""
         self.unet.enable_gradient_checkpointing()
-        self.vllm.gradient_checkpointing_enable()
+        kwargs = {"use_reentrant": False}
+        # transformers 5 renames gradient_checkpointing_enable (deprecated) to activation_checkpointing_enable.
+        if hasattr(self.vllm, "activation_checkpointing_enable"):
+            self.vllm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.vllm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

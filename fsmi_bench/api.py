@@ -12,13 +12,15 @@
 
 ``run_method`` is ``fsmi run`` (``fsmi_bench.run.engine.run_method``), ``score`` is ``fsmi score``
 (``scoring.score_run.score_run``, writing the same parquet and CSV), ``make_report`` is ``fsmi report``
-(``report.make_report.make_report``; not ``report``, the name of the package's report stage): the same files, the same rows, the same checks and the same errors
-(``fsmi_bench.errors.FsmiError`` subclasses, raised rather than printed).
+(``report.make_report.make_report``; not ``report``, the name of the package's report stage): the same files,
+the same rows, the same checks and the same errors (``fsmi_bench.errors.FsmiError`` subclasses, raised rather than
+printed). An argument of the wrong type is a ``BadInputError`` naming it, before any work.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -108,6 +110,8 @@ class Case:
         (``fsmi run --seed``): call ``method.edit(case.request("circle"))`` to try a method on one case."""
         from fsmi_bench.run.engine import CaseInputs, WorkItem, derive_seed, edit_request
 
+        _text(mask_type, "mask_type")
+        _whole(run_seed, "run_seed")
         rows = {row.mask_type: row for row in self.rows}
         if mask_type not in rows:
             raise BadInputError(f"case {self.case_id} has no mask type {mask_type!r} (it has: {', '.join(rows)})")
@@ -147,6 +151,8 @@ class Bench:
         return iter(self._cases.values())
 
     def __getitem__(self, key: str | int) -> Case:
+        if not isinstance(key, (str, int)) or isinstance(key, bool):
+            raise BadInputError(f"index a benchmark by case id (str) or position (int), not {type(key).__name__}")
         if isinstance(key, int):
             return list(self._cases.values())[key]
         if key not in self._cases:
@@ -170,7 +176,7 @@ def load_benchmark(path: str | Path, verify: bool = True) -> Bench:
     commands do."""
     from fsmi_bench.benchmark.manifest import load_benchmark as load_manifest
 
-    return Bench(load_manifest(path, verify=verify))
+    return Bench(load_manifest(_path(path, "path"), verify=_flag(verify, "verify")))
 
 
 @dataclass(frozen=True)
@@ -208,8 +214,45 @@ class Run:
         return load_rgb(output_path(self.root, case_id, mask_type))
 
 
+# Argument checks: each returns the value as the stage takes it, or raises one BadInputError naming the argument.
+def _path(value, what: str) -> Path:
+    if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes) or not str(value).strip():
+        raise BadInputError(f"{what}: give a path (str or pathlib.Path), not {_shown(value)}")
+    return Path(value)
+
+
+def _optional_path(value, what: str) -> Path | None:
+    return None if value is None else _path(value, what)
+
+
+def _flag(value, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise BadInputError(f"{what}: give True or False, not {_shown(value)}")
+    return value
+
+
+def _whole(value, what: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or (minimum is not None and value < minimum) or \
+            (maximum is not None and value > maximum):
+        bounds = f" from {minimum}" if minimum is not None else ""
+        bounds += f" to {maximum}" if maximum is not None else ""
+        raise BadInputError(f"{what}: give a whole number{bounds}, not {_shown(value)}")
+    return value
+
+
+def _text(value, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadInputError(f"{what}: give a non-empty str, not {_shown(value)}")
+    return value
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
 def _bench_root(bench: Bench | str | Path) -> Path:
-    return bench.root if isinstance(bench, Bench) else Path(bench)
+    return bench.root if isinstance(bench, Bench) else _path(bench, "bench")
 
 
 def _names(values, what: str) -> tuple[str, ...] | None:
@@ -217,7 +260,10 @@ def _names(values, what: str) -> tuple[str, ...] | None:
         return None
     if isinstance(values, str):
         values = [values]
-    names = tuple(values)
+    try:
+        names = tuple(values)
+    except TypeError:
+        names = ()
     if not names or not all(isinstance(name, str) and name for name in names):
         raise BadInputError(f"{what}: give a list of names, e.g. {what}=[...], or None for all")
     return names
@@ -236,9 +282,19 @@ def run_method(method: Method | type | str, bench: Bench | str | Path, out: str 
     from fsmi_bench.run.engine import run_method as run_engine
     from fsmi_bench.run.folder import parse_shard
 
+    out, seed, device = _path(out, "out"), _whole(seed, "seed"), _text(device, "device")
+    limit = None if limit is None else _whole(limit, "limit", minimum=1)
+    if shard is not None:
+        _text(shard, "shard")
+    if config is not None and not (isinstance(config, dict) and all(isinstance(key, str) for key in config)):
+        raise BadInputError(f"config: give a dict of option names to values, not {_shown(config)}")
+    progress = _flag(progress, "progress")
     instance = None
     if isinstance(method, type) and issubclass(method, Method):
-        instance = method(config=dict(config or {}), device=device)
+        from fsmi_bench.run.method import call_method, method_name
+
+        instance = call_method(method_name(method), "__init__()",
+                               lambda: method(config=dict(config or {}), device=device))
     elif isinstance(method, Method):
         if config is not None:
             raise BadInputError("config= is for a method given by class or name; a Method object has its own "
@@ -249,12 +305,16 @@ def run_method(method: Method | type | str, bench: Bench | str | Path, out: str 
     if instance is not None:
         from fsmi_bench.run.method import instance_choice
 
+        if not isinstance(instance.config, dict):
+            raise BadInputError(f"{type(instance).__name__}.config: a method's options are a dict, not "
+                                f"{_shown(instance.config)}")
         name, method_config = instance_choice(instance).name, dict(instance.config)
     else:
         name, method_config = method, dict(config or {})
-    run_config = RunConfig(method=name, bench=_bench_root(bench), out=Path(out), mask_types=_names(masks, "masks"),
-                           kinds=_names(kinds, "kinds"), limit=limit, shard=parse_shard(shard) if shard else None,
-                           device=device, seed=seed, method_config=method_config, progress=progress)
+    run_config = RunConfig(method=name, bench=_bench_root(bench), out=out, mask_types=_names(masks, "masks"),
+                           kinds=_names(kinds, "kinds") or ("single", "multi"), limit=limit,
+                           shard=parse_shard(shard) if shard else None, device=device, seed=seed,
+                           method_config=method_config, progress=progress)
     summary = run_engine(run_config, method=instance)
     return Run(root=summary.out, method=summary.method, selected=summary.selected, written=summary.written,
                skipped=summary.skipped, failed=summary.failed, elapsed_s=summary.elapsed_s)
@@ -268,21 +328,30 @@ def score(run: Run | str | Path, bench: Bench | str | Path, *, metrics=None, pro
 
     Also written, as the command writes it, to ``out`` (default ``RUN/results-PROTOCOL.parquet``, CSV
     beside it). metrics: names (None = all); weights: {weight name: local path} (names: ``fsmi doctor``).
-    A metric whose weights are missing gives rows with status ``missing_weights`` and NaN values.
+    A metric whose weights are missing gives rows with status ``missing_weights`` and NaN values. Pairs the
+    run did not select (``limit``, ``masks``, ``kinds``) get no rows; with ``progress``, one line says so.
     """
     from fsmi_bench.metrics.weights import check_weight_names
     from fsmi_bench.scoring.score_run import ScoreConfig, score_run
 
+    if weights is not None and not (isinstance(weights, dict) and all(
+            isinstance(name, str) and isinstance(path, (str, os.PathLike)) for name, path in weights.items())):
+        raise BadInputError(f"weights: give a dict of weight names to paths, not {_shown(weights)}")
     weights = dict(weights or {})
     check_weight_names(weights, "weights")
-    if protocol not in ("paper", "strict"):
-        raise BadInputError(f"protocol {protocol!r}: choose paper or strict")
-    config = ScoreConfig(bench=_bench_root(bench), run=run.root if isinstance(run, Run) else Path(run),
-                         protocol=protocol, metrics=_names(metrics, "metrics"), batch_size=batch_size, device=device,
-                         out=Path(out) if out is not None else None, strict_weights=strict_weights,
+    if not isinstance(protocol, str) or protocol not in ("paper", "strict"):
+        raise BadInputError(f"protocol {str(protocol)[:40]!r}: choose paper or strict")
+    config = ScoreConfig(bench=_bench_root(bench), run=run.root if isinstance(run, Run) else _path(run, "run"),
+                         protocol=protocol, metrics=_names(metrics, "metrics"),
+                         batch_size=_whole(batch_size, "batch_size", minimum=1), device=_text(device, "device"),
+                         out=_optional_path(out, "out"), strict_weights=_flag(strict_weights, "strict_weights"),
                          weights={name: str(Path(path).expanduser()) for name, path in weights.items()},
-                         use_cache=cache, progress=progress)
-    frame, _ = score_run(config)
+                         use_cache=_flag(cache, "cache"), progress=_flag(progress, "progress"))
+    frame, summary = score_run(config)
+    if summary.not_selected and progress:  # a --limit run: its other cases are left out, not missing
+        import sys
+
+        print(summary.not_selected, file=sys.stderr)
     return frame
 
 
@@ -311,7 +380,8 @@ def _table_frame(table) -> pd.DataFrame:
     records = [{"block": block.label, "method": row.label,
                 **{metric: cell.mean for metric, cell in zip(table.metrics, row.cells)}}
                for block in table.blocks for row in block.rows]
-    return pd.DataFrame.from_records(records, columns=["block", "method", *table.metrics]).set_index(["block", "method"])
+    frame = pd.DataFrame.from_records(records, columns=["block", "method", *table.metrics])
+    return frame.set_index(["block", "method"])
 
 
 def make_report(tables, *, out: str | Path | None = None, fmt: str = "markdown", with_paper: bool = False,
@@ -328,13 +398,22 @@ def make_report(tables, *, out: str | Path | None = None, fmt: str = "markdown",
     from fsmi_bench.report.make_report import make_report as make_report_files
     from fsmi_bench.report.render import render_csv
 
-    if isinstance(tables, (pd.DataFrame, str, Path)):
+    if isinstance(tables, (pd.DataFrame, str, os.PathLike)):
         tables = [tables]
+    if not isinstance(tables, (list, tuple)) or not all(
+            isinstance(table, pd.DataFrame) or (isinstance(table, (str, os.PathLike)) and str(table).strip())
+            for table in tables):
+        raise BadInputError(f"tables: give a DataFrame or a path of results, or a list of them, not {_shown(tables)}")
     results = tuple(table if isinstance(table, pd.DataFrame) else str(table) for table in tables)
-    config = ReportConfig(results=results, fmt=fmt, out=str(out) if out else None,
-                          plots_dir=str(plots) if plots else None, with_paper=with_paper, resamples=resamples,
-                          seed=seed, methods=_names(methods, "methods"), metrics=_names(metrics, "metrics"),
-                          decimals=decimals, all_cases=all_cases, specs_out=str(specs) if specs else None,
+    out, plots, specs = _optional_path(out, "out"), _optional_path(plots, "plots"), _optional_path(specs, "specs")
+    for what, path in (("out", out), ("specs", specs)):
+        if path is not None and path.is_dir():
+            raise BadInputError(f"{what}: {path} is a folder; give the file to write")
+    config = ReportConfig(results=results, fmt=_text(fmt, "fmt"), out=str(out) if out else None,
+                          plots_dir=str(plots) if plots else None, with_paper=_flag(with_paper, "with_paper"),
+                          resamples=resamples, seed=seed, methods=_names(methods, "methods"),
+                          metrics=_names(metrics, "metrics"), decimals=_whole(decimals, "decimals", 0, 10),
+                          all_cases=_flag(all_cases, "all_cases"), specs_out=str(specs) if specs else None,
                           command="fsmi_bench.api.report (Python)")
     result = make_report_files(config)
     cells = pd.read_csv(io.StringIO(render_csv(list(result.tables))), keep_default_na=False,

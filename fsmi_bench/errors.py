@@ -15,5 +15,10 @@ class IntegrityError(FsmiError):
     """Files on disk no longer match the sha256 recorded for them."""
 
 
+class MethodError(FsmiError):
+    """A method's own code failed outside one edit (its import, ``__init__``, ``setup``, ``preflight``,
+    ``weights`` or ``close``), an exception or a ``sys.exit`` alike; the message names the method and the step."""
+
+
 class MissingWeightsError(FsmiError):
     """A model's weights are not on this machine; the message says what to put where."""

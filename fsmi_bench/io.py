@@ -199,6 +199,24 @@ def pil_to_mask(image) -> np.ndarray:
     return array > 0
 
 
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff): the only way text read from a UTF-8 file can hold one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def refuse_lone_surrogates(value, where: str, text: str | None = None) -> None:
+    """One ``BadInputError`` if ``value`` (parsed JSON) holds text with an unpaired surrogate (``"\ud800"`` alone):
+    no file, table or dataset can store it. ``text``: the JSON it was parsed from, to skip the check when it
+    has no surrogate escape at all (a pair, as emoji are written, is fine)."""
+    if text is not None and not _SURROGATE_ESCAPE.search(text):
+        return
+    try:
+        # default: objects a parse hook made (arrays of polygon points) hold no text.
+        json.dumps(value, ensure_ascii=False, default=lambda _: None).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise BadInputError(f"{where}: text holds an unpaired surrogate ({error.object[error.start:error.end]!r}), "
+                            "which is not Unicode; write the character itself or its full pair") from None
+
+
 def write_jsonl(path: str | os.PathLike, rows) -> str:
     """Atomically write JSON lines (sorted keys, so output is byte-stable); returns sha256."""
     text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
@@ -221,6 +239,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             continue
         try:
             rows.append(json.loads(line))
+            refuse_lone_surrogates(rows[-1], f"{path}:{number}", line)
         except RecursionError:
             raise BadInputError(f"{path}:{number}: JSON nested too deeply") from None
         except json.JSONDecodeError as error:

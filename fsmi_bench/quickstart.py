@@ -94,8 +94,8 @@ def quickstart(config: QuickstartConfig) -> QuickstartResult:
         return _quickstart(config)
 
 
-# The report's inputs (results files, options, fsmi's code) and outputs, beside it: a rerun with all of
-# them unchanged keeps the report instead of aggregating again.
+# The report's inputs (results files, the runs' costs, options, fsmi's code) and outputs, beside it: a rerun
+# with all of them unchanged keeps the report instead of aggregating again.
 REPORT_STAMP = ".quickstart-report.json"
 
 
@@ -119,8 +119,12 @@ def _code_digest() -> str:
 
 
 def _report_key(report_config) -> str:
+    from fsmi_bench.report.cost import read_costs
+
     inputs = [[str(path), _sha256(Path(path))] for path in report_config.results]
-    return hashlib.sha256(json.dumps([inputs, asdict(report_config), _code_digest()], default=str)
+    # The runs' costs as the report reads them (a rerun with nothing to do leaves them as they were).
+    costs = [asdict(cost) for cost in read_costs(report_config.runs)] if report_config.runs else []
+    return hashlib.sha256(json.dumps([inputs, costs, asdict(report_config), _code_digest()], default=str)
                           .encode()).hexdigest()
 
 
@@ -157,11 +161,16 @@ def _quickstart(config: QuickstartConfig) -> QuickstartResult:
     from fsmi_bench.errors import BadInputError
     from fsmi_bench.report.make_report import ReportConfig
     from fsmi_bench.run.engine import RunConfig, run_method
-    from fsmi_bench.run.method import METHODS
+    from fsmi_bench.run.method import choose_method
     from fsmi_bench.scoring.score_run import ScoreConfig, score_run
 
-    for method in config.methods:  # an unknown name fails before minutes of building
-        METHODS.entry(method)
+    # An unknown name fails before minutes of building. Folders and files are named by each method's name (a
+    # target's class name), never by the target: "/abs/m.py:Mine" writes runs/Mine, not beside m.py.
+    names = [choose_method(method).name for method in config.methods]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BadInputError(f"--methods names {', '.join(twice)} more than once (a target is named by its class's "
+                            "`name`, else the class name); give each method once")
     out = Path(config.out)
     bench = out / "bench"
     steps = 5 if config.gallery else 4
@@ -174,27 +183,28 @@ def _quickstart(config: QuickstartConfig) -> QuickstartResult:
         build_benchmark(BuildConfig(out=bench, single=config.single, multi=config.multi, seed=config.seed,
                                     size=config.size), progress=config.progress)
     results = []
-    for number, method in enumerate(config.methods, start=1):
-        run_dir = out / "runs" / method
-        _say(f"[2/{steps}] run {number}/{len(config.methods)}: {method} -> {run_dir}")
+    for number, (method, name) in enumerate(zip(config.methods, names), start=1):
+        run_dir = out / "runs" / name
+        _say(f"[2/{steps}] run {number}/{len(config.methods)}: {name} -> {run_dir}")
         run_method(RunConfig(method=method, bench=bench, out=run_dir, seed=config.seed, progress=config.progress))
-        result_path = out / "results" / f"{method}.parquet"
-        _say(f"[3/{steps}] score {method} ({config.protocol} protocol) -> {result_path}")
+        result_path = out / "results" / f"{name}.parquet"
+        _say(f"[3/{steps}] score {name} ({config.protocol} protocol) -> {result_path}")
         score_run(ScoreConfig(bench=bench, run=run_dir, protocol=config.protocol, metrics=config.metrics,
                               out=result_path, progress=config.progress))
         results.append(result_path)
     report_path = out / "report.md"
     _say(f"[4/{steps}] report -> {report_path} (plots in {out / 'plots'})")
+    runs = tuple(str(out / "runs" / name) for name in names)  # their run.json: each method's cost
     report_text, report_files, messages = _make_report(ReportConfig(
         results=tuple(map(str, results)), fmt="markdown", out=str(report_path), plots_dir=str(out / "plots"),
-        leaderboard=str(config.leaderboard) if config.leaderboard else None, command=config.command),
+        runs=runs, leaderboard=str(config.leaderboard) if config.leaderboard else None, command=config.command),
         out / REPORT_STAMP)
     gallery = None
     if config.gallery:
         from fsmi_bench.report.gallery import GalleryConfig, build_gallery
 
         _say(f"[5/{steps}] gallery -> {out / 'gallery' / 'index.html'}")
-        gallery = build_gallery(GalleryConfig(runs=tuple(out / "runs" / method for method in config.methods),
+        gallery = build_gallery(GalleryConfig(runs=tuple(out / "runs" / name for name in names),
                                               bench=bench, out=out / "gallery", results=tuple(results),
                                               progress=config.progress)).index
     plots = tuple(path for path in report_files if path.suffix == ".png")

@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import importlib
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +43,12 @@ class Entry:
 
 @dataclass(frozen=True)
 class IgnoredEntryPoint:
-    """An entry point that lost to an earlier entry of the same name (``winner`` is that entry's origin)."""
+    """An entry point that is not used: it lost to an earlier entry of the same name (``winner`` is that entry's
+    origin), or its name breaks the registry's name rule (``reason`` says so)."""
 
     entry: Entry
-    winner: str
+    winner: str = ""
+    reason: str = ""
 
 
 def is_target(text: str) -> bool:
@@ -93,7 +96,7 @@ def load_target(target: str) -> Any:
         module = _import_file(Path(location)) if _is_file_target(location) else importlib.import_module(location)
     except BadInputError:
         raise
-    except Exception as error:  # noqa: BLE001 - the user's code: any failure to import it is theirs to fix
+    except (Exception, SystemExit) as error:  # the user's code: any failure to import it (sys.exit too) is theirs
         raise BadInputError(f"cannot import {location!r} for {target!r}: {type(error).__name__}: {error}") from None
     try:
         return getattr(module, attribute)
@@ -109,11 +112,14 @@ class Registry:
     entry_point_group: an ``importlib.metadata`` entry-point group whose entries join the registry.
     accepts_targets: ``entry``/``get`` also take ``module:Class`` or ``file.py:Class`` in place of a name.
     base_class: what ``get`` must return for a target from outside the package (a subclass of it).
+    name_rule: a regular expression every name must match whole, the package's own and entry points' alike
+    (an entry point whose name breaks it is ignored, and listed as such).
     """
 
     def __init__(self, kind: str, entry_point_group: str | None = None, accepts_targets: bool = False,
-                 base_class: type | None = None):
+                 base_class: type | None = None, name_rule: str | None = None):
         self.kind = kind
+        self.name_rule = re.compile(name_rule) if name_rule else None
         self.entry_point_group = entry_point_group
         self.accepts_targets = accepts_targets
         self.base_class = base_class
@@ -123,6 +129,8 @@ class Registry:
         self._ignored: list[IgnoredEntryPoint] = []
 
     def register(self, name: str, target: str, summary: str = "", needs=(), **extra) -> None:
+        if self.name_rule is not None and not self.name_rule.fullmatch(name):
+            raise ValueError(f"{self.kind} name {name!r} breaks the name rule {self.name_rule.pattern}")
         if name in self._entries and self._entries[name].target != target:
             raise ValueError(f"{self.kind} {name!r} is already registered as {self._entries[name].target}")
         self._entries[name] = Entry(name, target, summary, tuple(needs), dict(extra))
@@ -145,6 +153,9 @@ class Registry:
                       else "entry point")
             entry = Entry(point.name, point.value, f"{self.entry_point_group} entry point {point.value}",
                           origin=origin)
+            if self.name_rule is not None and not self.name_rule.fullmatch(point.name):
+                ignored.append(IgnoredEntryPoint(entry, reason=f"not a {self.kind} name"))
+                continue
             winner = self._entries.get(point.name) or plugins.get(point.name)
             if winner is not None:
                 ignored.append(IgnoredEntryPoint(entry, winner.origin))

@@ -14,6 +14,10 @@ PATH_PART_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
 # "path/file.py:Class" target, or the name given to imported outputs. It never becomes a path; what it
 # keeps out is markup and control characters (no <, >, &, |, quotes, newlines). Matched whole.
 METHOD_NAME_PATTERN = r"[A-Za-z0-9./][A-Za-z0-9_.:/+ -]{0,255}"
+# The rule for a method's name wherever one is chosen (the package's own, an entry point's, a class's ``name``,
+# ``import-outputs --method-name``): a single path part too (quickstart writes runs/<name>), so no "/", ":",
+# "..", leading dot or outer space. ``METHOD_NAME_PATTERN`` above is what older run files may still hold.
+METHOD_NAME_RULE = r"[A-Za-z0-9](?:[A-Za-z0-9_.+ -]{0,126}[A-Za-z0-9_.+-])?"
 
 # Case tags.
 KINDS = ("single", "multi")
@@ -43,10 +47,15 @@ TRAINING_TYPES = ("random_walk",)
 ALL_MASK_TYPES = MASK_CONDITIONS + TRAINING_TYPES
 
 # The long results table of `fsmi score`: one row per (method, case, mask condition, metric).
-RESULT_COLUMNS = ("method", "case_id", "kind", "op", "scenario", "complexity", "mask_type", "metric", "value",
-                  "status", "reason", "higher_is_better", "metric_spec", "protocol", "benchmark_version",
-                  "manifest_sha256", "run_provenance")
-RESULT_STRING_COLUMNS = tuple(column for column in RESULT_COLUMNS if column not in ("value", "higher_is_better"))
+# shape_iou, shape_coverage: the drawn shape's overlap with the edit region (ManifestRow.shape_overlap), which
+# reports bin by; tables scored before they existed lack them (OPTIONAL_RESULT_COLUMNS).
+RESULT_COLUMNS = ("method", "case_id", "kind", "op", "scenario", "complexity", "mask_type", "shape_iou",
+                  "shape_coverage", "metric", "value", "status", "reason", "higher_is_better", "metric_spec",
+                  "protocol", "benchmark_version", "manifest_sha256", "run_provenance")
+RESULT_FLOAT_COLUMNS = ("shape_iou", "shape_coverage", "value")
+OPTIONAL_RESULT_COLUMNS = ("shape_iou", "shape_coverage")
+RESULT_STRING_COLUMNS = tuple(column for column in RESULT_COLUMNS
+                              if column not in RESULT_FLOAT_COLUMNS + ("higher_is_better",))
 # Statuses of measured rows; the paper's numbers enter results tables as rows of status REPORTED.
 MEASURED_STATUSES = ("ok", "missing_output", "failed_case", "missing_weights", "bad_output")
 REPORTED = "reported"

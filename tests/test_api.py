@@ -125,8 +125,11 @@ def test_api_equals_the_commands(bench_dir, tmp_path, monkeypatch):
     _cli("run", "--method", "copy-paste", "--bench", bench_dir, "--out", cli_runs["copy-paste"],
          "--mask-types", ",".join(masks), "--limit", 3, "--no-progress")
     for name, run_dir in cli_runs.items():
-        _cli("score", "--bench", bench_dir, "--run", run_dir, "--metrics", ",".join(WEIGHTLESS),
-             "--out", tmp_path / "cli" / f"{name}.parquet", "--no-progress")
+        scored = _cli("score", "--bench", bench_dir, "--run", run_dir, "--metrics", ",".join(WEIGHTLESS),
+                      "--out", tmp_path / "cli" / f"{name}.parquet", "--no-progress")
+        # the cases the run did not select are left out and said so, not counted as missing outputs
+        assert "missing_output: 0" in scored.output and "which the run did not select (--limit 3 " \
+            "--mask-types full,circle,irregular_open)" in scored.output
 
     bench = fsmi.load_benchmark(bench_dir)
     api_runs = {"darken": fsmi.run_method(Darken(), bench, out=tmp_path / "api" / "darken", masks=masks, limit=3,
@@ -140,6 +143,7 @@ def test_api_equals_the_commands(bench_dir, tmp_path, monkeypatch):
         tables[name] = fsmi.score(run, bench, metrics=WEIGHTLESS, progress=False)
         cli_table = pd.read_parquet(tmp_path / "cli" / f"{name}.parquet")
         assert len(cli_table) == len(tables[name]) > 0 and set(tables[name]["metric"]) == set(WEIGHTLESS)
+        assert tables[name]["case_id"].nunique() == 3 and set(tables[name]["status"]) == {"ok"}
         pd.testing.assert_frame_equal(_placeless(tables[name], run.root), _placeless(cli_table, cli_runs[name]))
         # The same file the command writes, at the same default place.
         pd.testing.assert_frame_equal(pd.read_parquet(run.root / "results-paper.parquet"), tables[name])
@@ -193,6 +197,8 @@ def test_the_readme_example_runs(bench_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Table 1" in done.stdout and "darken" in done.stdout and "copy-paste" in done.stdout
     assert (tmp_path / "runs" / "darken" / "run.json").is_file()
+    # the mask types the example did not run are left out and said so, not reported as missing outputs
+    assert "missing_output" not in done.stdout and "which the run did not select" in done.stderr
 
 
 def test_no_api_name_is_hidden_by_a_module_of_the_package():

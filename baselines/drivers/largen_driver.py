@@ -22,6 +22,10 @@ has none); single-image cases ``Text_Guided_Inpainting`` with the free-shape mas
 mask as is. The scene is cropped to a square around the mask's box expanded 1.3x, edited at
 ``output_size`` and pasted back (the official ``crop_back``), so the output has the scene's size.
 Prompt: ``prompt_template`` ("{label}"), ``remove_prompt`` for remove cases.
+Call settings and pixels as scepter's studio makes them (gallery_ui.py ``input_init``, l.157-183, and
+l.226-229): ``original_size_as_tuple`` and ``target_size_as_tuple`` are both the output size,
+``crop_coords_top_left`` is [0, 0] (the model yaml's 1024 would otherwise stay in SDXL's size
+conditioning), and the [0, 1] result becomes uint8 by truncation (``(images * 255).astype(np.uint8)``).
 """
 
 import os
@@ -162,10 +166,13 @@ def edit(state, request, scene, mask, subject):
     with torch.no_grad():
         result = state["pipeline"](
             {"prompt": prompt, "negative_prompt": config.get("negative_prompt", ""),
-             "target_size_as_tuple": [size, size], "sample_steps": int(config.get("sample_steps", 50)),
+             # as the studio's input_init (gallery_ui.py l.157-183): both sizes are the output's, crop at 0, 0
+             "original_size_as_tuple": [size, size], "target_size_as_tuple": [size, size],
+             "crop_coords_top_left": [0, 0], "sample_steps": int(config.get("sample_steps", 50)),
              "guide_scale": float(config.get("guide_scale", 7.5))},
             largen_state=True, largen_task=task, largen_image_scale=float(config.get("image_scale", 1.0)),
             seed=int(request["seed"]), **kwargs,
         )
-    image = result["images"][0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    return np.round(image * 255.0).astype(np.uint8)
+    # as the studio turns them into pictures (gallery_ui.py l.226-229): times 255, then truncated to uint8
+    images = result["images"].float().clamp(0, 1) * 255
+    return images[0].permute(1, 2, 0).cpu().numpy().astype(np.uint8)

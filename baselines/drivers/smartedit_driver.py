@@ -18,6 +18,11 @@ scratch folder (the user's checkpoint folder is never written). Helper models lo
 ``bert-base-uncased`` (the Q-Former's config) and the LLaVA vision tower (``mm_vision_tower`` in the
 LLaVA config.json, ``openai/clip-vit-large-patch14``) must be local folders or in the local Hugging Face
 cache; the worker runs offline, and both are checked before loading.
+Device and dtypes, as the script: the script puts its tensors on a hard-coded ``"cuda"`` (the token ids in
+``get_prompt_embedding_LLM``, l.47 and l.92-94; the image, l.314; the generator, l.504), so the model goes
+to that same ``"cuda"`` in float32 (l.252) and the pipeline to it in float16 (l.409-414, l.439). Which GPU
+"cuda" is comes from our side: ``--device cuda:N`` (or a rank under ``accelerate launch``) starts the worker
+with only that GPU visible. Without a CUDA device the checklist says so, before anything is loaded.
 Mask: ignored (SmartEdit takes the instruction only). The output is resize_resolution square; our
 side resizes it to the scene's size.
 """
@@ -34,7 +39,8 @@ import numpy as np
 
 
 def _load_test_module(checkout, temperature):
-    spec = importlib.util.spec_from_file_location("smartedit_test", os.path.join(checkout, "test", "DS_SmartEdit_test.py"))
+    path = os.path.join(checkout, "test", "DS_SmartEdit_test.py")
+    spec = importlib.util.spec_from_file_location("smartedit_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.args = SimpleNamespace(temperature=temperature)  # the script reads a global ``args``
@@ -77,9 +83,23 @@ def lora_config(total_dir, steps):
 # What the pre-flight reads (see worker_main.py): the script the official code runs, and its GPU need.
 ENTRY_FILES = ("test/DS_SmartEdit_test.py",)
 IMPORT_PATHS = ("", "test")  # the script imports its neighbours in test/ and the checkout's own packages
-GPU_MEMORY_GIB = 40.0
-GPU_MEMORY_NOTE = ("estimate, not measured, for 7B (13B needs more): the LLaVA-7B model with the LoRA in "
-                   "half precision and the InstructPix2Pix UNet pipeline stay loaded together")
+GPU_MEMORY_GIB = 32.0
+GPU_MEMORY_NOTE = ("estimate, not measured, for 7B (13B: about 52 GiB): 6.7e9 LLaMA and 0.3e9 CLIP-tower "
+                   "parameters in float32 as the script has them (about 26 GiB), the InstructPix2Pix pipeline "
+                   "in float16 (about 2 GiB) loaded beside them, and activations")
+DEVICE = "cuda"  # the script's own device string (test/DS_SmartEdit_test.py l.47, l.92-94, l.252, l.314, l.504)
+
+
+def cuda_check():
+    """[item, problem or None]: whether this python sees a CUDA device (the script cannot run without one)."""
+    try:
+        import torch
+    except ImportError:
+        return ["CUDA device", "torch is not installed in this python"]
+    if not torch.cuda.is_available():
+        return ["CUDA device", "no CUDA device is visible to this python; SmartEdit's test script puts its "
+                "tensors on \"cuda\" and cannot run on the CPU"]
+    return ["CUDA device", None]
 
 
 def checklist(config):
@@ -108,6 +128,7 @@ def checklist(config):
     else:
         items.append([f"hub model {tower}", None if hub_model_available(tower) else
                       f"{tower} (the LLaVA vision tower) is not a local folder or in the local Hugging Face cache"])
+    items.append(cuda_check())
     return items
 
 
@@ -119,7 +140,7 @@ def load(config):
     version = config.get("sd_qformer_version", "v1.1-7b")
     llava_path = config["llava_model_path"]
     shard = _shard(config)
-    device = config.get("device", "cuda")
+    device = DEVICE  # our side has shown this worker only the GPU it is to use
     import torch
     import torch.nn as nn
     import transformers

@@ -3,11 +3,11 @@
 Two tasks, mixed (``mask_task_fraction`` of each batch is task a):
 (a) free-shape mask understanding (Sec. 3.3): the input is a photo with a ``random_walk`` mask drawn
     inside one object, the image target is the object's full mask (white on black, RGB), the VLLM's
-    text target is "The mask means '<label>'" + the <img_i> tokens. The paper draws these from large
-    segmentation sets; a small source has a dozen objects, each always in the same place of the same
-    photo, so ``mask_task_mix`` adds variety of place, size and shape: "photo" (the object in its own
-    photo), "pasted" (a training object cut out and pasted at a random place and size on a training
-    scene) and "shape" (a random polygon filled with a crop of another photo, on a training scene).
+    answer the <img_i> tokens, then the text target "The mask means '<label>'" (vllm.py). The paper
+    draws these from large segmentation sets; a small source has a dozen objects, each always in the
+    same place of the same photo, so ``mask_task_mix`` adds variety of place, size and shape: "photo"
+    (the object in its own photo), "pasted" (a training object cut out and pasted at a random place and
+    size on a training scene) and "shape" (a random polygon filled with a crop of another photo, on a training scene).
     Pasted examples mostly hold other pasted objects or shapes too (DISTRACTOR_COUNTS), so that only
     the mask says which one to draw;
 (b) editing pairs made with the benchmark builder's compositing (``fsmi_bench.benchmark.builder.composite_case``),
@@ -44,8 +44,8 @@ WORKING_SIDE_FACTOR = 2
 
 @dataclass(frozen=True, eq=False)
 class TrainingExample:
-    example_id: str  # "mask_000012" or "edit_000012"
-    task: str  # "mask" (a) or "edit" (b)
+    example_id: str  # "mask_000012", "edit_000012" or "vqa_000012"
+    task: str  # "mask" (a), "edit" (b) or "vqa" (a conversation: language loss only)
     kind: str  # "single" or "multi"
     scene: np.ndarray  # RGB uint8 (R, R, 3), the input image x1
     target: np.ndarray  # RGB uint8 (R, R, 3), the image to generate
@@ -55,6 +55,9 @@ class TrainingExample:
     label: str
     subject: np.ndarray | None  # RGB uint8, multi-image examples only
     origins: tuple[str, ...]  # "source:object_id" / "source:photo_id" of what it was made from
+    source_kind: str = ""  # the --data kind it came from (mini, coco, refcoco, magicbrush, ...), logged in loss.csv
+    # vqa only: the conversation's earlier (question, answer) turns, before ``instruction`` and its answer ``label``
+    turns: tuple[tuple[str, str], ...] = ()
 
 
 def fsmi_bench_split(object_id: str, heldout_fraction: float = HELDOUT_FRACTION) -> str:
@@ -106,9 +109,13 @@ class TrainingExamples:
     """Example ``index`` is a pure function of (content, resolution, seed, index): resumable and shardable."""
 
     def __init__(self, content: SourceContent, resolution: int, seed: int = 0, mask_task_fraction: float = 0.5,
-                 multi_fraction: float = 0.5, mask_fn=_random_walk, mask_task_mix: dict | None = None):
-        """``mask_task_mix``: weights of the mask-task kinds (MASK_TASK_KINDS); default photos only."""
-        self.content = shrink_content(content, WORKING_SIDE_FACTOR * resolution)
+                 multi_fraction: float = 0.5, mask_fn=_random_walk, mask_task_mix: dict | None = None,
+                 shrink: bool = True, source_kind: str = ""):
+        """``mask_task_mix``: weights of the mask-task kinds (MASK_TASK_KINDS); default photos only.
+        ``shrink=False``: the content's photos are already at most WORKING_SIDE_FACTOR x ``resolution``
+        (streamed sources decode them at that size). ``source_kind``: recorded in each example."""
+        self.content = shrink_content(content, WORKING_SIDE_FACTOR * resolution) if shrink else content
+        self.source_kind = source_kind or content.name.partition(":")[0]
         self.resolution = resolution
         self.seed = seed
         self.mask_task_fraction = mask_task_fraction
@@ -167,7 +174,7 @@ class TrainingExamples:
                                         f"{self.content.name}:{donor.photo_id}"}))
         mask = self.mask_fn(region, int(rng.integers(2**31)))
         return TrainingExample(f"mask_{index:06d}", "mask", "single", scene, mask_image(region), mask, region,
-                               MASK_TASK_INSTRUCTION, label, None, origins)
+                               MASK_TASK_INSTRUCTION, label, None, origins, self.source_kind)
 
     def _edit_example(self, index: int, kind: str, rng: np.random.Generator) -> TrainingExample:
         from fsmi_bench.benchmark.builder import composite_case
@@ -178,7 +185,7 @@ class TrainingExamples:
         mask = self.mask_fn(region, int(rng.integers(2**31)))
         return TrainingExample(f"edit_{index:06d}", "edit", kind, _square(case.scene, size), _square(case.gt, size),
                                mask, region, case.instruction, case.label, case.subject,
-                               tuple(sorted(case.origins.values())))
+                               tuple(sorted(case.origins.values())), self.source_kind)
 
 
 def shrink_content(content: SourceContent, long_side: int) -> SourceContent:

@@ -1,13 +1,14 @@
 """Training on several sources at once, mixed by weight (the paper mixes segmentation sets for mask
 understanding with editing data).
 
-``--data SPEC[=WEIGHT]``, repeated: ``SPEC`` is a source as ``fsmi build`` takes it (``mini``,
-``coco:PATH``, ``hf:PATH``, ``fsmi:PATH``); ``WEIGHT`` a number, 0 or more (default 1), the text after the
+``--data SPEC[=WEIGHT]``, repeated: ``SPEC`` is a kind of training data and its path (``mini``, ``coco:PATH``,
+``refcoco:PATH``, ``magicbrush:PATH``, ``ip2p:PATH``, ``fsmi:PATH``, ``hf:PATH``, ``llava:PATH``; see
+``training/sources/``); ``WEIGHT`` a number, 0 or more (default 1), the text after the
 last ``=``. Weights are shares of examples, normalised to sum to 1: ``--data coco:/data/coco=0.3 --data
 fsmi:/data/edits=0.7`` draws 30 % of examples from COCO. (A path that holds ``=`` needs its weight
 written out: ``coco:/data/a=b=1``.)
 
-Each source keeps its own ``TrainingExamples`` (its split, its photo sizes, its examples); which source
+Each source keeps its own examples (its split, its photo sizes, its tasks); which source
 example ``i`` comes from is drawn from the seed and ``i`` alone, so the mixture is deterministic given
 the seed, resumable and shardable like a single source. One source with no weight is used as before.
 """
@@ -35,7 +36,7 @@ class DataSource:
 def parse_data(values: str | Sequence[str]) -> list[DataSource]:
     """The sources of ``--data`` values (one string or several), or a one-line BadInputError: a weight that
     is not a number, negative or not finite, weights that sum to 0, an unknown source, a source given twice."""
-    from fsmi_bench.benchmark.sources import SOURCES
+    from flexedit_model.training.sources import KINDS
 
     values = [values] if isinstance(values, str) else list(values)
     if not values:
@@ -44,8 +45,8 @@ def parse_data(values: str | Sequence[str]) -> list[DataSource]:
     for value in values:
         spec, weight = _split_weight(str(value))
         name = spec.partition(":")[0]
-        if name not in SOURCES:
-            raise BadInputError(f"--data {value}: {SOURCES.unknown_message(name)}")
+        if name not in KINDS:
+            raise BadInputError(f"--data {value}: {KINDS.unknown_message(name)}")
         if any(source.spec == spec for source in sources):
             raise BadInputError(f"--data {spec} is given twice; give each source once, with its weight")
         sources.append(DataSource(spec, weight))
@@ -98,3 +99,20 @@ class MixedExamples:
 
     def __getitem__(self, index: int):
         return self.parts[self.source_of(index)][index]
+
+
+def build_examples(config, settings, sources: Sequence[DataSource], content=None):
+    """The examples of each source (its training split, ``training/sources/``), mixed by weight when there
+    are several. ``content``: a SourceContent (or one per source, None where the source is to be read)
+    already split."""
+    from flexedit_model.training.sources import Recipe, open_examples
+
+    recipe = Recipe.of(config, settings)
+    contents = content if isinstance(content, (list, tuple)) else [content] * len(sources)
+    if len(contents) != len(sources):
+        raise ValueError(f"give one content per source: {len(sources)} sources, {len(contents)} contents")
+    parts = [recipe.examples_of(given) if given is not None else open_examples(source.spec, recipe)
+             for source, given in zip(sources, contents)]
+    if len(parts) == 1:
+        return parts[0]  # one source: exactly its examples, as before mixing existed
+    return MixedExamples(parts, [source.weight for source in sources], settings.seed)

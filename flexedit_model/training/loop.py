@@ -1,13 +1,14 @@
-"""The training loop, under accelerate: one GPU to many (``accelerate launch``), mixed precision,
-gradient checkpointing, seeded, resumable after a kill.
+"""The training loop, under accelerate: one GPU to many (``accelerate launch``), mixed precision (frozen
+bases kept in the dtype it computes in: flexedit_model/precision.py), gradient checkpointing and
+accumulation (training/step.py), seeded, resumable after a kill.
 
 Output folder:
-  loss.csv, loss.png       loss curves (total, diffusion, language, layout), learning rate and throughput
-                           per logged step
+  loss.csv, loss.png       loss curves (total, diffusion, language, layout), learning rate, throughput and
+                           the kinds of the step's examples (source/task), per logged step
   state-<step>/, latest.json   accelerate state of the last checkpoint: trained parameters, optimizer, RNG
                            (frozen weights are rebuilt on resume: training/resume_state.py)
   pipeline/                the FlexEditPipeline (safetensors) to run with ``fsmi run --method flexedit``
-  train.json               the config, data source and seed
+  train.json               the config, data sources, seed, processes, effective batch and frozen dtypes
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ import torch
 from flexedit_model.training import resume_state
 from flexedit_model.training.optimizers import check_available, make_optimizer
 from flexedit_model.training.settings import TrainingSettings
+from flexedit_model.training.step import StepRecord, TrainingObjective, optimisation_step
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import atomic_write_text
 
 # data_wait_fraction: the share of the run's time spent waiting for batches (above ~0.1, the loader
 # is what limits samples_per_second; add CPU cores or make examples cheaper).
+# loss.csv is written by the main process: on several processes, its losses and kinds are those of its own examples.
+# kinds: the step's examples (all its micro-batches), "<source kind>/<task>" each, space-separated: coco/mask llava/vqa
 CSV_FIELDS = ("step", "loss", "diffusion_loss", "language_loss", "layout_loss", "learning_rate",
-              "samples_per_second", "elapsed_s", "data_wait_fraction")
+              "samples_per_second", "elapsed_s", "data_wait_fraction", "kinds")
 
 
 @dataclass(frozen=True)
@@ -70,14 +74,15 @@ def set_trainable(model, config) -> list[torch.nn.Parameter]:
 
 
 class StepBatches(torch.utils.data.Dataset):
-    """Item i: the CPU batch of step ``first_step + i`` for this rank. Example indices are a function of
-    the step, so a resumed run sees what the killed one would have, with or without loader workers."""
+    """Item i: the CPU micro-batches (``accumulation`` of them) of step ``first_step + i`` for this rank.
+    Example indices are a function of the step, so a resumed run sees what the killed one would have,
+    with or without loader workers."""
 
     def __init__(self, examples, tokenizer, spec, batch_size: int, world: int, rank: int, first_step: int,
-                 total_steps: int):
+                 total_steps: int, accumulation: int = 1):
         self.examples, self.tokenizer, self.spec = examples, tokenizer, spec
         self.batch_size, self.world, self.rank = batch_size, world, rank
-        self.first_step, self.total_steps = first_step, total_steps
+        self.first_step, self.total_steps, self.accumulation = first_step, total_steps, accumulation
 
     def __len__(self) -> int:
         return max(0, self.total_steps - self.first_step)
@@ -85,9 +90,10 @@ class StepBatches(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         from flexedit_model.training.losses import collate_examples
 
-        start = ((self.first_step + index) * self.world + self.rank) * self.batch_size
-        return collate_examples([self.examples[start + offset] for offset in range(self.batch_size)],
-                                self.tokenizer, self.spec)
+        first = ((self.first_step + index) * self.world + self.rank) * self.accumulation
+        return tuple(collate_examples([self.examples[(first + micro) * self.batch_size + offset]
+                                       for offset in range(self.batch_size)], self.tokenizer, self.spec)
+                     for micro in range(self.accumulation))
 
 
 def loader_workers(device) -> int:
@@ -104,10 +110,6 @@ def cooldown_factor(progress: float, cooldown_fraction: float) -> float:
     if cooldown_fraction <= 0:
         return 1.0
     return min(1.0, max(0.0, (1.0 - progress) / cooldown_fraction))
-
-
-def _step_seed(seed: int, step: int, rank: int) -> int:
-    return (seed * 1_000_003 + step * 7_919 + rank) % (2**63)
 
 
 def _latest_state(out: Path) -> _SavedState | None:
@@ -183,7 +185,9 @@ def train_flexedit(config, data: str | Sequence[str], out: str | Path, steps: in
     examples = _training_examples(config, run.settings, sources, content)
     trainer = _build_trainer(config, run)
     first_step = _restore(trainer, run)
-    _write_run_info(run.out, config, describe(sources), run.settings.seed, trainer.accelerator)
+    _write_run_info(run, config, describe(sources), trainer.accelerator)
+    if progress:
+        _print_budget(run, trainer.accelerator, first_step)
     log_rows = _read_log(run.out, first_step)
     started = time.perf_counter()
     batches = _step_loader(examples, trainer, run.settings, first_step, run.total_steps)
@@ -218,25 +222,12 @@ class _Trainer:
     """The model and what trains it, prepared by accelerate."""
 
     accelerator: object  # accelerate.Accelerator
-    model: torch.nn.Module  # as prepared (wrapped for distributed runs)
-    unwrapped: torch.nn.Module  # the FlexEditModel itself
+    objective: torch.nn.Module  # the TrainingObjective (its forward is the loss), prepared: in DDP on several processes
+    unwrapped: torch.nn.Module  # the FlexEditModel itself (what is saved and exported)
     vae: torch.nn.Module
     tokenizer: object
     parameters: list  # the trained parameters
     optimizer: torch.optim.Optimizer
-    noise_scheduler: object  # DDPM, for the forward process
-    subject_scale: float  # lambda of the config's inference section (DCA's weight)
-
-
-@dataclass(frozen=True)
-class _StepRecord:
-    """The losses of one optimisation step (host floats) and the learning rate it ran at."""
-
-    loss: float
-    diffusion_loss: float
-    language_loss: float
-    layout_loss: float
-    learning_rate: float
 
 
 @dataclass(frozen=True)
@@ -248,8 +239,12 @@ class _LoopOutcome:
 
 def _plan_run(config, out: Path, steps: int | None, resume: bool, time_limit_s: float | None) -> _RunPlan:
     """The checked settings and the resume point; BadInputError before anything is written."""
+    from flexedit_model.precision import frozen_dtypes
+
     settings = TrainingSettings.from_config(config.training)
     check_available(settings.optimizer)
+    # A frozen dtype the run cannot compute with answers now, before the data or any model loads.
+    frozen_dtypes(config, "cuda" if torch.cuda.is_available() else "cpu", settings.mixed_precision)
     latest = _latest_state(out)
     if latest is not None and not resume:
         raise BadInputError(f"{out} already holds a training run; pass --resume to go on, or use another --out")
@@ -258,59 +253,72 @@ def _plan_run(config, out: Path, steps: int | None, resume: bool, time_limit_s: 
 
 def _build_trainer(config, run: _RunPlan) -> _Trainer:
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
 
     from flexedit_model.build import build_components, build_scheduler
 
     settings = run.settings
-    accelerator = Accelerator(mixed_precision=settings.mixed_precision, project_dir=str(run.out))
-    model, vae, tokenizer = build_components(config, settings.seed, accelerator.device)
+    # Some trained parameters get no gradient in some steps (the LM head's new rows without an answer to
+    # learn, DCA's subject projections without a subject): DDP must look for them at each step.
+    accelerator = Accelerator(mixed_precision=settings.mixed_precision, project_dir=str(run.out),
+                              gradient_accumulation_steps=settings.gradient_accumulation_steps,
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    model, vae, tokenizer = build_components(config, settings.seed, accelerator.device, settings.mixed_precision)
     parameters = set_trainable(model, config)
     if settings.gradient_checkpointing:
         model.use_gradient_checkpointing()
     model.train()
-    optimizer = make_optimizer(settings.optimizer, parameters, settings.learning_rate)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    resume_state.install(accelerator)
     vae.to(accelerator.device).requires_grad_(False)
-    return _Trainer(accelerator, model, accelerator.unwrap_model(model), vae, tokenizer, parameters, optimizer,
-                    build_scheduler(config, "ddpm"), config.inference["subject_scale"])
-
-
-def _plain_mix(mix) -> dict | None:
-    return None if mix is None else dict(mix)
+    optimizer = make_optimizer(settings.optimizer, parameters, settings.learning_rate)
+    objective = TrainingObjective(model, vae, build_scheduler(config, "ddpm"), settings,
+                                  config.inference["subject_scale"])
+    objective, optimizer = accelerator.prepare(objective, optimizer)
+    resume_state.install(accelerator, model)
+    return _Trainer(accelerator, objective, model, vae, tokenizer, parameters, optimizer)
 
 
 def _training_examples(config, settings: TrainingSettings, sources, content=None):
     """The examples of each source (its training split), mixed by weight when there are several."""
-    from flexedit_model.training.data import TrainingExamples, load_training_content
-    from flexedit_model.training.data_mix import MixedExamples
+    from flexedit_model.training.data_mix import build_examples
 
-    contents = content if isinstance(content, (list, tuple)) else [content] * len(sources)
-    if len(contents) != len(sources):
-        raise ValueError(f"give one content per source: {len(sources)} sources, {len(contents)} contents")
-    parts = [TrainingExamples(given if given is not None else load_training_content(source.spec, "train"),
-                              config.resolution, settings.seed, settings.mask_task_fraction, settings.multi_fraction,
-                              mask_task_mix=_plain_mix(settings.mask_task_mix))
-             for source, given in zip(sources, contents)]
-    if len(parts) == 1:
-        return parts[0]  # one source: exactly its examples, as before mixing existed
-    return MixedExamples(parts, [source.weight for source in sources], settings.seed)
+    return build_examples(config, settings, sources, content)
 
 
 def _restore(trainer: _Trainer, run: _RunPlan) -> int:
     """Load the checkpoint to resume from, if any; the step to start at."""
     if run.latest is None:
         return 0
-    resume_state.restore_state(trainer.accelerator, trainer.model, run.latest.path)
+    resume_state.restore_state(trainer.accelerator, trainer.unwrapped, run.latest.path)
     return run.latest.step
 
 
-def _write_run_info(out: Path, config, data: str | list[dict], seed: int, accelerator) -> None:
+def _write_run_info(run: _RunPlan, config, data: str | list[dict], accelerator) -> None:
+    """train.json: the config, sources and seed, and what the run computes with: processes, effective
+    batch, examples seen at its last step, the dtype each frozen base is kept in."""
+    from flexedit_model.precision import frozen_dtypes
+
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "train.json", json.dumps(
-            {"config": config.to_dict(), "data": data, "seed": seed, "num_processes": accelerator.num_processes},
+        run.out.mkdir(parents=True, exist_ok=True)
+        settings, processes = run.settings, accelerator.num_processes
+        dtypes = frozen_dtypes(config, accelerator.device, settings.mixed_precision)
+        atomic_write_text(run.out / "train.json", json.dumps(
+            {"config": config.to_dict(), "data": data, "seed": settings.seed, "num_processes": processes,
+             "effective_batch_size": settings.effective_batch(processes),
+             "samples_at_last_step": run.total_steps * settings.effective_batch(processes),
+             "frozen_dtypes": {part: str(dtype).removeprefix("torch.") for part, dtype in dtypes.items()}},
             indent=2, sort_keys=True))
+
+
+def _print_budget(run: _RunPlan, accelerator, first_step: int) -> None:
+    """One line at the start: the effective batch and the examples the run will have seen at its end."""
+    import sys
+
+    settings, processes = run.settings, accelerator.num_processes
+    batch = settings.effective_batch(processes)
+    accelerator.print(
+        f"effective batch {batch} = {settings.batch_size} per micro-batch x {settings.gradient_accumulation_steps} "
+        f"accumulated x {processes} process{'es' if processes > 1 else ''}; steps {first_step} to {run.total_steps}: "
+        f"{run.total_steps * batch} examples seen at the end", file=sys.stderr)
 
 
 def _step_loader(examples, trainer: _Trainer, settings: TrainingSettings, first_step: int,
@@ -322,7 +330,8 @@ def _step_loader(examples, trainer: _Trainer, settings: TrainingSettings, first_
     workers = loader_workers(accelerator.device)
     return torch.utils.data.DataLoader(
         StepBatches(examples, trainer.tokenizer, CollateSpec.from_model(trainer.unwrapped), settings.batch_size,
-                    accelerator.num_processes, accelerator.process_index, first_step, total_steps),
+                    accelerator.num_processes, accelerator.process_index, first_step, total_steps,
+                    settings.gradient_accumulation_steps),
         batch_size=None, shuffle=False, num_workers=workers, prefetch_factor=4 if workers else None)
 
 
@@ -340,17 +349,18 @@ def _run_steps(run: _RunPlan, trainer: _Trainer, batches, first_step: int, log_r
     waited, fetched = 0.0, time.perf_counter()
     for step, batch in bar:
         waited += time.perf_counter() - fetched
-        batch = batch.to(accelerator.device)
+        micro_batches = [micro.to(accelerator.device) for micro in batch]
         learning_rate = settings.learning_rate * cooldown_factor(
             _run_progress(step, run.total_steps, started, time_limit_s), settings.lr_cooldown_fraction)
-        record = _optimisation_step(trainer, settings, batch, step, learning_rate)
+        record = optimisation_step(trainer, settings, micro_batches, step, learning_rate)
         losses.append(record.loss)
-        samples += settings.batch_size * accelerator.num_processes
+        samples += settings.effective_batch(accelerator.num_processes)
         elapsed = time.perf_counter() - started
         out_of_time = time_limit_s is not None and elapsed >= time_limit_s
         last = step + 1 == run.total_steps or out_of_time
         if (step + 1) % settings.log_every == 0 or last:
-            log_rows.append(_log_row(step + 1, record, samples, elapsed, waited))
+            kinds = " ".join(kind for micro in batch for kind in micro.kinds)  # all the step's micro-batches
+            log_rows.append(_log_row(step + 1, record, samples, elapsed, waited) | {"kinds": kinds})
             bar.set_postfix(loss=f"{record.loss:.4f}")
         if (step + 1) % settings.checkpoint_every == 0 or last:
             _checkpoint(accelerator, run.out, step + 1, log_rows)
@@ -370,37 +380,7 @@ def _run_progress(step: int, total_steps: int, started: float, time_limit_s: flo
     return progress
 
 
-def _optimisation_step(trainer: _Trainer, settings: TrainingSettings, batch, step: int,
-                       learning_rate: float) -> _StepRecord:
-    """One step at ``learning_rate``: loss (noise and dropout seeded by the step and rank), backward,
-    clipped update."""
-    from flexedit_model.training.losses import flexedit_loss
-
-    accelerator, optimizer = trainer.accelerator, trainer.optimizer
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate
-    generator = torch.Generator(device=accelerator.device).manual_seed(
-        _step_seed(settings.seed, step, accelerator.process_index))
-    # Dropout layers draw from the global generator: seeded by the step too (on a fork, so nothing else's
-    # draws move), a resumed run repeats the steps an uninterrupted one takes.
-    device = torch.device(accelerator.device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
-        torch.manual_seed(_step_seed(settings.seed, step, accelerator.process_index))
-        with accelerator.autocast():
-            parts = flexedit_loss(trainer.unwrapped, trainer.vae, trainer.noise_scheduler, batch, generator,
-                                  settings.condition_dropout, settings.language_loss_weight, trainer.subject_scale,
-                                  settings.high_noise_bias, settings.layout_loss_weight)
-        accelerator.backward(parts.total)
-    accelerator.clip_grad_norm_(trainer.parameters, 1.0)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    # One host sync for the four losses.
-    total, diffusion, language, layout = torch.stack(
-        [parts.total.detach().float(), parts.diffusion.float(), parts.language.float(), parts.layout.float()]).tolist()
-    return _StepRecord(total, diffusion, language, layout, learning_rate)
-
-
-def _log_row(step: int, record: _StepRecord, samples: int, elapsed: float, waited: float) -> dict:
+def _log_row(step: int, record: StepRecord, samples: int, elapsed: float, waited: float) -> dict:
     """The loss.csv row of ``step`` (the step count reached), as text."""
     return {"step": step, "loss": f"{record.loss:.6f}",
             "diffusion_loss": f"{record.diffusion_loss:.6f}",

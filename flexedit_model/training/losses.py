@@ -1,9 +1,11 @@
-"""The FlexEdit training objective: L = L_diffusion + w * L_VLLM (Eq. 5; w = ``language_loss_weight``, 1 in the paper).
+"""The FlexEdit training objective: L = L_diffusion + w * L_VLLM (Eq. 5; w = ``language_loss_weight``, 1 in the
+paper).
 
 L_diffusion is the MSE of Eq. 4 (on epsilon, or on v / x0 as the config's scheduler says) with the scene
-latent concatenated to the noisy target latent; L_VLLM is the language model's cross-entropy on its answer (Eq. 2). As in
-InstructPix2Pix, the edit condition and the scene latent are each dropped for a fraction of examples
-so that the pipeline's text and image guidance have unconditional predictions to work with.
+latent concatenated to the noisy target latent; L_VLLM is the language model's cross-entropy on its answer
+(Eq. 2). As in InstructPix2Pix, the edit condition and the scene latent are each dropped for a fraction of
+examples so that the pipeline's text and image guidance have unconditional predictions to work with.
+Training computes it through ``step.TrainingObjective``, the module accelerate prepares.
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ class TrainingBatch:
     subject_clip: torch.Tensor  # (B, 3, S, S); the scene stands in where there is no subject
     has_subject: torch.Tensor  # (B,) bool
     regions: torch.Tensor  # (B, R, R) float, 1 inside the true region (object mask / edit region)
+    # (B,) float: 1 for rows with an image target, 0 for conversations (VQA), which train the language loss only
+    diffusion_rows: torch.Tensor | None = None
+    language_targets: bool = True  # whether any row has answer tokens to learn (else no language loss)
+    kinds: tuple[str, ...] = ()  # "<source kind>/<task>" of each row, for loss.csv
 
     def to(self, device) -> "TrainingBatch":
+        rows = None if self.diffusion_rows is None else self.diffusion_rows.to(device)
         return TrainingBatch(self.vllm.to(device), *(tensor.to(device) for tensor in (
             self.scene_pixels, self.target_pixels, self.scene_clip, self.subject_clip, self.has_subject,
-            self.regions)))
+            self.regions)), rows, self.language_targets, self.kinds)
 
 
 @dataclass(frozen=True)
@@ -64,9 +71,14 @@ def collate_examples(examples, tokenizer, model) -> TrainingBatch:
     """Tensors for a list of ``TrainingExample`` (all of one resolution). ``model``: a FlexEditModel or
     its ``CollateSpec``."""
     spec = model if isinstance(model, CollateSpec) else CollateSpec.from_model(model)
+    from flexedit_model.training.sources.llava import conversation_prompt
+
     llava_config = spec.llava_config
-    prompts = [build_prompt(tokenizer, llava_config, spec.num_image_tokens, example.scene, example.mask,
-                            example.instruction, example.subject, example.label) for example in examples]
+    # Edit pairs without a label (MagicBrush, InstructPix2Pix) get no text to say: label None.
+    prompts = [conversation_prompt(tokenizer, llava_config, spec.num_image_tokens, example) if example.task == "vqa"
+               else build_prompt(tokenizer, llava_config, spec.num_image_tokens, example.scene, example.mask,
+                                 example.instruction, example.subject, example.label or None)
+               for example in examples]
     vllm = collate_prompts(prompts, tokenizer.pad_token_id, llava_config.vision_config.image_size)
     size = spec.clip_image_size
     return TrainingBatch(
@@ -78,6 +90,9 @@ def collate_examples(examples, tokenizer, model) -> TrainingBatch:
                                   for example in examples], size),
         has_subject=torch.tensor([example.subject is not None for example in examples]),
         regions=torch.from_numpy(np.stack([example.region for example in examples]).astype(np.float32)),
+        diffusion_rows=torch.tensor([float(example.task != "vqa") for example in examples]),
+        language_targets=bool((vllm.labels != -100).any()),
+        kinds=tuple(f"{getattr(example, 'source_kind', '') or 'data'}/{example.task}" for example in examples),
     )
 
 
@@ -125,7 +140,15 @@ def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: 
     device = batch.scene_pixels.device
     size = batch.scene_pixels.shape[0]
     dtype = next(model.unet.parameters()).dtype
-    states, language_loss = model.image_token_states(batch.vllm, with_language_loss=True)
+    # A batch of unlabelled edit pairs has no answer token: no language loss (a mean over none is NaN).
+    states, language_loss = model.image_token_states(batch.vllm, with_language_loss=batch.language_targets)
+    if language_loss is None:
+        language_loss = torch.zeros((), device=device)
+    # Rows with an image target; conversations (VQA) train the language loss only. Every row still runs
+    # through the UNet, so that all trained parameters get a gradient on every process.
+    rows = batch.diffusion_rows if batch.diffusion_rows is not None else torch.ones(size, device=device)
+    rows = rows.to(device=device, dtype=torch.float32)
+    row_share = rows / rows.sum().clamp(min=1.0)
     edit_embeddings = model.qformer(states)
     condition = model.condition_from_embeddings(edit_embeddings, batch.scene_clip.to(dtype),
                                                 batch.subject_clip.to(dtype), batch.has_subject)
@@ -133,7 +156,8 @@ def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: 
     if layout_loss_weight > 0:
         logits = model.layout_logits(edit_embeddings).float()
         share = torch.nn.functional.adaptive_avg_pool2d(batch.regions[:, None].float(), logits.shape[-1])[:, 0]
-        layout = torch.nn.functional.binary_cross_entropy_with_logits(logits, share)
+        per_row = torch.nn.functional.binary_cross_entropy_with_logits(logits, share, reduction="none")
+        layout = (per_row.flatten(1).mean(dim=1) * row_share).sum()
     with torch.no_grad():
         target_latents = latent_codec.encode(vae, batch.target_pixels.to(vae.dtype)).to(dtype)
         scene_latents = latent_codec.encode(vae, batch.scene_pixels.to(vae.dtype)).to(dtype)
@@ -153,7 +177,8 @@ def flexedit_loss(model, vae, noise_scheduler, batch: TrainingBatch, generator: 
     # One host sync per step instead of one per DCA layer.
     predicted = model.predict_noise(noisy, timesteps, scene_latents, condition, scale,
                                     subject_active=subject_scale != 0 and bool(with_subject.any()))
-    diffusion = torch.nn.functional.mse_loss(predicted.float(), diffusion_target(
-        noise_scheduler, target_latents, noise, timesteps).float())
+    per_row = torch.nn.functional.mse_loss(predicted.float(), diffusion_target(
+        noise_scheduler, target_latents, noise, timesteps).float(), reduction="none")
+    diffusion = (per_row.flatten(1).mean(dim=1) * row_share).sum()
     total = diffusion + language_loss_weight * language_loss.float() + layout_loss_weight * layout
     return LossParts(total, diffusion.detach(), language_loss.detach().float(), layout.detach())

@@ -4,8 +4,10 @@ states; never the frozen weights.
 Frozen weights (LLaVA under LoRA, CLIP, the tiny configs' random frozen parts) are rebuilt identically
 on resume: loaded again from the user's folders, or drawn again from the config's seed. Saving them at
 every checkpoint would write 14 GB for the ``paper`` config. accelerate's own ``save_state`` writes the
-folder; a save hook drops every tensor that does not train, and ``restore_state`` loads the rest and
-checks that the folder holds exactly the parameters this run trains.
+folder; a save hook keeps only the tensors that train, under the FlexEditModel's own names whatever wraps
+it (the training objective, DDP on several processes): the names do not depend on the number of processes.
+A load hook reads them back into the FlexEditModel, once ``restore_state`` has checked that the folder
+holds exactly the parameters this run trains.
 """
 
 from __future__ import annotations
@@ -18,27 +20,43 @@ MODEL_FILE = "model.safetensors"  # accelerate's name for the first model's stat
 
 
 def trained_names(model) -> set[str]:
-    """The state-dict names of the parameters that train (as accelerate names them: wrapped or not)."""
+    """The state-dict names of the parameters of ``model`` that train."""
     return {name for name, parameter in model.named_parameters() if parameter.requires_grad}
 
 
-def keep_trained_tensors(models, weights, output_dir) -> None:
-    """accelerate save-state hook: reduce each model's state dict to its trained parameters (in place)."""
-    for index, model in enumerate(models):
-        if index < len(weights):
-            keep = trained_names(model)
-            weights[index] = {key: tensor for key, tensor in weights[index].items() if key in keep}
+def _prefix(wrapped, model) -> str:
+    """The state-dict prefix of ``model`` inside ``wrapped`` ("model." in the objective, "module.model." in DDP)."""
+    for name, module in wrapped.named_modules():
+        if module is model:
+            return f"{name}." if name else ""
+    raise ValueError("the model to save is not inside the prepared module")
 
 
-def install(accelerator) -> None:
-    """Make ``accelerator.save_state`` write trained parameters only."""
+def install(accelerator, model) -> None:
+    """Make ``accelerator.save_state`` write the trained parameters of ``model`` (the FlexEditModel inside the
+    prepared module) under its own names, and ``accelerator.load_state`` read them back into it."""
+
+    def keep_trained_tensors(models, weights, output_dir) -> None:
+        if weights:
+            prefix, keep = _prefix(models[0], model), trained_names(model)
+            weights[0] = {key[len(prefix):]: tensor for key, tensor in weights[0].items()
+                          if key.startswith(prefix) and key[len(prefix):] in keep}
+
+    def load_trained_tensors(models, input_dir) -> None:
+        from safetensors.torch import load_file
+
+        models.clear()  # loaded here, by the model's own names, rather than by accelerate into the wrapper
+        model.load_state_dict(load_file(str(Path(input_dir) / MODEL_FILE)), strict=False)
+
     accelerator.register_save_state_pre_hook(keep_trained_tensors)
+    accelerator.register_load_state_pre_hook(load_trained_tensors)
 
 
 def restore_state(accelerator, model, folder: Path) -> None:
-    """Load ``folder`` (trained parameters, optimiser, RNG) into the prepared ``model``; BadInputError when the
-    folder does not hold exactly the parameters this run trains (another config, or a damaged folder).
-    Folders that also hold frozen weights (written before states were trimmed) load as well."""
+    """Load ``folder`` (trained parameters, optimiser, RNG) into ``model`` (the FlexEditModel the accelerator's
+    hooks were installed for); BadInputError when the folder does not hold exactly the parameters this run
+    trains (another config, or a damaged folder). Folders that also hold frozen weights (written before
+    states were trimmed) load as well."""
     from safetensors import safe_open
 
     path = Path(folder) / MODEL_FILE
@@ -54,4 +72,4 @@ def restore_state(accelerator, model, folder: Path) -> None:
         raise BadInputError(f"{folder} does not match this config: {len(wrong)} trained parameters are missing "
                             f"from it or shaped differently (e.g. {wrong[0]}); "
                             "resume with the config it was written with")
-    accelerator.load_state(str(folder), strict=False)
+    accelerator.load_state(str(folder))

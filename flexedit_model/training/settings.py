@@ -26,7 +26,7 @@ FRACTION = "a number from 0 to 1"
 class TrainingSettings:
     """One field per key of a config's ``training`` section; the fields with defaults may be left out."""
 
-    batch_size: int  # examples per step on each process
+    batch_size: int  # examples per micro-batch on each process
     learning_rate: float  # the base rate (before any cooldown)
     condition_dropout: float  # p: drop the edit condition, the scene latent, or both for p of examples each
     language_loss_weight: float  # w of L = L_diffusion + w * L_VLLM
@@ -44,6 +44,12 @@ class TrainingSettings:
     lr_cooldown_fraction: float = 0.0  # the last share of the run over which the rate falls to 0
     mask_task_mix: Mapping[str, float] | None = None  # weights of the mask-task kinds; None: photos only
     optimizer: str = "adamw"  # one of OPTIMIZERS
+    # micro-batches whose gradients add up to one optimisation step (accelerate's gradient accumulation)
+    gradient_accumulation_steps: int = 1
+
+    def effective_batch(self, processes: int = 1) -> int:
+        """Examples per optimisation step over all processes: batch x accumulation x processes."""
+        return self.batch_size * self.gradient_accumulation_steps * processes
 
     @classmethod
     def from_config(cls, training: dict) -> "TrainingSettings":
@@ -76,6 +82,8 @@ class TrainingSettings:
                                                   "a number from 0 to 1 (0 = constant learning rate)"),
             mask_task_mix=_training_mix(training),
             optimizer=_training_choice(training, "optimizer", OPTIMIZERS, "adamw"),
+            gradient_accumulation_steps=_training_whole(training, "gradient_accumulation_steps", 1, 1,
+                                                        WHOLE_FROM_1),
         )
 
 

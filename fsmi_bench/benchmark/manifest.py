@@ -84,6 +84,19 @@ class ManifestRow:
     def to_json(self) -> dict:
         return asdict(self)
 
+    @property
+    def shape_overlap(self) -> tuple[float, float]:
+        """(IoU, coverage) of the edit region by the shape the user drew, each in [0, 1]: the mask's own for
+        a filled shape; for an ``_open`` outline, those of the area it encloses (``filled_iou`` and
+        ``filled_coverage`` of its drawing), since the stroke's own pixels overlap the region by a few per
+        cent however loose the loop is. NaN for an outline whose enclosed area was not recorded (hand-drawn)."""
+        if not self.mask_type.endswith("_open"):
+            return float(self.mask_iou), float(self.mask_coverage)
+        iou, coverage = self.mask_params.get("filled_iou"), self.mask_params.get("filled_coverage")
+        if not all(isinstance(value, (int, float)) and math.isfinite(value) for value in (iou, coverage)):
+            return math.nan, math.nan
+        return float(iou), float(coverage)
+
     @classmethod
     def from_json(cls, row: dict) -> "ManifestRow":
         """A row from its JSON object, every field checked (``BadInputError`` with one line otherwise)."""

@@ -44,10 +44,12 @@ def command(ctx, protocol, weights_config, weights, verbose, method_name, config
 
 def _method_doctor(ctx, method_name: str, config_file: str | None, device: str) -> None:
     from fsmi_bench.run.engine import load_method_config
-    from fsmi_bench.run.preflight import checklist_lines, method_checklist
+    from fsmi_bench.run.preflight import checklist_lines, config_hint, method_checklist
 
     items = method_checklist(method_name, load_method_config(config_file) if config_file else {}, device)
     for line in checklist_lines(method_name, items):
         click.echo(line)
     if any(item.status == "fail" for item in items):
+        if config_file is None:
+            click.echo(config_hint(method_name))
         ctx.exit(2)

@@ -21,10 +21,13 @@ from fsmi_bench.cli.options import split_commas
 def command(bench, source, method_name, out, mask_types, kinds, progress):
     """Score outputs made elsewhere: check them and write a run folder, as `fsmi run` would.
 
-    Each image must decode; grayscale, palette or RGBA become RGB; another size than the scene's is
-    resized by `fsmi run`'s rule and recorded. A selected (case, mask condition) without a usable file is
-    recorded as a failure (scored as a failed case). run.json records the source, the sha256 of every
-    file read, and what was missing. Importing again into the same folder replaces the earlier import.
+    Each image must decode (within the pixel limit, FSMI_MAX_IMAGE_PIXELS); its EXIF orientation is applied;
+    grayscale, palette or RGBA become RGB; another size than the scene's is resized by `fsmi run`'s rule and
+    recorded; an animated image is refused. A selected (case, mask condition) without a file is scored as a
+    missing output, one whose file cannot be used as a bad output; files that match no case are named.
+    run.json records the source, the sha256 of every file read, and what was missing. Importing again into
+    the same folder replaces the earlier import (unchanged files are kept); an interrupted import resumes
+    when run again. The folder is locked as `fsmi run` locks its own: neither adopts the other's folder.
 
     \b
     Examples:
@@ -39,7 +42,12 @@ def command(bench, source, method_name, out, mask_types, kinds, progress):
     config = ImportConfig(bench=Path(bench), source=Path(source), method_name=method_name, out=Path(out),
                           mask_types=split_commas(mask_types) or None, kinds=split_commas(kinds), progress=progress)
     summary = import_outputs(config)
-    click.echo(summary.line(method_name))
+    click.echo(summary.line(method_name.strip()))
     if summary.missing or summary.invalid:
         click.echo(f"{summary.missing + summary.invalid} outputs missing or invalid; listed in {out}/failures.jsonl",
                    err=True)
+    if summary.unmatched:
+        more = summary.unmatched - len(summary.unmatched_names)
+        names = ", ".join(summary.unmatched_names) + (f" and {more} more" if more else "")
+        click.echo(f"{summary.unmatched} files matched no case and were not used: {names} (listed in "
+                   f"{out}/run.json, imported.unmatched)", err=True)

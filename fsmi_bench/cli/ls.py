@@ -40,8 +40,9 @@ def inventory_lines(what: str = "all") -> list[str]:
             origin = "" if entry.origin == "fsmi" else f" [{entry.origin}]"
             lines.append(f"  {entry.name:<20} needs {needs:<24} {entry.summary}{origin}")
         for ignored in METHODS.ignored_entry_points():
-            lines.append(f"  {ignored.entry.name:<20} ignored: {ignored.entry.target} [{ignored.entry.origin}] "
-                         f"(the name is taken by {ignored.winner})")
+            why = ignored.reason or f"the name is taken by {ignored.winner}"
+            lines.append(f"  {ignored.entry.name[:40]!r:<20} ignored: {ignored.entry.target[:80]} "
+                         f"[{ignored.entry.origin}] ({why})")
         lines.append("  any other method: --method package.module:Class or --method path/to/file.py:Class")
     if what in ("all", "sources"):
         from fsmi_bench.benchmark.sources import SOURCES

@@ -9,7 +9,7 @@ from fsmi_bench.errors import BadInputError
 
 
 @click.command("report")
-@click.argument("results", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("results", nargs=-1, type=click.Path())
 @click.option("--markdown", "fmt", flag_value="markdown", default=True, help="Markdown tables (default).")
 @click.option("--latex", "fmt", flag_value="latex", help="LaTeX tables (needs booktabs and graphicx).")
 @click.option("--csv", "fmt", flag_value="csv", help="Tables as tidy CSV (one row per cell).")
@@ -30,18 +30,25 @@ from fsmi_bench.errors import BadInputError
                    "cells on unequal case sets are marked and nothing is bolded over them.")
 @click.option("--specs", "specs_out", type=click.Path(dir_okay=False),
               help="Write every metric's full spec (JSON) here; the tables carry a short form.")
+@click.option("--iou-bins", metavar="EDGES",
+              help="Inner edges of the mask-IoU bins, comma-separated (default: 0.4,0.5,0.6,0.7).")
+@click.option("--coverage-bins", metavar="EDGES",
+              help="Inner edges of the coverage bins, comma-separated (default: 0.75,0.9,0.99).")
 @click.option("--write-paper-rows", type=click.Path(dir_okay=False),
               help="Write the paper's reported rows as a results table (leaderboards/paper_reported.csv).")
 def command(results, fmt, out, plots_dir, leaderboard, paired, with_paper, latex_standalone, resamples, seed,
-            methods, metrics, decimals, all_cases, specs_out, write_paper_rows):
+            methods, metrics, decimals, all_cases, specs_out, iou_bins, coverage_bins, write_paper_rows):
     """Tables (paper layout, mean [95 % bootstrap CI] n), plots, paired tests and leaderboards.
 
     By default every table compares methods on the (case, mask type) pairs they all have valid values
-    for, and says so with each method's coverage under the table.
+    for, and says so with each method's coverage under the table. Then the same scores by mask IoU and
+    coverage bin, and each method's drop from the full mask and slope against mask IoU. RESULTS are
+    results tables; run folders among them add a table of each method's cost (from their run.json).
 
     \b
     Examples:
       fsmi report fsmi-out/results/*.parquet --with-paper --latex --out tables.tex --plots plots/
+      fsmi report fsmi-out/results/*.parquet fsmi-out/runs/* --iou-bins 0.45,0.6
       fsmi report fsmi-out/results/*.parquet --methods inpaint,copy-paste --metrics fg_psnr,whole_psnr --decimals 2
       fsmi report fsmi-out/results/*.parquet --paired copy-paste inpaint
       fsmi report fsmi-out/results/*.parquet --leaderboard leaderboards/mine.csv
@@ -62,7 +69,9 @@ def command(results, fmt, out, plots_dir, leaderboard, paired, with_paper, latex
                           paired=tuple(paired) if paired else None, with_paper=with_paper,
                           latex_standalone=latex_standalone, resamples=resamples, seed=seed,
                           methods=split_commas(methods) or None, metrics=split_commas(metrics) or None,
-                          decimals=decimals, all_cases=all_cases, specs_out=specs_out, command=command_line())
+                          decimals=decimals, all_cases=all_cases, specs_out=specs_out, command=command_line(),
+                          iou_bins=_edges(iou_bins, "--iou-bins"),
+                          coverage_bins=_edges(coverage_bins, "--coverage-bins"))
     result = make_report(config)
     if out is None:
         click.echo(result.text)
@@ -70,3 +79,12 @@ def command(results, fmt, out, plots_dir, leaderboard, paired, with_paper, latex
         click.echo(f"wrote {path}", err=True)
     for message in result.messages:
         click.echo(message, err=True)
+
+
+def _edges(text: str | None, option: str) -> tuple[float, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(float(part) for part in split_commas(text))
+    except ValueError:
+        raise BadInputError(f"{option} {text!r}: give numbers between 0 and 1, comma-separated") from None

@@ -21,9 +21,11 @@ def train_group():
 @click.option("--config", "config_name", default="small", show_default=True,
               help="tiny, small, paper, or the path of a JSON config shaped like flexedit_model/configs/tiny.json.")
 @click.option("--data", multiple=True, default=("mini",), show_default=True, metavar="SPEC[=WEIGHT]",
-              help="Source to train on (its training split): mini, coco:PATH, hf:PATH, fsmi:PATH. Repeat to mix "
-                   "sources: each example comes from one, drawn with probability WEIGHT / sum of weights "
-                   "(default weight 1; deterministic given the config's seed).")
+              help="Data to train on (its training split): mini, coco:PATH, refcoco:PATH (RefCOCO / gRefCOCO "
+                   "refs + instances.json), magicbrush:PATH and ip2p:PATH (save_to_disk folders), fsmi:PATH (edit "
+                   "cases), hf:PATH, llava:PATH (LLaVA VQA JSON). Repeat to mix sources: each example comes from "
+                   "one, drawn with probability WEIGHT / sum of weights (default weight 1; deterministic given "
+                   "the config's seed). Formats: flexedit_model/README.md.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--steps", type=int, default=None,
               help="Train until this step (default: the config's training.steps). A config's learning-rate "

@@ -24,8 +24,9 @@ def fetch(names, progress):
     From the Hugging Face hub ($HF_ENDPOINT) and torchvision's URLs ($FSMI_TORCHVISION_URL for a mirror).
     CLIP and DINOv2 come from a commit pinned in fsmi, each file checked against its sha256 pinned beside
     it; torchvision files against the start of the sha256 their names carry (the whole digest is recorded
-    at the first download). Nothing takes its final name unchecked; an interrupted download resumes when
-    the command is run again. `fsmi doctor` shows each digest and what it was checked against.
+    at the first download). Each file's size is pinned or capped, and a server that stalls (less than 64 KiB
+    in 30 s) is stopped. Nothing takes its final name unchecked; an interrupted download resumes when the
+    command is run again. `fsmi doctor` shows each digest and what it was checked against.
 
     \b
     Examples:

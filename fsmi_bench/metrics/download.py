@@ -13,40 +13,45 @@ Every file is checked before it takes its final name:
   for large files, the git blob sha1 (``ETag``) for small ones;
 - a torchvision file against the sha256 prefix its name carries (``alexnet-owt-7be5be79.pth``), as
   ``torch.hub`` checks it;
+- every file against its size: pinned here (``HubFiles.sizes``), else at most a stated maximum (``max_bytes``);
 - and every file against the sha256 recorded at its first download (``$FSMI_CACHE_DIR/weights-fetched.json``,
   with the repository commit and where its sha256 came from: ``pinned`` in fsmi, stated by the ``hub``, or
   computed at the ``first download``), so later fetches stay on that commit and that content.
 Bytes arrive in ``<final>.incomplete``; an interrupted download resumes from there (HTTP Range); a file
-that fails its check is deleted, never left under its final name.
+that fails its check is deleted, never left under its final name (``http_download``). A blob of the hub cache
+is named only by a hex digest: the sha256 or git sha1 the hub states (checked to be one) or the pinned sha256.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import re
-import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from fsmi_bench.errors import FsmiError, IntegrityError
+from fsmi_bench.errors import IntegrityError
 from fsmi_bench.io import atomic_write_text
+from fsmi_bench.metrics.http_download import (
+    DEFAULT_MAX_BYTES,
+    DownloadError,
+    Expected,
+    _git_blob_sha1,
+    _head,
+    _sha256,
+    download,
+)
 from fsmi_bench.metrics.weights import _hf_cache_root, _torch_cache_root
 from fsmi_bench.provenance import fsmi_cache_dir
 
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 DEFAULT_TORCHVISION_URL = "https://download.pytorch.org/models"
 RECORD_FILE = "weights-fetched.json"
-CHUNK_BYTES = 1 << 20
-TIMEOUT_S = 60
-
-
-class DownloadError(FsmiError):
-    """A download that could not be made (offline, server error); partial bytes are kept for resuming."""
+# The configuration and tokenizer files of a model repository are kilobytes to a few megabytes.
+SMALL_FILE_MAX_BYTES = 16 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -55,23 +60,32 @@ class HubFiles:
 
     revision: the branch or commit asked for the first time; after that, the commit recorded at the first
     download. pinned: (file name, sha256) of files pinned in fsmi, with ``revision`` the commit they are
-    from; a pinned file is fetched from that commit only and must have that sha256.
+    from; a pinned file is fetched from that commit only and must have that sha256. sizes: (file name, bytes)
+    of files whose size is pinned; any other file may have at most ``max_bytes``.
     """
 
     repo_id: str
     files: tuple[str, ...]
     revision: str = "main"
     pinned: tuple[tuple[str, str], ...] = ()
+    sizes: tuple[tuple[str, int], ...] = ()
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     def pinned_sha256(self, filename: str) -> str | None:
         return dict(self.pinned).get(filename)
 
+    def expected(self, filename: str, **hashes) -> Expected:
+        """What ``filename`` must be: the given hashes, and its pinned size or at most ``max_bytes``."""
+        return Expected(**hashes, size=dict(self.sizes).get(filename), max_bytes=self.max_bytes)
+
 
 @dataclass(frozen=True)
 class TorchvisionFile:
-    """A torchvision checkpoint; its name's ``-<hex>.`` part is the start of its sha256 (torch.hub's rule)."""
+    """A torchvision checkpoint; its name's ``-<hex>.`` part is the start of its sha256 (torch.hub's rule);
+    ``max_bytes``: the most it may have."""
 
     filename: str
+    max_bytes: int = DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,9 @@ class FetchTarget:
 #   it at, with these sha256 (model.safetensors 1,710,540,580 bytes, its LFS sha256), in pin tables of the
 #   revision's files ("CLIP_REVISION = 32bd6428..." beside "CLIP_REQUIRED_FILES_SHA256") and SHA256SUMS lists
 #   of the same folder (which add preprocessor_config.json and special_tokens_map.json).
+# Sizes: those the same tables give beside the sha256 (config.json 4,519 and tokenizer.json 2,224,003 bytes of
+# clip-vit-large-patch14); its other small files are capped at SMALL_FILE_MAX_BYTES. torchvision publishes
+# AlexNet's file as 233.1 MB and SqueezeNet 1.1's as 4.7 MB: capped at 256 MiB and 16 MiB.
 CLIP_VIT_L_14_HF_COMMIT = "32bd64288804d66eefd0ccbe215aa642df71cc41"
 CLIP_VIT_L_14_COMMIT = "18d0535469bb561bf468d76c1d73aa35156c922b"
 DINOV2_SMALL_COMMIT = "ed25f3a31f01632728cabb09d1542f84ab7b0056"
@@ -115,16 +132,20 @@ FETCH_TARGETS: dict[str, FetchTarget] = {
                 ("tokenizer_config.json", "deef455e52fa5e8151e339add0582e4235f066009601360999d3a9cda83b1129"),
                 ("special_tokens_map.json", "f8c0d6c39aee3f8431078ef6646567b0aba7f2246e9c54b8b99d55c22b707cbf"),
                 ("vocab.json", "3f0c4f7d2086b61b38487075278ea9ed04edb53a03cbb045b86c27190fa8fb69"),
-                ("merges.txt", "9fd691f7c8039210e0fced15865466c65820d09b63988b0174bfe25de299051a")))),
+                ("merges.txt", "9fd691f7c8039210e0fced15865466c65820d09b63988b0174bfe25de299051a")),
+        sizes=(("config.json", 4519), ("model.safetensors", 1710540580), ("tokenizer.json", 2224003)),
+        max_bytes=SMALL_FILE_MAX_BYTES)),
     "clip-vit-l-14": FetchTarget("clip-vit-l-14", HubFiles(
         "timm/vit_large_patch14_clip_224.openai", ("open_clip_model.safetensors",), revision=CLIP_VIT_L_14_COMMIT,
-        pinned=(("open_clip_model.safetensors", "9ce2e8a8ebfff3793d7d375ad6d3c35cb9aebf3de7ace0fc7308accab7cd207e"),))),
+        pinned=(("open_clip_model.safetensors", "9ce2e8a8ebfff3793d7d375ad6d3c35cb9aebf3de7ace0fc7308accab7cd207e"),),
+        sizes=(("open_clip_model.safetensors", 1710517724),))),
     "dinov2-small": FetchTarget("dinov2-small", HubFiles(
         "facebook/dinov2-small", ("config.json", "model.safetensors"), revision=DINOV2_SMALL_COMMIT,
         pinned=(("config.json", "1809f83e3bdb1609a501a610ad4a742f4fd8ae44d72ca4aa0df52d1f2ac8628d"),
-                ("model.safetensors", "ae1e99fcefd534ed978cdeb8326f08030c96e28b7a81ffcbc98a857c84d14be1")))),
-    "alexnet-imagenet": FetchTarget("alexnet-imagenet", TorchvisionFile("alexnet-owt-7be5be79.pth")),
-    "squeezenet-imagenet": FetchTarget("squeezenet-imagenet", TorchvisionFile("squeezenet1_1-b8a52dc0.pth")),
+                ("model.safetensors", "ae1e99fcefd534ed978cdeb8326f08030c96e28b7a81ffcbc98a857c84d14be1")),
+        sizes=(("config.json", 547), ("model.safetensors", 88249960)))),
+    "alexnet-imagenet": FetchTarget("alexnet-imagenet", TorchvisionFile("alexnet-owt-7be5be79.pth", 256 << 20)),
+    "squeezenet-imagenet": FetchTarget("squeezenet-imagenet", TorchvisionFile("squeezenet1_1-b8a52dc0.pth", 16 << 20)),
 }
 
 
@@ -140,25 +161,6 @@ class FetchedFile:
     downloaded: bool
 
 
-@dataclass(frozen=True)
-class Expected:
-    """What a downloaded file must hash to: ``sha256`` in full, a ``sha256_prefix``, or a git blob ``sha1``."""
-
-    sha256: str | None = None
-    sha256_prefix: str | None = None
-    git_sha1: str | None = None
-
-    def check(self, sha256: str, git_sha1: str, url: str) -> None:
-        if self.sha256 and sha256 != self.sha256:
-            raise IntegrityError(f"{url}: sha256 {sha256} is not the stated {self.sha256}; the file was deleted")
-        if self.sha256_prefix and not sha256.startswith(self.sha256_prefix):
-            raise IntegrityError(f"{url}: sha256 {sha256} does not start with {self.sha256_prefix} as its name "
-                                 "states; the file was deleted")
-        if self.git_sha1 and git_sha1 != self.git_sha1:
-            raise IntegrityError(f"{url}: git blob sha1 {git_sha1} is not the stated {self.git_sha1}; "
-                                 "the file was deleted")
-
-
 def hf_endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_HF_ENDPOINT).rstrip("/")
 
@@ -172,111 +174,33 @@ def _record_path() -> Path:
 
 
 def load_fetch_record() -> dict:
-    """``{url or hub key: {"sha256", "revision", "fetched_at"}}`` of every file fetched before."""
+    """``{url or hub key: {"sha256", "revision", "fetched_at"}}`` of every file fetched before; a file that is
+    not such a record is one ``DownloadError`` (its digests and commits decide what is fetched and trusted)."""
     path = _record_path()
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:
         raise DownloadError(f"cannot read {path}: {error}; delete it to start the record again") from None
+    if not isinstance(record, dict):
+        raise DownloadError(f"{path} holds a JSON {type(record).__name__}, not the record of fetched files (an "
+                            "object); delete it to start the record again")
+    for key, entry in record.items():
+        sound = isinstance(entry, dict) and all(isinstance(entry.get(field), str) or entry.get(field) is None
+                                                for field in ("sha256_source", "url", "fetched_at"))
+        if sound and entry.get("sha256") is not None:
+            sound = isinstance(entry["sha256"], str) and bool(_SHA256.fullmatch(entry["sha256"]))
+        if sound and entry.get("revision") is not None:
+            sound = isinstance(entry["revision"], str) and bool(_GIT_SHA1.fullmatch(entry["revision"]))
+        if not sound:
+            raise DownloadError(f"{path}: the entry {str(key)[:80]!r} is not a fetched file's record (sha256, "
+                                "commit); delete the file to start the record again")
+    return record
 
 
 def _save_fetch_record(record: dict) -> None:
     atomic_write_text(_record_path(), json.dumps(record, indent=2, sort_keys=True))
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # The hub states a file's hash and commit on the first answer, before redirecting to its storage.
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def _head(url: str) -> dict[str, str]:
-    """The headers of a HEAD request to ``url`` itself (redirects not followed), lower-cased keys."""
-    request = urllib.request.Request(url, method="HEAD", headers={"Accept-Encoding": "identity"})
-    opener = urllib.request.build_opener(_NoRedirect)
-    try:
-        with opener.open(request, timeout=TIMEOUT_S) as response:
-            return {key.lower(): value for key, value in response.headers.items()}
-    except urllib.error.HTTPError as error:
-        if 300 <= error.code < 400:
-            return {key.lower(): value for key, value in error.headers.items()}
-        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise DownloadError(f"cannot reach {url} ({getattr(error, 'reason', error)}); are you offline?") from None
-
-
-def _git_blob_sha1(path: Path) -> str:
-    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def download(url: str, destination: Path, expected: Expected, progress: bool = True) -> str:
-    """Download ``url`` to ``destination`` through ``destination.incomplete`` (resumed if present), check
-    it against ``expected``, then rename it into place. Returns its sha256.
-
-    A failed check deletes the partial file (``IntegrityError``); a broken connection keeps it for the
-    next call to resume (``DownloadError``).
-    """
-    from tqdm import tqdm
-
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".incomplete")
-    start = partial.stat().st_size if partial.is_file() else 0
-    headers = {"Accept-Encoding": "identity"}
-    if start:
-        headers["Range"] = f"bytes={start}-"
-    try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and start:  # asked past the end: the partial file is already whole
-            response = None
-        else:
-            raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise DownloadError(f"cannot reach {url} ({getattr(error, 'reason', error)}); are you offline?") from None
-    if response is not None:
-        with response:
-            resumed = start and response.status == 206
-            if not resumed:
-                start = 0  # the server sent the whole file: start again
-            length = response.headers.get("Content-Length")
-            total = start + int(length) if length and length.isdigit() else None
-            bar = tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
-                       desc=destination.name, file=sys.stderr, disable=not progress, dynamic_ncols=True)
-            try:
-                with open(partial, "ab" if resumed else "wb") as handle:
-                    for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
-                        handle.write(chunk)
-                        bar.update(len(chunk))
-            except (OSError, urllib.error.URLError) as error:
-                raise DownloadError(f"{url}: download broke off after {partial.stat().st_size} bytes ({error}); "
-                                    "run the same command again to resume") from None
-            finally:
-                bar.close()
-            if total is not None and partial.stat().st_size != total:
-                raise DownloadError(f"{url}: got {partial.stat().st_size} of {total} bytes; "
-                                    "run the same command again to resume")
-    sha256 = _sha256(partial)
-    try:
-        expected.check(sha256, _git_blob_sha1(partial) if expected.git_sha1 else "", url)
-    except IntegrityError:
-        partial.unlink()
-        raise
-    os.replace(partial, destination)
-    return sha256
 
 
 def _link(link: Path, blob: Path) -> None:
@@ -298,6 +222,20 @@ def _link(link: Path, blob: Path) -> None:
 PINNED, STATED_BY_HUB, FIRST_DOWNLOAD = "pinned", "hub", "first download"
 
 
+def _etag_text(value: str | None) -> str:
+    return (value or "").strip().removeprefix("W/").strip('"')
+
+
+def _stated_digests(url: str, headers: dict[str, str]) -> tuple[str, str]:
+    """(LFS sha256, git blob sha1) as the hub states them in ``X-Linked-Etag`` and ``ETag``, "" where not
+    stated. A stated LFS sha256 that is not 64 hex digits is refused; an ETag that is not a git sha1 (an LFS
+    redirect's, a server's own) states no git sha1."""
+    lfs_sha256, etag = _etag_text(headers.get("x-linked-etag")), _etag_text(headers.get("etag"))
+    if lfs_sha256 and not _SHA256.fullmatch(lfs_sha256):
+        raise IntegrityError(f"{url}: the server states X-Linked-Etag {lfs_sha256[:80]!r}, not a sha256; refused")
+    return lfs_sha256, etag if _GIT_SHA1.fullmatch(etag) else ""
+
+
 def fetch_hub_files(name: str, source: HubFiles, record: dict, progress: bool = True) -> list[FetchedFile]:
     """Download a repository's files into the Hugging Face hub cache (skipping those already there)."""
     endpoint, hub_root = hf_endpoint(), _hf_cache_root()
@@ -312,28 +250,28 @@ def fetch_hub_files(name: str, source: HubFiles, record: dict, progress: bool = 
         url = f"{endpoint}/{source.repo_id}/resolve/{revision}/{filename}"
         headers = _head(url)
         commit = headers.get("x-repo-commit") or revision
-        lfs_sha256 = (headers.get("x-linked-etag") or "").strip('"')
-        etag = (headers.get("etag") or "").strip('"').removeprefix("W/").strip('"')
-        if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        lfs_sha256, git_sha1 = _stated_digests(url, headers)
+        if not _GIT_SHA1.fullmatch(commit):
             raise DownloadError(f"{url}: the server did not state the commit (X-Repo-Commit); not a hub endpoint?")
         if pinned:
             if commit != revision:
                 raise IntegrityError(f"{url}: the hub answers with commit {commit}, fsmi pins {revision}; refused")
             if lfs_sha256 and lfs_sha256 != pinned:
                 raise IntegrityError(f"{url}: the hub states sha256 {lfs_sha256}, fsmi pins {pinned}; refused")
-            expected, origin = Expected(sha256=pinned), PINNED
+            expected, origin = source.expected(filename, sha256=pinned), PINNED
         elif lfs_sha256:
-            expected, origin = Expected(sha256=lfs_sha256), STATED_BY_HUB
-        elif re.fullmatch(r"[0-9a-f]{40}", etag):
-            expected, origin = Expected(git_sha1=etag), FIRST_DOWNLOAD
+            expected, origin = source.expected(filename, sha256=lfs_sha256), STATED_BY_HUB
+        elif git_sha1:
+            expected, origin = source.expected(filename, git_sha1=git_sha1), FIRST_DOWNLOAD
         else:
             raise DownloadError(f"{url}: the server stated no hash for the file (X-Linked-Etag or ETag)")
         if not pinned and known.get("sha256") and lfs_sha256 and lfs_sha256 != known["sha256"]:
             raise IntegrityError(f"{url}: the hub now states sha256 {lfs_sha256}, the first download had "
                                  f"{known['sha256']}; refusing to replace it")
         if not pinned and known.get("sha256") and not lfs_sha256:
-            expected = Expected(sha256=known["sha256"], git_sha1=expected.git_sha1)
-        blob = repo_folder / "blobs" / (lfs_sha256 or etag or pinned)
+            expected = source.expected(filename, sha256=known["sha256"], git_sha1=expected.git_sha1)
+        # Only a hex digest names a blob (the hub's own layout): never a header's text as it came.
+        blob = repo_folder / "blobs" / (lfs_sha256 or git_sha1 or pinned)
         snapshot_file = repo_folder / "snapshots" / commit / filename
         downloaded = False
         if blob.is_file():
@@ -343,7 +281,7 @@ def fetch_hub_files(name: str, source: HubFiles, record: dict, progress: bool = 
             sha256 = download(url, blob, expected, progress)
             downloaded = True
         _link(snapshot_file, blob)
-        if not re.fullmatch(r"[0-9a-f]{40}", revision):
+        if not _GIT_SHA1.fullmatch(revision):
             atomic_write_text(repo_folder / "refs" / revision, commit)
         if origin == FIRST_DOWNLOAD and known.get("sha256") == sha256:
             origin = known.get("sha256_source", FIRST_DOWNLOAD)  # the same file: its first record stands
@@ -359,7 +297,8 @@ def fetch_torchvision_file(name: str, source: TorchvisionFile, record: dict, pro
     prefix = re.search(r"-([a-f0-9]+)\.", source.filename)
     key = f"torchvision:{source.filename}"
     known = record.get(key, {})
-    expected = Expected(sha256=known.get("sha256"), sha256_prefix=prefix.group(1) if prefix else None)
+    expected = Expected(sha256=known.get("sha256"), sha256_prefix=prefix.group(1) if prefix else None,
+                        max_bytes=source.max_bytes)
     destination = _torch_cache_root() / source.filename
     downloaded = False
     if destination.is_file():
@@ -451,4 +390,6 @@ def digest_origin(name: str, path: Path) -> str:
         if known.get("sha256") != digest:
             return ""
         origins.append(known.get("sha256_source", FIRST_DOWNLOAD))  # older records did not say: assume the least
-    return PUBLISHERS_SHA256 if all(origin in (PINNED, STATED_BY_HUB) for origin in origins) else RECORDED_AT_FIRST_DOWNLOAD
+    if all(origin in (PINNED, STATED_BY_HUB) for origin in origins):
+        return PUBLISHERS_SHA256
+    return RECORDED_AT_FIRST_DOWNLOAD

@@ -101,7 +101,7 @@ def _spec_fields(text: str) -> dict:
         prefix = f"[{index}]." if index else ""
         try:
             parsed = json.loads(part)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # not a spec of fsmi's: compared as text
             parsed = None
         if not isinstance(parsed, dict):
             fields[f"{prefix}(text)"] = part

@@ -85,11 +85,14 @@ def parse_header(lines: list[str]) -> dict:
 
 def bootstrap_settings(header: dict) -> tuple[int, int]:
     """(resamples, seed) from a ``bootstrap: resamples=R seed=S`` header line."""
-    fields = dict(part.split("=", 1) for part in header.get("bootstrap", "").split() if "=" in part)
+    from fsmi_bench.report.stats import check_bootstrap
+
+    fields = dict(part.split("=", 1) for part in str(header.get("bootstrap", "")).split() if "=" in part)
     try:
-        return int(fields["resamples"]), int(fields["seed"])
+        resamples, seed = int(fields["resamples"]), int(fields["seed"])
     except (KeyError, ValueError):
         raise BadInputError("leaderboard header lacks a valid 'bootstrap: resamples=R seed=S' line") from None
+    return check_bootstrap(resamples, seed, "the leaderboard header's 'bootstrap' line")
 
 
 def read_leaderboard(path: str | Path) -> tuple[dict, pd.DataFrame]:

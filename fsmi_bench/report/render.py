@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.report.latex import render_latex
-from fsmi_bench.report.tables import MISSING, CellView, Table, measure_label
+from fsmi_bench.report.notes import measure_label
+from fsmi_bench.report.tables import MISSING, CellView, Table
 
 FORMATS = ("markdown", "latex", "csv")
 
 
 UNEQUAL_MARK = "†"
-_MARKDOWN_SPECIAL = {"\\": "\\\\", "|": "\\|", "*": "\\*", "`": "\\`",
-                     "<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " "}
+_MARKDOWN_SPECIAL = {"\\": "\\\\", "|": "\\|", "*": "\\*", "`": "\\`", "\n": " ", "\r": " "}
+# What could start raw HTML (a tag, a closing tag, a comment, a declaration) or a character reference in
+# CommonMark: only these "<" and "&" are escaped, so that "n < 10" and "IoU ≥ 0.7 & < 1" read as written.
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])|&(?=#|[A-Za-z][A-Za-z0-9]*;)")
 
 
 def markdown_escape(text: str) -> str:
     """``text`` safe in a Markdown table cell: ``|`` cannot split the cell, ``*`` cannot start emphasis,
-    and HTML (``<script>``) shows as text where renderers allow inline HTML. ``_`` is kept: inside a word
-    it starts no emphasis in GitHub's Markdown, and metric names stay readable."""
-    return "".join(_MARKDOWN_SPECIAL.get(char, char) for char in str(text))
+    and HTML (``<script>``, ``&lt;``) shows as text where renderers allow inline HTML. ``_`` is kept: inside
+    a word it starts no emphasis in GitHub's Markdown, and metric names stay readable."""
+    text = "".join(_MARKDOWN_SPECIAL.get(char, char) for char in str(text))
+    return _HTML_START.sub(lambda match: "&lt;" if match.group() == "<" else "&amp;", text)
 
 
 def markdown_cell(cell: CellView, decimals: int = 4) -> str:
@@ -50,7 +55,7 @@ def render_markdown(tables: list[Table]) -> str:
     parts = []
     for table in tables:
         labels = [f"{section} {measure_label(metric)}" for section, metrics in table.sections for metric in metrics]
-        header = ["Mask", "Method"] + [f"{label} {'↑' if higher else '↓'}"
+        header = [table.block_header, "Method"] + [f"{label} {'↑' if higher else '↓'}" if table.arrows else label
                                        for label, higher in zip(labels, table.higher_is_better)]
         parts.append(f"### {markdown_escape(table.title)}\n")
         parts.append("| " + " | ".join(header) + " |")

@@ -5,7 +5,8 @@ published numbers (``fsmi_bench.report.reported``): their ``mask_type`` is a mas
 "free_shape" or "all"), their ``case_id`` is empty, and they carry no per-case values.
 
 Files may be parquet or CSV; CSV files may start with ``#`` provenance lines (leaderboards and
-``paper_reported.csv`` do), which are skipped.
+``paper_reported.csv`` do), which are skipped. A CSV written by ``fsmi score`` keeps its metric specs, run
+provenance and manifest sha256 once, in a sidecar (``scoring.results_csv``), restored here.
 """
 
 from __future__ import annotations
@@ -19,10 +20,52 @@ import numpy as np
 import pandas as pd
 
 from fsmi_bench.errors import BadInputError
-from fsmi_bench.schema import REPORTED, RESULT_COLUMNS, RESULT_STRING_COLUMNS, STATUSES
+from fsmi_bench.schema import (
+    OPTIONAL_RESULT_COLUMNS,
+    REPORTED,
+    RESULT_COLUMNS,
+    RESULT_FLOAT_COLUMNS,
+    RESULT_STRING_COLUMNS,
+    STATUSES,
+)
 
-REQUIRED_COLUMNS = RESULT_COLUMNS
+REQUIRED_COLUMNS = tuple(name for name in RESULT_COLUMNS if name not in OPTIONAL_RESULT_COLUMNS)
 PARQUET_MAGIC = b"PAR1"
+# A metric spec is a flat record of a few keys (model, sizes, rules); deeper nesting is not one.
+MAX_SPEC_DEPTH = 32
+
+
+def _depth(value) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+    return depth - 1
+
+
+def check_metric_spec(text: str, source: str) -> None:
+    """A results row's ``metric_spec``: text, or JSON objects joined by " | " (a cell over several specs), each at
+    most ``MAX_SPEC_DEPTH`` deep, its ``fsmi_choices`` (if any) mapping rule names to text. Anything else that
+    parses as JSON (a list, a number, a deep nest) is one ``BadInputError``: the tables read these keys."""
+    for part in text.split(" | ") if text else ():
+        try:
+            parsed = json.loads(part)
+        except RecursionError:
+            raise BadInputError(f"{source}: a metric_spec is nested too deeply ({part[:40]!r}...)") from None
+        except ValueError:
+            continue  # plain text: shown as it is
+        if not isinstance(parsed, dict):
+            kind = {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(parsed), "number")
+            raise BadInputError(f"{source}: a metric_spec holds a JSON {kind} ({part[:60]!r}), not a spec (a JSON "
+                                "object)")
+        if _depth(parsed) > MAX_SPEC_DEPTH:
+            raise BadInputError(f"{source}: a metric_spec is nested more than {MAX_SPEC_DEPTH} levels deep")
+        choices = parsed.get("fsmi_choices")
+        if choices is not None and not (isinstance(choices, dict) and all(
+                isinstance(key, str) and isinstance(value, str) for key, value in choices.items())):
+            raise BadInputError(f"{source}: a metric_spec's fsmi_choices must map rule names to text, not "
+                                f"{json.dumps(choices)[:60]}")
 
 
 def read_commented_csv(path: str | os.PathLike) -> tuple[list[str], str]:
@@ -69,10 +112,14 @@ def _read_frame(path: Path) -> pd.DataFrame:
     if not body.strip():
         raise BadInputError(f"{path} is empty, not a results table")
     try:
-        return pd.read_csv(io.StringIO(body), dtype={name: str for name in RESULT_STRING_COLUMNS},
-                           keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
+        frame = pd.read_csv(io.StringIO(body), dtype={name: str for name in RESULT_STRING_COLUMNS},
+                            keep_default_na=False,
+                            na_values={name: ["", "nan", "NaN"] for name in RESULT_FLOAT_COLUMNS})
     except (pd.errors.ParserError, ValueError) as error:
         raise BadInputError(f"{path} is not a results table: {str(error).splitlines()[0]}") from None
+    from fsmi_bench.scoring.results_csv import restore_columns
+
+    return restore_columns(frame, path, path.read_bytes())  # the columns `fsmi score` keeps once beside it
 
 
 def normalise_results(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -81,16 +128,22 @@ def normalise_results(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     if missing:
         raise BadInputError(f"{source} is not a results table: missing columns {', '.join(missing)}")
     frame = frame.copy()
+    for name in OPTIONAL_RESULT_COLUMNS:  # tables scored before these columns existed
+        if name not in frame.columns:
+            frame[name] = np.nan
     for name in RESULT_STRING_COLUMNS:
         frame[name] = frame[name].fillna("").astype(str)
-    try:
-        frame["value"] = pd.to_numeric(frame["value"], errors="raise").astype("float64")
-    except (ValueError, TypeError):
-        raise BadInputError(f"{source}: column 'value' holds non-numbers") from None
+    for name in RESULT_FLOAT_COLUMNS:
+        try:
+            frame[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+        except (ValueError, TypeError):
+            raise BadInputError(f"{source}: column {name!r} holds non-numbers") from None
     try:
         frame["higher_is_better"] = frame["higher_is_better"].map(_parse_bool).astype(bool)
     except ValueError as error:
         raise BadInputError(f"{source}: column 'higher_is_better' holds {error}, not a boolean") from None
+    for spec in frame["metric_spec"].unique():
+        check_metric_spec(spec, source)
     unknown = sorted(set(frame["status"]) - set(STATUSES))
     if unknown:
         raise BadInputError(f"{source}: unknown status values {unknown} (known: {', '.join(STATUSES)})")
@@ -120,6 +173,12 @@ def check_consistent(frame: pd.DataFrame, origin: pd.Series | None = None) -> No
             raise BadInputError(f"results mix {what} {values}{where}; report one {column.replace('_', ' ')} "
                                 "at a time")
     _check_one_method_per_name(measured, origin)
+    directions = frame.groupby("metric", sort=True)["higher_is_better"].nunique()
+    for metric in directions[directions > 1].index:
+        rows = frame.index[frame["metric"] == metric]
+        where = f" ({', '.join(sorted(set(origin[rows])))})" if origin is not None else ""
+        raise BadInputError(f"metric {metric!r} is higher-is-better in some rows and lower-is-better in others"
+                            f"{where}; a metric has one direction (were the tables edited?)")
     key = ["method", "kind", "case_id", "mask_type", "metric", "status"]
     duplicated = frame[frame.duplicated(key, keep=False)]
     if len(duplicated):

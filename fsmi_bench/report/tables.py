@@ -26,7 +26,6 @@ Conventions, stated in every table's notes:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -35,11 +34,20 @@ import pandas as pd
 
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.report.aggregate import FREE_SHAPE, FULL, MEASURED, PER_MASK_TYPE_GROUPS, POOLED_GROUPS, MaskGroup
+from fsmi_bench.report.notes import (
+    ALL_CASES_NOTE,
+    FLOOR_NOTE,
+    REPORTED_NOTE,
+    brief_note,
+    coverage_note,
+    fsmi_choice_notes,
+    metric_note,
+    missing_prefix,
+    short_reason,
+)
 from fsmi_bench.schema import REPORTED
 
 MISSING = "—"
-MEASURE_LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "clip_t": "CLIP-T", "clip_i": "CLIP-I",
-                  "dinov2": "DINOv2"}
 
 MULTI_SECTIONS = (
     ("Foreground", ("fg_psnr", "fg_clip_t", "fg_clip_i", "fg_dinov2")),
@@ -50,16 +58,6 @@ SINGLE_SECTIONS = (
     ("Foreground", ("fg_clip_t",)),
 )
 SECTIONS_BY_KIND = {"multi": MULTI_SECTIONS, "single": SINGLE_SECTIONS}
-REPORTED_NOTE = ("Rows marked (reported) are the numbers printed in the FlexEdit paper (Yuan et al., 2024, "
-                 "Tables 1 and 2), measured on the authors' unreleased FSMI-Edit data with hand-drawn masks: "
-                 "they carry no interval, are not comparable case by case, and are never bolded. In its Table 1 "
-                 "the whole-image CLIP-I (about 0.23) and DINOv2 (about 0.83) columns look swapped; they are "
-                 "kept as printed. The paper does not say which masks its Table 2 used; it is shown under All Masks.")
-
-
-def measure_label(metric: str) -> str:
-    measure = metric.split("_", 1)[1] if "_" in metric else metric
-    return MEASURE_LABELS.get(measure, measure)
 
 
 @dataclass(frozen=True)
@@ -110,6 +108,9 @@ class Table:
     notes: tuple[str, ...]
     higher_is_better: tuple[bool, ...]  # one per metric, in column order
     decimals: int = 4
+    arrows: bool = True  # headers say which way is better (not where cells are differences or slopes)
+    block_header: str = "Mask"  # what the blocks (row groups) are
+    brief: str = ""  # the notes that no cell refers to, in one short paragraph for print (LaTeX)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -118,11 +119,6 @@ class Table:
 
 # Methods that need no learning and bound every table from below; shown as "(floor)", never bold.
 REFERENCE_FLOORS = ("identity", "copy-paste", "inpaint")
-FLOOR_NOTE = ("Rows marked (floor) are reference baselines without learning (identity returns the input, so its "
-              "background scores are perfect by construction; copy-paste and inpaint are classical): they "
-              "bound what a method should reach and are never bolded.")
-ALL_CASES_NOTE = ("Each method over all its own valid cases (--all-cases); a dagger marks a cell measured on "
-                  "other cases than the rest of its column, and such a column has no bold cell.")
 
 
 @dataclass(frozen=True)
@@ -136,46 +132,6 @@ class TableOptions:
     decimals: int = 4
     all_cases: bool = False
     coverage: tuple = ()
-
-
-_PATH = re.compile(r"(?:~|\.{0,2})?/(?:[^\s/:;,'\"()]+/)+([^\s/:;,'\"()]*)")
-
-
-def without_paths(text: str) -> str:
-    """``text`` with every file path reduced to its last part, so that no table shows a local folder
-    (a user's home or cache)."""
-    return _PATH.sub(lambda match: f".../{match.group(1)}" if match.group(1) else "a folder", text)
-
-
-def short_spec(metric: str, spec: str) -> str:
-    """A metric's name, model, region rule and input size, from its spec JSON; never a path."""
-    try:
-        parsed = json.loads(spec)
-    except (json.JSONDecodeError, TypeError):
-        return metric
-    if not isinstance(parsed, dict):
-        return metric
-    parts = [measure_label(metric)]
-    model = parsed.get("model")
-    if model and model != "none":
-        parts.append(without_paths(str(model)))
-    if parsed.get("region_mode"):
-        parts.append(str(parsed["region_mode"]).replace("_", " "))
-    size = parsed.get("size", parsed.get("input_size"))
-    parts.append(f"{size} px" if size else "native size")
-    return f"{metric} = {', '.join(parts)}"
-
-
-def format_spec(spec: str) -> str:
-    """A metric spec (JSON) as ``key=value; ...`` so that it reads (and line-breaks) in a footnote; its
-    ``fsmi_choices`` have notes of their own (``fsmi_choice_notes``)."""
-    try:
-        parsed = json.loads(spec)
-    except (json.JSONDecodeError, TypeError):
-        return spec
-    if not isinstance(parsed, dict):
-        return spec
-    return "; ".join(f"{key}={parsed[key]}" for key in sorted(parsed) if key != "fsmi_choices")
 
 
 def _best(values: list[float], higher_is_better: bool) -> float | None:
@@ -213,46 +169,6 @@ def _note_number(notes: list[str], text: str) -> int:
     if text not in notes:
         notes.append(text)
     return notes.index(text) + 1
-
-
-def _span(counts: set[int]) -> str:
-    return str(min(counts)) if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
-
-
-def coverage_note(coverage, kind: str, metrics: list[str], methods: list[str]) -> str:
-    """Under a table: how many (case, mask type) pairs each method has valid and how many every column
-    compares; ranges when the metrics of the table differ."""
-    mine = [item for item in coverage if item.kind == kind and item.metric in metrics and item.method in methods]
-    if not mine:
-        return ""
-    compared = {item.compared for item in mine if item.valid}
-    parts = []
-    for method in methods:
-        items = [item for item in mine if item.method == method]
-        if not items:
-            continue
-        valid = {item.valid for item in items}
-        total = max(item.total for item in items)
-        parts.append(f"{method} {_span(valid)} of {total}")
-    pooled = _span(compared) if compared else "0"
-    return (f"Same cases for every method: each column compares the {pooled} (case, mask type) pairs that every "
-            f"method with values has valid; pairs valid per method: {'; '.join(parts)}.")
-
-
-def _metric_notes(mine: pd.DataFrame, metrics: list[str]) -> str:
-    """One short note: each metric's name, model, region rule and size, then protocol and version."""
-    measured = mine[mine["source"] == MEASURED]
-    texts = []
-    for metric in metrics:
-        specs = [spec for spec in dict.fromkeys(measured.loc[measured["metric"] == metric, "metric_spec"]) if spec]
-        for spec in specs[:1]:
-            texts.append(short_spec(metric, spec.split(" | ")[0]))
-    versions = sorted(set(measured["benchmark_version"]) - {""})
-    protocols = sorted(set(measured["protocol"]) - {""})
-    if not texts and not versions and not protocols:
-        return ""
-    return (f"Protocol {', '.join(protocols) or '?'}, benchmark {', '.join(versions) or '?'}"
-            + (f": {'; '.join(texts)}." if texts else ".") + " Full specs: fsmi report --specs FILE.")
 
 
 def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd.DataFrame,
@@ -308,8 +224,8 @@ def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd
                     outputs, total = cell.get("n_outputs", float("nan")), cell.get("n_outputs_total", float("nan"))
                     partial = source == MEASURED and (cell["n"] < cell["n_cases"] or outputs < total)
                     if (math.isnan(mean) or partial) and cell["reason"]:
-                        reason = without_paths(_ROW_COUNT.sub("", cell["reason"]))
-                        note = _note_number(notes, f"{_missing_prefix(cell)}: {reason}")
+                        reason = short_reason(_ROW_COUNT.sub("", cell["reason"]))
+                        note = _note_number(notes, f"{missing_prefix(cell)}: {reason}")
                     unequal = options.all_cases and source == MEASURED and unequal_sets[metric] \
                         and not math.isnan(mean)
                 bold = source == MEASURED and not floor and best[metric] is not None and not math.isnan(mean) \
@@ -331,11 +247,12 @@ def _build_table(title: str, kind: str, groups: tuple[MaskGroup, ...], cells: pd
         if text:
             notes.append(text)
     notes.extend(fsmi_choice_notes(mine[mine["source"] == MEASURED], metrics))
-    metric_note = _metric_notes(mine, metrics)
-    if metric_note:
-        notes.append(metric_note)
+    spec_note = metric_note(mine, metrics)
+    if spec_note:
+        notes.append(spec_note)
     return Table(title, kind, sections, tuple(blocks), tuple(notes),
-                 tuple(higher.get(metric, _higher_by_name(metric)) for metric in metrics), options.decimals)
+                 tuple(higher.get(metric, _higher_by_name(metric)) for metric in metrics), options.decimals,
+                 brief=brief_note(mine, metrics, options.all_cases))
 
 
 def check_options(cells: pd.DataFrame, options: TableOptions) -> None:
@@ -353,39 +270,6 @@ def check_options(cells: pd.DataFrame, options: TableOptions) -> None:
                 raise BadInputError(f"--{what}s: {name!r} is not in the results{hint} (known: {', '.join(known)})")
     if not 0 <= options.decimals <= 10:
         raise BadInputError("--decimals must be between 0 and 10")
-
-
-def _missing_prefix(cell: dict) -> str:
-    """What a cell lacks: no value at all, or how many outputs and cases are without one."""
-    if math.isnan(cell["mean"]):
-        return "no valid value"
-    n, n_cases = int(cell["n"]), int(cell["n_cases"])
-    outputs, total = cell.get("n_outputs", float("nan")), cell.get("n_outputs_total", float("nan"))
-    if math.isnan(outputs) or math.isnan(total):  # cells from a leaderboard that did not count outputs
-        return f"{n_cases - n} of {n_cases} cases without a value"
-    cases = (f"{n_cases - n} of {n_cases} cases without any" if n < n_cases
-             else "every case keeps at least one")
-    return (f"{int(total - outputs)} of {int(total)} outputs without a value ({cases}; a case's value is "
-            "the mean over the outputs it has)")
-
-
-def fsmi_choice_notes(cells: pd.DataFrame, metrics: list[str]) -> list[str]:
-    """One note per rule that is fsmi's own choice in the specs of ``metrics`` (``fsmi_choices`` in a spec's
-    JSON), naming the metrics it applies to, in the order the metrics come."""
-    metrics_by_choice: dict[tuple[str, str], list[str]] = {}
-    for metric in metrics:
-        for spec in dict.fromkeys(cells.loc[cells["metric"] == metric, "metric_spec"]):
-            for part in str(spec).split(" | "):
-                try:
-                    choices = json.loads(part).get("fsmi_choices") or {}
-                except (json.JSONDecodeError, TypeError, AttributeError):
-                    continue
-                for name, text in choices.items():
-                    found = metrics_by_choice.setdefault((name, text), [])
-                    if metric not in found:
-                        found.append(metric)
-    return [f"fsmi's choice ({name}; neither SmartEdit's evaluator nor the paper fixes it) for "
-            f"{', '.join(found)}: {text}" for (name, text), found in metrics_by_choice.items()]
 
 
 def build_tables(cells: pd.DataFrame, reported_order: list[tuple[str, str]], resamples: int,
@@ -420,18 +304,3 @@ def build_tables(cells: pd.DataFrame, reported_order: list[tuple[str, str]], res
     return tables
 
 
-def write_specs(path, cells: pd.DataFrame) -> None:
-    """Every measured metric's full spec (JSON, one entry per metric and protocol), the long form of the
-    tables' short metric note; paths are reduced to their last part, as in the tables."""
-    from fsmi_bench.io import atomic_write_text
-
-    measured = cells[cells["source"] == MEASURED]
-    entries = []
-    for (metric, protocol, version), rows in measured.groupby(["metric", "protocol", "benchmark_version"], sort=True):
-        for spec in dict.fromkeys(part for text in rows["metric_spec"] for part in text.split(" | ") if part):
-            try:
-                parsed = json.loads(without_paths(spec))
-            except json.JSONDecodeError:
-                parsed = without_paths(spec)
-            entries.append({"metric": metric, "protocol": protocol, "benchmark_version": version, "spec": parsed})
-    atomic_write_text(path, json.dumps(entries, indent=2, sort_keys=True) + "\n")

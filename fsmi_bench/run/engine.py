@@ -18,84 +18,64 @@ What it guarantees (the method only edits one case; everything else is here):
 
 from __future__ import annotations
 
-import datetime
-import difflib
 import errno
-import hashlib
-import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-import fsmi_bench
 from fsmi_bench.benchmark.manifest import Benchmark, ManifestRow, load_benchmark
-from fsmi_bench.errors import BadInputError, MissingWeightsError
+from fsmi_bench.errors import BadInputError, MethodError, MissingWeightsError
 from fsmi_bench.io import (
     atomic_write_bytes,
     atomic_write_text,
     ensure_writable_dir,
-    exclusive_lock,
     load_mask,
     load_rgb,
     path_inside,
 )
-from fsmi_bench.provenance import git_commit, package_versions, weights_provenance
-from fsmi_bench.run.folder import (
-    Shard,
-    failures_file,
-    invocations_of,
-    output_path,
-    read_run_file,
-    run_file,
-    run_files,
-    run_identity,
+from fsmi_bench.run.claim import (
+    RunFolder,
+    claim_run_folder,
+    folder_lock,
+    open_run_folder,
+    release_claim,
+    run_file_lock,
+    start_record,
+    utc_now,
 )
-from fsmi_bench.run.method import METHODS, EditRequest, Method, MethodChoice, choose_method, instance_choice
+from fsmi_bench.run.config import RunConfig, load_method_config  # noqa: F401 (load_method_config: re-exported)
+from fsmi_bench.run.folder import Shard, failures_file, output_path
+from fsmi_bench.run.method import (
+    METHODS,
+    EditRequest,
+    Method,
+    call_method,
+    choose_method,
+    close_quietly,
+    instance_choice,
+)
 from fsmi_bench.run.output_writer import OutputWriter, VerifiedOutputs, Written, verified_outputs_path
-
-# The folder-wide lock, held while a run compares the folder's run files with its own and claims its file.
-FOLDER_LOCK_NAME = ".fsmi-run.lock"
-FOLDER_LOCK_WAIT_S = 120.0
-from fsmi_bench.run.preflight import require_ready
+from fsmi_bench.run.outputs import encode_output_png, is_valid_output, map_to_scene_size
+from fsmi_bench.run.preflight import preflight_items, require_ready
 from fsmi_bench.run.record import (
     EditKey,
     FailureLog,
-    Invocation,
+    RunCost,
     RunCounts,
-    RunIdentity,
     RunRecord,
-    RunSelection,
     SizeMapping,
+    reset_memory_peaks,
 )
-from fsmi_bench.schema import KINDS
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """What ``fsmi run`` was asked to do.
-
-    mask_types: the mask conditions to run (None = all in the manifest).
-    kinds: "single" and/or "multi".
-    limit: run only the first ``limit`` cases (sorted case ids, after the kinds filter), None = all.
-    shard: this process's share; None = everything, or the accelerate rank when launched with several.
-    method_config: the method's options (from ``--config`` and ``--weights``), recorded in run.json.
-    """
-
-    method: str
-    bench: Path
-    out: Path
-    mask_types: tuple[str, ...] | None = None
-    kinds: tuple[str, ...] = KINDS
-    limit: int | None = None
-    shard: Shard | None = None
-    device: str = "cpu"
-    seed: int = 0
-    method_config: dict = field(default_factory=dict)
-    progress: bool = True
+from fsmi_bench.run.selection import (  # noqa: F401 (resolve_shard: re-exported)
+    derive_seed,
+    resolve_device,
+    resolve_shard,
+    select_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -111,201 +91,6 @@ class RunSummary:
     failed: int
     elapsed_s: float
     method: str = ""
-
-
-def derive_seed(run_seed: int, case_seed: int, mask_type: str) -> int:
-    """The seed of one edit, in [0, 2**31): depends only on the run seed, the case seed and the mask type."""
-    digest = hashlib.sha256(f"{run_seed}:{case_seed}:{mask_type}".encode("utf-8")).hexdigest()
-    return int(digest[:8], 16) & 0x7FFFFFFF
-
-
-def map_to_scene_size(output, width: int, height: int) -> tuple[np.ndarray, tuple[int, int] | None]:
-    """A method's output as RGB uint8 (height, width, 3), and its original (width, height) if it was resized.
-
-    Accepts RGB uint8 arrays, grayscale uint8 (repeated to RGB), RGBA uint8 (alpha dropped) and PIL
-    images. Anything else (floats, wrong rank) is refused: silently rescaling floats would hide a bug.
-    """
-    from PIL import Image
-
-    if isinstance(output, Image.Image):
-        output = np.asarray(output.convert("RGB"))
-    if not isinstance(output, np.ndarray):
-        raise BadInputError(f"bad output: expected an RGB uint8 array, got {type(output).__name__}")
-    if output.dtype != np.uint8:
-        raise BadInputError(f"bad output: expected dtype uint8, got {output.dtype}")
-    if output.ndim == 2:
-        output = np.repeat(output[..., None], 3, axis=2)
-    elif output.ndim == 3 and output.shape[2] == 4:
-        output = output[..., :3]
-    if output.ndim != 3 or output.shape[2] != 3 or output.shape[0] == 0 or output.shape[1] == 0:
-        raise BadInputError(f"bad output: expected shape (H, W, 3), got {output.shape}")
-    if output.shape[:2] == (height, width):
-        return np.ascontiguousarray(output), None
-    from fsmi_bench.benchmark.compose import resize_rgb
-
-    original = (int(output.shape[1]), int(output.shape[0]))
-    return resize_rgb(np.ascontiguousarray(output), width, height), original
-
-
-# A method config is a handful of options; a larger file is not one (and would be slow to parse).
-MAX_CONFIG_BYTES = 1 << 20
-
-
-def load_method_config(path: str | os.PathLike) -> dict:
-    """A method config file: a JSON (``.json``) or YAML (``.yaml``/``.yml``) mapping of option -> value.
-
-    Anything else (a binary file, text that is not UTF-8, invalid or deeply nested JSON/YAML, YAML aliases,
-    a list) is one ``BadInputError``, raised before any method is set up.
-    """
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise BadInputError(f"config {path} is {path.stat().st_size} bytes; a method config is a small "
-                                f"JSON or YAML mapping (at most {MAX_CONFIG_BYTES} bytes)")
-        data = path.read_bytes()
-    except OSError as error:
-        raise BadInputError(f"cannot read config {path}: {error.strerror or error}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise BadInputError(f"config {path} is not UTF-8 text (byte {error.start}); give a JSON or YAML "
-                            "mapping") from None
-    if "\x00" in text:
-        raise BadInputError(f"config {path} is a binary file; give a JSON or YAML mapping")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            config = yaml.load(text, Loader=_config_loader())  # safe, without aliases
-        except yaml.YAMLError as error:
-            raise BadInputError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
-        except RecursionError:
-            raise BadInputError(f"{path}: YAML nested too deeply") from None
-    else:
-        try:
-            config = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise BadInputError(f"{path} is not valid JSON: {error.msg} (line {error.lineno})") from None
-        except RecursionError:
-            raise BadInputError(f"{path}: JSON nested too deeply") from None
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise BadInputError(f"{path} must hold a mapping of option names to values, not {type(config).__name__}")
-    bad_key = next((key for key in config if not isinstance(key, str)), None)
-    if bad_key is not None:
-        raise BadInputError(f"{path}: option names must be strings, not {bad_key!r}")
-    return config
-
-
-def _config_loader():
-    import yaml
-
-    class ConfigLoader(yaml.SafeLoader):
-        """YAML's safe loader without aliases: ``*name`` can expand a small file into billions of values."""
-
-        def compose_node(self, parent, index):
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed in a method config, "
-                                     f"line {event.start_mark.line + 1}")
-            return super().compose_node(parent, index)
-
-    return ConfigLoader
-
-
-def encode_output_png(image: np.ndarray) -> bytes:
-    """PNG bytes of an RGB uint8 output.
-
-    Encoding is most of the engine's own cost per edit. On 512 px photos, one fixed PNG filter ("average")
-    with zlib's RLE strategy takes about a tenth of the time of ``fsmi_bench.io.save_png`` (adaptive
-    filters, default deflate) for files about 2% larger; being lossless, it gives the scorer the same pixels.
-    """
-    import cv2
-
-    parameters = [cv2.IMWRITE_PNG_COMPRESSION, 6, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
-                  cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_AVG]
-    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), parameters)
-    if not ok:
-        raise BadInputError(f"bad output: OpenCV could not encode an image of shape {image.shape} as PNG")
-    return data.tobytes()
-
-
-def resolve_shard(shard: Shard | None, environ=os.environ) -> Shard | None:
-    """The explicit ``--shard``, else the process's rank under ``accelerate launch``/torchrun, else None."""
-    world_size = int(environ.get("WORLD_SIZE", "1") or 1)
-    if world_size > 1:
-        if shard is not None:
-            raise BadInputError("use either --shard i/n or `accelerate launch` with several processes, not both")
-        return Shard(int(environ.get("RANK", "0") or 0), world_size)
-    return shard
-
-
-def resolve_device(device: str, environ=os.environ) -> str:
-    """Under a multi-process launch, a bare "cuda" means this process's own GPU (LOCAL_RANK)."""
-    if device == "cuda" and int(environ.get("WORLD_SIZE", "1") or 1) > 1 and "LOCAL_RANK" in environ:
-        return f"cuda:{int(environ['LOCAL_RANK'])}"
-    return device
-
-
-def select_rows(benchmark: Benchmark, mask_types: tuple[str, ...] | None = None,
-                kinds: tuple[str, ...] = KINDS, limit: int | None = None,
-                shard: Shard | None = None) -> list[ManifestRow]:
-    """The (case, mask condition) rows to run, in the engine's fixed order."""
-    unknown_kinds = [kind for kind in kinds if kind not in KINDS]
-    if unknown_kinds:
-        raise BadInputError(f"unknown kind {unknown_kinds[0]!r} (known: {', '.join(KINDS)})")
-    manifest_mask_order: dict[str, int] = {}
-    for row in benchmark.rows:
-        manifest_mask_order.setdefault(row.mask_type, len(manifest_mask_order))
-    if mask_types is not None:
-        for mask_type in mask_types:
-            if mask_type not in manifest_mask_order:
-                close = difflib.get_close_matches(mask_type, list(manifest_mask_order), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise BadInputError(f"mask type {mask_type!r} is not in this benchmark{hint} "
-                                    f"(it has: {', '.join(manifest_mask_order)})")
-    if limit is not None and limit < 1:
-        raise BadInputError(f"--limit must be at least 1, got {limit}")
-    # Positions are taken in the whole benchmark, so a shard's cases do not change with the filters.
-    position = {case_id: index for index, case_id in enumerate(benchmark.case_ids())}
-    kind_of = {row.case_id: row.kind for row in benchmark.rows}
-    cases = [case_id for case_id in position if kind_of[case_id] in kinds]
-    if limit is not None:
-        cases = cases[:limit]
-    if not cases:
-        raise BadInputError(f"no case of kind {', '.join(kinds)} in {benchmark.root}")
-    chosen = {case_id for case_id in cases if shard is None or shard.takes(position[case_id])}
-    rows = [row for row in benchmark.rows
-            if row.case_id in chosen and (mask_types is None or row.mask_type in mask_types)]
-    rows.sort(key=lambda row: (position[row.case_id], manifest_mask_order[row.mask_type]))
-    return rows
-
-
-def is_valid_output(path: Path, width: int, height: int) -> bool:
-    """True if ``path`` decodes completely as an RGB image of the given size."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            if image.size != (width, height) or image.mode != "RGB":
-                return False
-            image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return False
-    return True
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _json_normal(value):
-    """The value as it reads back from JSON (tuples become lists), so configs compare equal after a restart."""
-    try:
-        return json.loads(json.dumps(value, sort_keys=True))
-    except TypeError as error:
-        raise BadInputError(f"method config must be JSON-serialisable: {error}") from None
 
 
 # --- the steps of run_method ---------------------------------------------------------------------------
@@ -336,117 +121,10 @@ def select_work(benchmark: Benchmark, config: RunConfig, shard: Shard | None) ->
                      seed=derive_seed(config.seed, row.seed, row.mask_type)) for row in rows]
 
 
-@dataclass(frozen=True)
-class RunFolder:
-    """The output folder as this invocation found it.
-
-    existing: the content of every run file already there (all of this run), by file name.
-    previous: this process's own run file from an earlier invocation ({} if none), which is resumed.
-    """
-
-    root: Path
-    identity: RunIdentity
-    run_path: Path
-    existing: dict[str, dict]
-    previous: dict
-    created_at: str = field(default_factory=lambda: _now())
-
-    def previous_resized(self) -> dict[str, list[int]]:
-        return dict((self.previous.get("size_mapping") or {}).get("resized", {}))
-
-
-def _check_same_run(root: Path, identity: RunIdentity) -> dict[str, dict]:
-    """Refuse a folder that holds another run; return the existing run files' contents by file name."""
-    ours = identity.as_dict()
-    existing = {}
-    for _, path in run_files(root):
-        info = read_run_file(path)
-        theirs = run_identity(info)
-        if theirs != ours:
-            differences = [f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} now"
-                           for key in ours if theirs.get(key) != ours.get(key)]
-            raise BadInputError(f"{root} already holds another run ({'; '.join(differences)}); "
-                                "use another --out folder, or delete that one to start again")
-        existing[path.name] = info
-    return existing
-
-
-def open_run_folder(config: RunConfig, benchmark: Benchmark, shard: Shard | None,
-                    choice: MethodChoice | None = None) -> RunFolder:
-    """Make the output folder (or check it is writable) and refuse it if it holds another run.
-    ``choice``: the method's recorded name and target (default: ``config.method`` as a name)."""
-    root = ensure_writable_dir(config.out)
-    choice = choice or MethodChoice(config.method)
-    identity = RunIdentity(method=choice.name, method_target=choice.target,
-                           method_config=_json_normal(config.method_config),
-                           seed=int(config.seed), manifest_sha256=benchmark.manifest_sha256)
-    existing = _check_same_run(root, identity)
-    path = run_file(root, shard)
-    return RunFolder(root=root, identity=identity, run_path=path, existing=existing,
-                     previous=existing.get(path.name, {}))
-
-
-def _instantiate(config: RunConfig) -> Method:
+def _instantiate(config: RunConfig, name: str) -> Method:
     method_class = METHODS.get(config.method)
-    return method_class(config=dict(config.method_config), device=config.device)
-
-
-def _check_same_weights(root: Path, existing: dict[str, dict], weights: dict) -> None:
-    for name, info in existing.items():
-        theirs = {key: value.get("sha256") for key, value in (info.get("weights") or {}).items()}
-        ours = {key: value["sha256"] for key, value in weights.items()}
-        if info.get("weights") is not None and theirs != ours:
-            raise BadInputError(f"{root / name} was made with other weights ({theirs} there, {ours} now); "
-                                "use another --out folder")
-
-
-def _record(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None, device: str,
-            weights: dict | None) -> RunRecord:
-    selection = RunSelection(mask_types=None if config.mask_types is None else list(config.mask_types),
-                             kinds=list(config.kinds), limit=config.limit)
-    this = Invocation(selection=selection, started_at=folder.created_at, fsmi_version=fsmi_bench.__version__)
-    return RunRecord(
-        identity=folder.identity, weights=weights, package_versions=package_versions(),
-        git_commit=git_commit(), fsmi_version=fsmi_bench.__version__,
-        benchmark_dir=str(Path(config.bench).resolve()), benchmark_version=benchmark.version,
-        size_mapping=SizeMapping(resized=folder.previous_resized()), shard=shard, selection=selection,
-        device=device, created_at=folder.previous.get("created_at", folder.created_at),
-        invocations=(*_earlier_invocations(folder), this))
-
-
-def _earlier_invocations(folder: RunFolder) -> list[dict]:
-    # We hold this run file's lock, so an earlier invocation still "running" was killed or interrupted.
-    return [{**item, "status": "interrupted"} if item.get("status") == "running" else item
-            for item in invocations_of(folder.previous, folder.run_path)]
-
-
-def claim_run_folder(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None,
-                     device: str) -> None:
-    """Write this run's file at once (weights not yet known), while the folder lock is held, so that a
-    second run started before this one's method is set up finds the folder taken."""
-    if not folder.previous:
-        atomic_write_text(folder.run_path, _record(config, benchmark, folder, shard, device, None).to_json())
-
-
-def release_claim(folder: RunFolder) -> None:
-    """Undo ``claim_run_folder`` when the run ends before its first record (set-up failed, missing weights)."""
-    if not folder.previous:
-        try:
-            info = read_run_file(folder.run_path)
-        except BadInputError:
-            return
-        if info.get("weights") is None:
-            folder.run_path.unlink(missing_ok=True)
-
-
-def start_record(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None,
-                 device: str, method: Method) -> RunRecord:
-    """Check the set-up method's weights against the folder's and write run.json with status "running"."""
-    weights = weights_provenance(method.weights())
-    _check_same_weights(folder.root, folder.existing, weights)
-    record = _record(config, benchmark, folder, shard, device, weights)
-    atomic_write_text(folder.run_path, record.to_json())
-    return record
+    return call_method(name, "__init__()",
+                       lambda: method_class(config=dict(config.method_config), device=config.device))
 
 
 @dataclass(frozen=True, eq=False)
@@ -512,6 +190,7 @@ class EditLoop:
         self.verified = verified
         self.written = 0
         self.skipped = 0
+        self.edit_seconds = 0.0  # the written outputs' time, for run.json's cost
         self._inputs: CaseInputs | None = None
         self._writer: OutputWriter | None = None
 
@@ -525,7 +204,7 @@ class EditLoop:
         finally:
             self._writer = None
             try:
-                self._take(writer.close())
+                self._take(self._wait(writer.close))
             finally:
                 if self.verified is not None:
                     self.verified.save()
@@ -538,6 +217,7 @@ class EditLoop:
             self.skipped += 1
             self.failures.clear(item.key)
             return
+        started = time.perf_counter()
         try:
             image, original_size = self._edit(item)
         except MissingWeightsError:
@@ -550,7 +230,11 @@ class EditLoop:
         except Exception as error:  # one edit's failure must not end the run
             self.failures.record(item.key, f"{type(error).__name__}: {error}")
             return
-        self._take(self._writer.submit(item, item.output, image, original_size))
+        except SystemExit as error:  # a method's sys.exit ends its edit, not fsmi
+            self.failures.record(item.key, f"SystemExit: the method called sys.exit({error.code!r})")
+            return
+        edited = time.perf_counter() - started
+        self._take(self._wait(lambda: self._writer.submit((item, edited), item.output, image, original_size)))
 
     def _kept(self, item: WorkItem) -> bool:
         if self.verified is not None and self.verified.knows(item.output):
@@ -561,10 +245,20 @@ class EditLoop:
             return True
         return False
 
+    def _wait(self, writer_call) -> list[Written]:
+        """``writer_call()``; the time it takes to give outputs back (writes not hidden behind an edit)
+        counts as edit time."""
+        started = time.perf_counter()
+        outcomes = writer_call()
+        if outcomes:
+            self.edit_seconds += time.perf_counter() - started
+        return outcomes
+
     def _take(self, outcomes: list[Written]) -> None:
-        """Record the outcome of written (or failed) outputs, in order; a full disk stops the run."""
+        """Record the outcome of written (or failed) outputs, in order; a full disk stops the run. An output
+        written adds its edit's time to ``edit_seconds`` (with the writer's waits: the written outputs' time)."""
         for outcome in outcomes:
-            item = outcome.item
+            item, edited = outcome.item
             if outcome.error is not None:
                 error = outcome.error
                 if isinstance(error, OSError) and error.errno in _FOLDER_FULL:
@@ -572,6 +266,7 @@ class EditLoop:
                 self.failures.record(item.key, f"{type(error).__name__}: {error}")
                 continue
             self.written += 1
+            self.edit_seconds += edited
             if outcome.original_size is not None:
                 self.resized[item.key.label] = list(outcome.original_size)
             else:
@@ -603,8 +298,9 @@ def _progress_bar(config: RunConfig, shard: Shard | None, total: int, name: str)
 def finish_record(path: Path, record: RunRecord, edits: EditLoop, work: list[WorkItem]) -> RunCounts:
     """Write run.json's final version: status, finish time, counts and the resized outputs after the edits."""
     counts = edits.counts(work)
-    status, finished_at = "complete" if not counts.failed else "complete_with_failures", _now()
-    this = replace(record.invocations[-1], status=status, finished_at=finished_at, counts=counts)
+    status, finished_at = "complete" if not counts.failed else "complete_with_failures", utc_now()
+    this = replace(record.invocations[-1], status=status, finished_at=finished_at, counts=counts,
+                   cost=RunCost.measure(edits.written, edits.edit_seconds))
     final = replace(record, status=status, finished_at=finished_at, counts=counts,
                     size_mapping=SizeMapping(resized=edits.resized), invocations=(*record.invocations[:-1], this))
     atomic_write_text(path, final.to_json())
@@ -618,6 +314,8 @@ def run_method(config: RunConfig, method: Method | None = None) -> RunSummary:
     with its target beside it. Raises ``FsmiError`` subclasses for problems the user must fix; per-edit
     exceptions are recorded in the failures file instead."""
     started = time.perf_counter()
+    # Every path made absolute before the method's code runs: a method may change the working folder.
+    config = replace(config, bench=Path(config.bench).absolute(), out=Path(config.out).absolute())
     # An unknown name or a bad target fails at once, with "did you mean", before any folder is touched.
     choice = choose_method(config.method) if method is None else instance_choice(method)
     benchmark = load_benchmark(config.bench, verify=True)
@@ -627,9 +325,8 @@ def run_method(config: RunConfig, method: Method | None = None) -> RunSummary:
     root = ensure_writable_dir(config.out)
     # One writer per run file for the whole run (a second one of the same shard exits at once); the
     # folder lock is held only while the folder is compared and claimed, so that shards start side by side.
-    run_name = run_file(root, shard).name
-    with exclusive_lock(root / f".{run_name}.lock", f"{root / run_name}", wait_s=0):
-        with exclusive_lock(root / FOLDER_LOCK_NAME, f"run folder {root}", wait_s=FOLDER_LOCK_WAIT_S):
+    with run_file_lock(root, shard):
+        with folder_lock(root):
             folder = open_run_folder(config, benchmark, shard, choice)
             claim_run_folder(config, benchmark, folder, shard, device)
         counts = _run_claimed(config, benchmark, folder, shard, device, work, method)
@@ -640,24 +337,38 @@ def run_method(config: RunConfig, method: Method | None = None) -> RunSummary:
 
 def _run_claimed(config: RunConfig, benchmark: Benchmark, folder: RunFolder, shard: Shard | None, device: str,
                  work: list[WorkItem], method: Method | None) -> RunCounts:
-    """Set the method up, write the record, make the edits, write the final record (the locks are held)."""
+    """Set the method up, write the record, make the edits, write the final record (the locks are held).
+
+    The method's own steps (``__init__``, ``preflight``, ``setup``, ``weights``, ``close``) that raise or call
+    ``sys.exit`` end the run with one ``MethodError``; a ``close`` that fails after the final record says so,
+    the outputs being complete. The working folder is restored after the method's code, whatever it did."""
     recorded = False
+    name = folder.identity.method
+    working_folder = os.getcwd()
     try:
         failures = FailureLog(failures_file(folder.root, shard))
         if method is None:
-            method = _instantiate(replace(config, method_config=folder.identity.method_config, device=device))
+            method = _instantiate(replace(config, method_config=folder.identity.method_config, device=device), name)
         try:
             # seconds, before any model loads: a missing checkpoint or package fails here with one line
-            require_ready(config.method, method.preflight())
-            method.setup()
+            require_ready(config.method, preflight_items(name, method))
+            reset_memory_peaks()  # run.json's peak memory: this invocation's, model loading included
+            call_method(name, "setup()", method.setup)
             record = start_record(config, benchmark, folder, shard, device, method)
             recorded = True
             verified = VerifiedOutputs.load(verified_outputs_path(folder.run_path), folder.root)
             edits = EditLoop(benchmark, method, failures, record.size_mapping.resized, verified)
-            edits.run(work, _progress_bar(config, shard, len(work), folder.identity.method))
-            return finish_record(folder.run_path, record, edits, work)
-        finally:
-            method.close()
+            edits.run(work, _progress_bar(config, shard, len(work), name))
+            counts = finish_record(folder.run_path, record, edits, work)
+        except BaseException:
+            close_quietly(method)
+            raise
+        try:
+            call_method(name, "close()", method.close)
+        except MethodError as error:
+            raise MethodError(f"{error}; the run's outputs and {folder.run_path.name} are complete") from None
+        return counts
     finally:
+        os.chdir(working_folder)
         if not recorded:
             release_claim(folder)

@@ -24,6 +24,8 @@ from fsmi_bench.io import check_path_part, read_jsonl
 OUTPUTS_DIR = "outputs"
 RUN_FILE = "run.json"
 FAILURES_FILE = "failures.jsonl"
+# run.json's ``provenance`` in a folder that `fsmi import-outputs` owns (absent in one that `fsmi run` owns).
+IMPORTED_PROVENANCE = "imported"
 _SHARD_RUN_FILE = re.compile(r"^run\.shard-(\d+)-of-(\d+)\.json$")
 
 METHOD_NAME_PATTERN = re.compile(schema.METHOD_NAME_PATTERN)
@@ -131,13 +133,19 @@ class RunInfo:
     info: run.json's content (for a sharded run: the first shard's, with ``shards`` listing every shard
     file's content and ``size_mapping.resized`` merged over all of them); ``invocations`` lists every
     invocation of every run file, oldest first (see ``invocations_of``).
-    failures: (case_id, mask_type) -> error message, for outputs that do not exist.
+    failures: (case_id, mask_type) -> error message, for outputs that do not exist; failure_statuses: the
+    status the scorer gives each of them where the failures file says (an import's ``missing_output`` and
+    ``bad_output``; else ``failed_case``).
     """
 
     root: Path
     method: str
     info: dict
     failures: dict[tuple[str, str], str] = field(default_factory=dict)
+    failure_statuses: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def failure_status(self, key: tuple[str, str]) -> str:
+        return self.failure_statuses.get(key, "failed_case")
 
     def output_path(self, case_id: str, mask_type: str) -> Path:
         return output_path(self.root, case_id, mask_type)
@@ -167,6 +175,7 @@ def load_run(root: str | Path) -> RunInfo:
             resized.update((info.get("size_mapping") or {}).get("resized", {}))
         merged["size_mapping"] = {**(first.get("size_mapping") or {}), "resized": resized}
     failures: dict[tuple[str, str], str] = {}
+    statuses: dict[tuple[str, str], str] = {}
     for shard, _ in infos:
         path = failures_file(root, shard)
         if not path.is_file():
@@ -178,4 +187,6 @@ def load_run(root: str | Path) -> RunInfo:
             # A failure followed by a successful retry (by another shard layout) leaves an output behind.
             if not output_path(root, *key).is_file():
                 failures[key] = row["error"]
-    return RunInfo(root=root, method=first["method"], info=merged, failures=failures)
+                if row.get("status") in ("missing_output", "bad_output"):
+                    statuses[key] = row["status"]
+    return RunInfo(root=root, method=first["method"], info=merged, failures=failures, failure_statuses=statuses)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fsmi_bench.errors import BadInputError
+from fsmi_bench.errors import BadInputError, FsmiError, MethodError
 from fsmi_bench.registry import BUILT_IN, Registry
-from fsmi_bench.schema import METHOD_NAME_PATTERN
+from fsmi_bench.schema import METHOD_NAME_RULE
 
 if TYPE_CHECKING:  # `fsmi ls methods` reads the registry below without loading numpy
     import numpy as np
@@ -110,7 +110,8 @@ class Method:
 
 # The entry-point group through which installed packages add methods (listed by `fsmi ls methods`).
 METHODS_ENTRY_POINT_GROUP = "fsmi.methods"
-METHODS = Registry("method", entry_point_group=METHODS_ENTRY_POINT_GROUP, accepts_targets=True, base_class=Method)
+METHODS = Registry("method", entry_point_group=METHODS_ENTRY_POINT_GROUP, accepts_targets=True, base_class=Method,
+                   name_rule=METHOD_NAME_RULE)
 
 # One line per method: name, lazy "module:Class" target, summary, what it needs ("weights", "GPU",
 # "checkout"). Nothing is imported until the method is used, so `fsmi ls methods` stays instant.
@@ -160,17 +161,24 @@ class MethodChoice:
     target: str | None = None
 
 
+def check_method_name(name, where: str) -> str:
+    """``name`` if it is a method name (``schema.METHOD_NAME_RULE``, the one rule for every origin), else one
+    ``BadInputError`` starting with ``where``."""
+    if not isinstance(name, str) or not re.fullmatch(METHOD_NAME_RULE, name):
+        raise BadInputError(f"{where} {str(name)[:80]!r} is not a method name: 1 to 128 letters, digits, spaces "
+                            "and _ . + -, starting with a letter or digit (it names the run's folder), e.g. my-method")
+    return name
+
+
 def method_name(method_class: type) -> str:
     """The name a class's results go under: its ``name`` attribute if it (or a base of its own) sets one,
-    else the class name. Must be a method name (``schema.METHOD_NAME_PATTERN``) and not one of the
-    registered methods', so that two different methods never share a row label."""
+    else the class name. Must be a method name (``check_method_name``) and not one of the registered
+    methods', so that two different methods never share a row label."""
     name = getattr(method_class, "name", None)
     if not isinstance(name, str) or not name or name == Method.name:
         name = method_class.__name__
     where = f"{method_class.__module__}.{method_class.__qualname__}"
-    if not re.fullmatch(METHOD_NAME_PATTERN, name):
-        raise BadInputError(f"{where}: name {name[:80]!r} is not a method name (letters, digits, _ . : / + - "
-                            "and spaces, starting with a letter or digit); set `name = \"...\"` on the class")
+    check_method_name(name, f"{where}: name (set `name = \"...\"` on the class)")
     if name in METHODS and METHODS.entry(name).target != f"{method_class.__module__}:{method_class.__qualname__}":
         raise BadInputError(f"{where} is named {name!r}, the name of a registered method; set another "
                             "`name = \"...\"` on the class so that their results do not mix")
@@ -199,3 +207,24 @@ def instance_choice(method: Method) -> MethodChoice:
     if name in METHODS and METHODS.entry(name).origin == BUILT_IN:
         return MethodChoice(name)  # the package's own class, run as an object: the same as by name
     return MethodChoice(name, target)
+
+
+def call_method(method: str, step: str, function, *args):
+    """``function(*args)``, one step of a method's own code (``step``: "__init__()", "setup()", "preflight()",
+    "weights()", "close()"): anything it raises, ``sys.exit`` included, becomes one ``MethodError`` naming the
+    method and the step. Errors of fsmi's own kinds pass as they are; Ctrl-C too."""
+    try:
+        return function(*args)
+    except FsmiError:
+        raise
+    except (Exception, SystemExit) as error:
+        detail = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
+        raise MethodError(f"method {method}: {step} raised {detail}"[:2000]) from None
+
+
+def close_quietly(method: Method) -> None:
+    """``method.close()`` while another error is already on its way: that error is the one to report."""
+    try:
+        method.close()
+    except (Exception, SystemExit):
+        pass

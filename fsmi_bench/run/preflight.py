@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from fsmi_bench.errors import MissingWeightsError
-from fsmi_bench.run.method import METHODS, CheckItem
+from fsmi_bench.errors import MethodError, MissingWeightsError
+from fsmi_bench.run.method import METHODS, CheckItem, Method, call_method, close_quietly
 
 STATUS_MARKS = {"ok": "ok  ", "fail": "FAIL", "skip": "--  "}
 
 
 def method_checklist(method: str, method_config: dict, device: str = "cuda") -> list[CheckItem]:
     """The checklist of ``method`` (a name or target) with its config; loads no model."""
-    instance = METHODS.get(method)(config=dict(method_config), device=device)
+    instance = call_method(method, "__init__()", METHODS.get(method), dict(method_config), device)
     try:
-        return list(instance.preflight())
+        return preflight_items(method, instance)
     finally:
-        instance.close()
+        close_quietly(instance)
+
+
+def preflight_items(method: str, instance: Method) -> list[CheckItem]:
+    """``instance.preflight()``, checked to be a list of ``CheckItem`` (a method's own code may return anything)."""
+    items = call_method(method, "preflight()", instance.preflight)
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, CheckItem) for item in items):
+        raise MethodError(f"method {method}: preflight() returned {type(items).__name__}, not a list of "
+                          "fsmi_bench.run.method.CheckItem")
+    return list(items)
 
 
 def checklist_lines(method: str, items: list[CheckItem]) -> list[str]:
@@ -29,6 +38,13 @@ def checklist_lines(method: str, items: list[CheckItem]) -> list[str]:
     else:
         lines.append(f"{method}: ready")
     return lines
+
+
+def config_hint(method: str) -> str:
+    """The line `fsmi doctor --method` adds when no --config was given and the checklist failed."""
+    where = getattr(METHODS.get(method), "setup_hint", "") or "see baselines/README.md"
+    return (f"{method}: no --config given; pass the method's config file, e.g. "
+            f"`fsmi doctor --method {method} --config {method}.json` ({where})")
 
 
 def _item_text(entry: CheckItem) -> str:

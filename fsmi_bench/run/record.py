@@ -78,6 +78,73 @@ class RunCounts:
 
 
 @dataclass(frozen=True)
+class RunCost:
+    """run.json's ``cost`` of a finished invocation: what its edits took, for reports to compare methods.
+
+    edit_seconds: wall time of the ``edits`` outputs written (the method's edit, the size mapping and the
+    PNG write; model loading and skipped outputs not included). peak_rss_bytes: the peak resident memory of
+    the ``fsmi run`` process since ``reset_memory_peaks`` (the invocation's start, model loading included)
+    where the system lets a peak be reset (Linux), else since the process started (``peak_rss_since``); a
+    method that runs in a worker process of its own is not in it. peak_gpu_bytes: torch's peak of
+    allocated CUDA memory in this process since the same moment, None when CUDA was not used.
+    """
+
+    edits: int
+    edit_seconds: float
+    peak_rss_bytes: int
+    peak_gpu_bytes: int | None = None
+    peak_rss_since: str = "invocation"  # or "process"
+
+    @classmethod
+    def measure(cls, edits: int, edit_seconds: float) -> "RunCost":
+        import resource
+        import sys
+
+        since, peak_rss = "invocation", _peak_rss_since_reset()
+        if peak_rss is None:
+            since = "process"
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+            peak_rss = int(peak if sys.platform == "darwin" else peak * 1024)
+        torch = sys.modules.get("torch")  # only a method that imported torch can have used CUDA
+        gpu = None
+        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+            gpu = int(torch.cuda.max_memory_allocated())
+        return cls(edits, round(edit_seconds, 6), peak_rss, gpu, since)
+
+
+_PEAK_WAS_RESET = False
+
+
+def reset_memory_peaks() -> None:
+    """Start the peaks ``RunCost.measure`` reads from the current usage, so that an invocation's peak is its
+    own and not that of earlier work in the same process (a quickstart's other methods, say)."""
+    import sys
+
+    global _PEAK_WAS_RESET
+    try:  # Linux: "5" resets the peak resident set size to the current one (proc(5), clear_refs)
+        Path("/proc/self/clear_refs").write_text("5")
+        _PEAK_WAS_RESET = True
+    except OSError:
+        _PEAK_WAS_RESET = False
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_rss_since_reset() -> int | None:
+    """VmHWM of /proc/self/status in bytes, when ``reset_memory_peaks`` could reset it."""
+    if not _PEAK_WAS_RESET:
+        return None
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+@dataclass(frozen=True)
 class Invocation:
     """One ``fsmi run`` into the folder: its selection, when it ran, with which fsmi, and how it ended.
 
@@ -91,6 +158,7 @@ class Invocation:
     status: str = "running"
     finished_at: str | None = None
     counts: RunCounts | None = None
+    cost: RunCost | None = None
 
 
 @dataclass(frozen=True)
@@ -135,34 +203,51 @@ class RunRecord:
         return json.dumps(self.as_dict(), indent=2, sort_keys=True)
 
 
+# What a failure row may say the scorer should call it (``status``); a row without one is a failed edit.
+FAILURE_STATUSES = ("failed_case", "missing_output", "bad_output")
+
+
 class FailureLog:
     """The failures file of this process: the error of each (case, mask condition) whose last try failed.
 
     Rewritten at every change, so a run killed at any moment leaves it current. Rows of edits outside this
-    invocation's selection are kept; an edit that succeeds (or is found done) loses its row.
+    invocation's selection are kept; an edit that succeeds (or is found done) loses its row. A row may carry a
+    ``status`` (``FAILURE_STATUSES``): imported outputs that were missing or unreadable are ``missing_output`` or
+    ``bad_output``, not failed edits.
     """
 
     def __init__(self, path: Path):
         self.path = path
         self.errors: dict[EditKey, str] = {}
+        self.statuses: dict[EditKey, str] = {}
         if path.is_file():
             for number, row in enumerate(read_jsonl(path), start=1):
                 if not (isinstance(row, dict) and isinstance(row.get("case_id"), str)
-                        and isinstance(row.get("mask_type"), str) and isinstance(row.get("error"), str)):
+                        and isinstance(row.get("mask_type"), str) and isinstance(row.get("error"), str)
+                        and row.get("status", "failed_case") in FAILURE_STATUSES):
                     raise BadInputError(f"{path}: row {number} is not a failure record (case_id, mask_type, error)")
-                self.errors[EditKey(row["case_id"], row["mask_type"])] = row["error"]
+                key = EditKey(row["case_id"], row["mask_type"])
+                self.errors[key] = row["error"]
+                if "status" in row:
+                    self.statuses[key] = row["status"]
 
-    def record(self, key: EditKey, error: str) -> None:
+    def record(self, key: EditKey, error: str, status: str | None = None) -> None:
         self.errors[key] = error
+        if status is None:
+            self.statuses.pop(key, None)
+        else:
+            self.statuses[key] = status
         self.save()
 
     def clear(self, key: EditKey) -> None:
+        self.statuses.pop(key, None)
         if self.errors.pop(key, None) is not None:
             self.save()
 
     def save(self) -> None:
         """Write the file, rows sorted by (case_id, mask_type)."""
-        write_jsonl(self.path, [{"case_id": key.case_id, "mask_type": key.mask_type, "error": error}
+        write_jsonl(self.path, [{"case_id": key.case_id, "mask_type": key.mask_type, "error": error,
+                                 **({"status": self.statuses[key]} if key in self.statuses else {})}
                                 for key, error in sorted(self.errors.items())])
 
     def count(self, keys) -> int:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fsmi_bench.errors import BadInputError
 from fsmi_bench.io import ensure_writable_dir, exclusive_lock
-from fsmi_bench.schema import MEASURED_STATUSES, RESULT_COLUMNS
+from fsmi_bench.schema import KINDS, MEASURED_STATUSES, RESULT_COLUMNS, RESULT_FLOAT_COLUMNS
 
 # How long a scoring pass waits for another one writing the same results table.
 RESULTS_LOCK_WAIT_S = 600.0
@@ -57,11 +57,14 @@ class ScoreSummary:
     counts: dict
     model_calls: int
     cache_hits: int
+    not_selected: str = ""  # the (case, mask type) pairs left out because the run did not select them
 
     def lines(self) -> list[str]:
         counts = ", ".join(f"{status}: {self.counts.get(status, 0)}" for status in MEASURED_STATUSES)
         lines = [f"{self.method}: {self.rows} rows ({counts}); {self.model_calls} model inputs encoded, "
                  f"{self.cache_hits} cache hits"]
+        if self.not_selected:
+            lines.append(self.not_selected)
         if self.out is not None:
             lines.append(f"wrote {self.out} and {self.csv}")
         return lines
@@ -95,6 +98,31 @@ def _check_run_matches(benchmark, info: dict, run_root: Path) -> None:
     if manifest is not None and manifest != benchmark.manifest_sha256:
         raise BadInputError(f"run {run_root} was made on another build of the benchmark "
                             f"(manifest sha256 {manifest[:12]}... vs {benchmark.manifest_sha256[:12]}...)")
+
+
+def selected_pairs(benchmark, run) -> tuple[set[tuple[str, str]] | None, str]:
+    """The (case, mask type) pairs some invocation of the run selected (``--kinds``, ``--limit``,
+    ``--mask-types``, as run.json records them), and those selections in words; (None, "") for a run.json
+    that records none. Shards are not a selection: a shard that never ran leaves its outputs missing."""
+    from fsmi_bench.run.engine import select_rows
+
+    selections = [item.get("selection") or {} for item in run.info.get("invocations") or []]
+    if not selections:
+        return None, ""
+    pairs, words = set(), []
+    for selection in selections:
+        mask_types, limit = selection.get("mask_types"), selection.get("limit")
+        kinds = tuple(selection.get("kinds") or KINDS)
+        try:
+            rows = select_rows(benchmark, tuple(mask_types) if mask_types is not None else None, kinds, limit)
+        except BadInputError:  # a selection this benchmark has no case for ran nothing
+            rows = []
+        pairs.update((row.case_id, row.mask_type) for row in rows)
+        said = [f"--kinds {','.join(kinds)}" if set(kinds) != set(KINDS) else "",
+                f"--limit {limit}" if limit is not None else "",
+                f"--mask-types {','.join(mask_types)}" if mask_types is not None else ""]
+        words.append(" ".join(part for part in said if part) or "everything")
+    return pairs, "; ".join(dict.fromkeys(words))
 
 
 def select_specs(protocol: str, metrics: tuple[str, ...] | None) -> dict:
@@ -133,15 +161,23 @@ def score_run(config: ScoreConfig, models=None):
         cache = FeatureCache(config.cache_dir) if config.cache_dir else FeatureCache.default()
     scorer = Scorer(specs, models, cache, batch_size=config.batch_size,
                     strict_weights=config.strict_weights, progress=config.progress)
-    outputs = {}
+    # Score what the run was asked to make: a pair it never selected (a --limit run, say) is no missing
+    # output, unless an output or a failure is there all the same.
+    selected, selection_words = selected_pairs(benchmark, run)
+    outputs, kept = {}, []
     for row in benchmark.rows:
         key = (row.case_id, row.mask_type)
+        if selected is not None and key not in selected and key not in run.failures \
+                and not run.output_path(*key).is_file():
+            continue
+        kept.append(row)
         if key in run.failures:
-            outputs[key] = OutputImage(*key, None, "failed_case", run.failures[key])
+            outputs[key] = OutputImage(*key, None, run.failure_status(key), run.failures[key])
         else:
             outputs[key] = OutputImage(*key, run.output_path(*key))
     resize = bool((run.info.get("size_mapping") or {}).get("rule"))
-    values = scorer.score(benchmark, outputs, resize_to_scene=resize,
+    left_out = len(benchmark.rows) - len(kept)
+    values = scorer.score(replace(benchmark, rows=tuple(kept)), outputs, resize_to_scene=resize,
                           recorded_sha256=VerifiedOutputs.of_run_folder(Path(config.run)).sha256)
 
     rows_by_key = {(row.case_id, row.mask_type): row for row in benchmark.rows}
@@ -150,15 +186,17 @@ def score_run(config: ScoreConfig, models=None):
     for item in values:
         row = rows_by_key[(item.case_id, item.mask_type)]
         spec = specs[item.metric]
+        shape_iou, shape_coverage = row.shape_overlap
         records.append({
             "method": run.method, "case_id": item.case_id, "kind": row.kind, "op": row.op,
             "scenario": row.scenario, "complexity": row.complexity, "mask_type": item.mask_type,
-            "metric": item.metric, "value": float(item.value), "status": item.status, "reason": item.reason,
+            "shape_iou": shape_iou, "shape_coverage": shape_coverage, "metric": item.metric,
+            "value": float(item.value), "status": item.status, "reason": item.reason,
             "higher_is_better": bool(spec.higher_is_better), "metric_spec": scorer.spec_json(item.metric),
             "protocol": config.protocol, "benchmark_version": benchmark.version,
             "manifest_sha256": benchmark.manifest_sha256, "run_provenance": provenance})
     frame = pd.DataFrame.from_records(records, columns=list(RESULT_COLUMNS))
-    frame = frame.astype({"value": "float64", "higher_is_better": "bool"})
+    frame = frame.astype({**{name: "float64" for name in RESULT_FLOAT_COLUMNS}, "higher_is_better": "bool"})
     frame = frame.sort_values(["method", "case_id", "mask_type", "metric"], kind="stable").reset_index(drop=True)
     ensure_writable_dir(out.parent)
     # Read, merge and write under one lock: two `fsmi score --out` into one file keep both methods' rows.
@@ -168,7 +206,9 @@ def score_run(config: ScoreConfig, models=None):
         if not _holds_already(out, csv, table):  # a rescore with nothing new rewrites nothing
             csv = write_results(table, out)
     counts = dict(Counter(frame["status"]))
-    summary = ScoreSummary(run.method, out, csv, len(frame), counts, scorer.model_calls, cache.hits)
+    not_selected = (f"not scored: {left_out} of {len(benchmark.rows)} (case, mask type) pairs, which the run did not "
+                    f"select ({selection_words}) and holds no output for" if left_out else "")
+    summary = ScoreSummary(run.method, out, csv, len(frame), counts, scorer.model_calls, cache.hits, not_selected)
     return frame, summary
 
 
@@ -204,11 +244,14 @@ def merge_into_existing(out: Path, frame, method: str):
 
 
 def _holds_already(out: Path, csv: Path, table) -> bool:
-    """True if ``out`` holds exactly ``table`` and its CSV was written with it (not older)."""
+    """True if ``out`` holds exactly ``table`` and its CSV and sidecar were written with it (not older)."""
     import pandas as pd
 
+    from fsmi_bench.scoring.results_csv import sidecar_path
+
     try:
-        if not csv.is_file() or csv.stat().st_mtime_ns < out.stat().st_mtime_ns:
+        written = out.stat().st_mtime_ns
+        if any(not path.is_file() or path.stat().st_mtime_ns < written for path in (csv, sidecar_path(csv))):
             return False
         existing = pd.read_parquet(out)
     except Exception:  # absent or unreadable: written again
@@ -217,16 +260,16 @@ def _holds_already(out: Path, csv: Path, table) -> bool:
 
 
 def write_results(frame, out: Path) -> Path:
-    """Write ``frame`` to ``out`` (parquet) and ``out`` with suffix .csv, both atomically."""
+    """Write ``frame`` to ``out`` (parquet) and ``out`` with suffix .csv, both atomically; the CSV keeps the
+    texts that repeat on every row once, in a sidecar (``results_csv``)."""
     import io
 
     from fsmi_bench.io import atomic_write_bytes
+    from fsmi_bench.scoring.results_csv import write_results_csv
 
     if out.suffix != ".parquet":
         raise BadInputError(f"--out {out}: the results table is written as .parquet (CSV beside it)")
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     atomic_write_bytes(out, buffer.getvalue())
-    csv = out.with_suffix(".csv")
-    atomic_write_bytes(csv, frame.to_csv(index=False).encode("utf-8"))
-    return csv
+    return write_results_csv(frame, out.with_suffix(".csv"))

@@ -2,10 +2,12 @@
 
 Writes random Stable Diffusion 1.5, LLaVA-1.5-7B (full depth, float16, llava-hf layout) and CLIP ViT-L/14
 folders (``flexedit_model.checkpoint_formats``), then: builds the paper config around them, trains
-``--steps`` steps at ``--resolution`` with ``--batch-size`` in bf16 on the ``mini`` training split, saves
-the pipeline (compact), loads it back, and times one ``--edit-steps`` edit. Prints one JSON line:
-peak GPU memory (GiB), samples/s, seconds per edit, checkpoint size (bytes). The weights are random:
-the figures are memory and speed, never quality.
+``--steps`` optimisation steps at ``--resolution`` with ``--batch-size`` on the ``mini`` training split with
+the paper config's own precision settings (bf16 autocast, frozen bases in bfloat16, gradient checkpointing,
+gradient accumulation 4: the settings tests/flexedit/test_mixed_precision.py trains with on CPU), saves the
+pipeline (compact), loads it back, and times one ``--edit-steps`` edit. Prints one JSON line: peak GPU
+memory (GiB), samples/s, seconds per edit, checkpoint and state sizes (bytes), and the settings the run
+recorded in its train.json. The weights are random: the figures are memory and speed, never quality.
 
     python research/flexedit_training/gpu_flexedit_paper.py --work /tmp/paper-check
     python research/flexedit_training/gpu_flexedit_paper.py --size tiny --device cpu --steps 1 \\
@@ -28,7 +30,8 @@ def folder_bytes(folder: Path) -> int:
 def paper_config_on(folders: dict, size: str, resolution: int, batch_size: int, steps: int, edit_steps: int,
                     optimizer: str = "adamw"):
     """The paper config pointed at ``folders``; ``size="tiny"`` also shrinks the parts built here (Q-Former,
-    token count) to match the tiny stand-ins."""
+    token count) to match the tiny stand-ins. The training section's precision, checkpointing and
+    accumulation are paper.json's at every size."""
     from flexedit_model.config import load_config
 
     paper = load_config("paper")
@@ -44,9 +47,7 @@ def paper_config_on(folders: dict, size: str, resolution: int, batch_size: int, 
     if size == "tiny":
         changes.update(num_image_tokens=4, adapter={**paper.adapter, "num_heads": 4},
                        qformer={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
-                                "intermediate_size": 64, "num_query_tokens": 4},
-                       training={**changes["training"], "gradient_checkpointing": False,
-                                 "mixed_precision": "no"})
+                                "intermediate_size": 64, "num_query_tokens": 4})
     return dataclasses.replace(paper, **changes)
 
 
@@ -55,7 +56,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--work", required=True, help="folder for the weights, the run and the pipeline")
     parser.add_argument("--size", choices=("real", "tiny"), default="real")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10, help="optimisation steps (each of 4 accumulated batches)")
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--edit-steps", type=int, default=50)
@@ -85,6 +86,7 @@ def main(argv=None) -> dict:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     summary = train_flexedit(config, "mini", work / "run", steps=args.steps, resume=True, progress=False)
+    run = json.loads((work / "run" / "train.json").read_text())
     train_peak = torch.cuda.max_memory_allocated() / 1024**3 if cuda else None
     pipeline_dir = summary.pipeline_dir
     if cuda:
@@ -110,6 +112,11 @@ def main(argv=None) -> dict:
     figures = {
         "size": args.size, "device": torch.cuda.get_device_name() if cuda else args.device,
         "resolution": args.resolution, "batch_size": args.batch_size, "steps": summary.steps,
+        "gradient_accumulation_steps": config.training["gradient_accumulation_steps"],
+        "effective_batch_size": run["effective_batch_size"],
+        "mixed_precision": run["config"]["training"]["mixed_precision"],
+        "gradient_checkpointing": run["config"]["training"]["gradient_checkpointing"],
+        "frozen_dtypes": run["frozen_dtypes"],
         "optimizer": args.optimizer, "state_bytes": folder_bytes(next((work / "run").glob("state-*"))),
         "train_peak_gpu_gib": round(train_peak, 2) if train_peak is not None else None,
         "edit_peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 1024**3, 2) if cuda else None,

@@ -174,3 +174,61 @@ def test_cli_build_from_an_hf_dataset_of_strings_is_one_line(tmp_path):
                                        "--size", "64", "--no-previews"])
     assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
     assert "column 'image' holds str" in result.output and not (tmp_path / "bench").exists()
+
+
+# Lone surrogates: JSON's "\ud800" escape parses into text that no file, table or dataset can store.
+SURROGATES = ["\ud800", "a \udc80 b", "ends high \ud83d"]
+
+
+@pytest.mark.parametrize("text", SURROGATES)
+@pytest.mark.parametrize("field", ["instruction", "label", "clip_text", "origin"])
+def test_a_lone_surrogate_in_a_case_text_is_one_line_before_anything_is_written(fsmi_dir, tmp_path, field, text):
+    _set(fsmi_dir, **{field: text})  # json.dumps writes it as a \\udXXX escape, as a hand-edited file may hold
+    assert "\\ud" in (fsmi_dir / "cases.jsonl").read_text()
+    result = CliRunner().invoke(main, ["build", "--source", f"fsmi:{fsmi_dir}", "--out", str(tmp_path / "bench"),
+                                       "--size", "64", "--no-previews"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "unpaired surrogate" in result.output and "cases.jsonl:1" in result.output
+    assert not (tmp_path / "bench").exists()
+
+
+def test_a_surrogate_pair_is_text_and_builds_runs_and_exports(fsmi_dir, tmp_path):
+    _set(fsmi_dir, label="box \U0001F4E6")  # an emoji: written as a pair of escapes
+    bench = tmp_path / "bench"
+    runner = CliRunner()
+    assert runner.invoke(main, ["build", "--source", f"fsmi:{fsmi_dir}", "--out", str(bench), "--size", "64",
+                                "--no-previews"]).exit_code == 0
+    result = runner.invoke(main, ["export", str(bench), "--format", "fsmi", "--out", str(tmp_path / "export"),
+                                  "--no-progress"])
+    assert result.exit_code == 0, result.output
+    (exported,) = [json.loads(line) for line in (tmp_path / "export" / "cases.jsonl").read_text().splitlines()]
+    assert exported["label"] == "box \U0001F4E6"
+
+
+def test_a_manifest_edited_to_hold_a_lone_surrogate_is_one_line_in_export_and_run(fsmi_dir, tmp_path):
+    bench = tmp_path / "bench"
+    assert CliRunner().invoke(main, ["build", "--source", f"fsmi:{fsmi_dir}", "--out", str(bench), "--size", "64",
+                                     "--no-previews"]).exit_code == 0
+    manifest = bench / "manifest.jsonl"
+    manifest.write_text(manifest.read_text().replace('"remove the box"', '"remove the \\udc80 box"'))
+    for arguments in (["export", str(bench), "--out", str(tmp_path / "hf"), "--no-progress"],
+                      ["export", str(bench), "--format", "fsmi", "--out", str(tmp_path / "fsmi-export"),
+                       "--no-progress"],
+                      ["run", "--method", "identity", "--bench", str(bench), "--out", str(tmp_path / "run"),
+                       "--no-progress"]):
+        result = CliRunner().invoke(main, arguments)
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+        assert "manifest.jsonl:1: text holds an unpaired surrogate" in result.output
+    assert not any((tmp_path / name).exists() for name in ("hf", "fsmi-export", "run"))
+
+
+def test_a_lone_surrogate_in_a_coco_category_is_one_line(tmp_path):
+    from tests.support.coco_folder import write_coco_folder
+
+    root = write_coco_folder(tmp_path / "coco")
+    annotations = root / "annotations" / "instances_train.json"
+    annotations.write_text(annotations.read_text().replace('"name": "dog"', '"name": "d\\udfffog"'))
+    result = CliRunner().invoke(main, ["build", "--source", f"coco:{root}", "--out", str(tmp_path / "bench"),
+                                       "--size", "64", "--no-previews", "--single", "1", "--multi", "1"])
+    assert result.exit_code == 2 and "unpaired surrogate" in result.output, result.output
+    assert not (tmp_path / "bench").exists()

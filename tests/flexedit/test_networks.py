@@ -22,6 +22,16 @@ def tiny():
     return config, model.eval(), vae, tokenizer
 
 
+@pytest.fixture(scope="module")
+def train_content_small():
+    """The first 24 training examples of ``mini`` at the tiny config's size."""
+    from flexedit_model.training.data import TrainingExamples, load_training_content
+
+    examples = TrainingExamples(load_training_content("mini", "train"), load_config("tiny").resolution, seed=0,
+                                multi_fraction=1.0)
+    return [examples[index] for index in range(24)]
+
+
 def _batch(model, tokenizer, with_subject=True):
     scene, mask, subject = toy_edit()
     prompts = [build_prompt(tokenizer, model.vllm.config, len(model.config.image_token_ids), scene, mask,
@@ -96,16 +106,63 @@ def test_ablation_switches_remove_their_modules(tiny):
     without_ca, _, _ = build_components(config.with_adapter(use_ca=False))
     without_dca, _, _ = build_components(config.with_adapter(use_dca=False))
     assert hasattr(full_model.adapter, "scene_attention") and not hasattr(without_ca.adapter, "scene_attention")
-    assert hasattr(full_model.adapter, "subject_projection")
-    assert not hasattr(without_dca.adapter, "subject_projection")
+    # Without DCA the subject is kept (Sec. 4.3: DCA replaced with a general cross-attention): f2's linear
+    # layer stays, the second key/value projections of every cross-attention layer go.
+    assert hasattr(full_model.adapter, "subject_projection") and hasattr(without_dca.adapter, "subject_projection")
     dca = [p for p in full_model.unet.attn_processors.values() if isinstance(p, DecoupledCrossAttnProcessor)]
     cross_layers = [name for name in full_model.unet.attn_processors if name.endswith("attn2.processor")]
     assert len(dca) == len(cross_layers) > 0
     assert not any(isinstance(p, DecoupledCrossAttnProcessor) for p in without_dca.unet.attn_processors.values())
-    assert not any("subject" in name for name in without_dca.state_dict())
+    assert not any("_subject" in name for name in without_dca.state_dict())
     size = sum(p.numel() for p in full_model.parameters())
     assert sum(p.numel() for p in without_ca.parameters()) < size
     assert sum(p.numel() for p in without_dca.parameters()) < size
+
+
+def test_without_dca_the_unet_reads_f1_and_f2_in_one_general_cross_attention(tiny):
+    config, _, _, tokenizer = tiny
+    model, _, _ = build_components(config.with_adapter(use_dca=False))
+    model.eval()
+    batch, scene, subject = _batch(model, tokenizer)
+    size = config.image_encoder["image_size"]
+    with torch.no_grad():
+        states, _ = model.image_token_states(batch)
+        condition = model.edit_condition(states, clip_pixels([scene], size), clip_pixels([subject], size))
+        other = model.edit_condition(states, clip_pixels([scene], size), clip_pixels([scene], size))
+    queries, subject_tokens = config.qformer["num_query_tokens"], config.adapter["num_subject_tokens"]
+    assert condition.shape[1] == queries + subject_tokens
+    assert not torch.allclose(condition[:, queries:], other[:, queries:])  # f2 is the subject's
+    torch.manual_seed(1)
+    latents, scene_latents, step = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), torch.tensor([500])
+    with torch.no_grad():
+        with_subject = model.predict_noise(latents, step, scene_latents, condition, 1.0)
+        # The UNet's own cross-attention over the whole sequence, no second projections, no lambda.
+        plain = model.unet(torch.cat([latents, scene_latents], dim=1), step, encoder_hidden_states=condition).sample
+        other_subject = model.predict_noise(latents, step, scene_latents, other, torch.tensor([1.0]))
+        single = model.predict_noise(latents, step, scene_latents, condition, 0.0)
+        single_other = model.predict_noise(latents, step, scene_latents, other, torch.tensor([0.0]))
+        scene_only = model.unet(torch.cat([latents, scene_latents], dim=1), step,
+                                encoder_hidden_states=condition[:, :queries]).sample
+    assert torch.allclose(with_subject, plain, atol=1e-6)
+    assert not torch.allclose(with_subject, other_subject, atol=1e-4)  # the subject reaches the UNet
+    # lambda = 0 (single-image edits): f1 alone, whatever sits in the subject slots.
+    assert torch.allclose(single, scene_only, atol=1e-6) and torch.equal(single, single_other)
+    assert model.null_edit_condition(2).shape == (2, queries + subject_tokens, condition.shape[-1])
+
+
+def test_without_dca_the_subject_projection_trains(tiny, train_content_small):
+    from flexedit_model.build import build_scheduler
+    from flexedit_model.training.losses import collate_examples, flexedit_loss
+
+    config, _, _, tokenizer = tiny
+    model, vae, _ = build_components(config.with_adapter(use_dca=False))
+    examples = [example for example in train_content_small if example.subject is not None][:2]
+    assert examples
+    batch = collate_examples(examples, tokenizer, model)
+    parts = flexedit_loss(model, vae, build_scheduler(config, "ddpm"), batch, torch.Generator().manual_seed(0),
+                          condition_dropout=0.0)
+    parts.total.backward()
+    assert model.adapter.subject_projection.weight.grad.abs().sum() > 0
 
 
 def test_lambda_zero_makes_single_image_edit_independent_of_subject(tiny):

@@ -12,39 +12,17 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from flexedit_model.checkpoint_formats import (
-    llava_shipped_key,
-    write_clip_vision_folder,
-    write_llava_folder,
-    write_sd15_folder,
-)
+from flexedit_model.checkpoint_formats import llava_shipped_key
 from flexedit_model.config import load_config
 from fsmi_bench.errors import BadInputError, IntegrityError, MissingWeightsError
-from tests.support.flexedit_inputs import toy_edit
+from tests.support.flexedit_inputs import paper_config, toy_edit, write_paper_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    root = tmp_path_factory.mktemp("user-weights")
-    return {"sd": write_sd15_folder(root / "stable-diffusion-v1-5"),
-            "llava": write_llava_folder(root / "llava-1.5-7b-hf"),
-            "clip": write_clip_vision_folder(root / "clip-vit-large-patch14")}
-
-
-def paper_config(weights, **llava):
-    """The paper config on the stand-ins, at a size that runs on a CPU (the sections' structure kept)."""
-    paper = load_config("paper")
-    return dataclasses.replace(
-        paper, resolution=32, num_image_tokens=4,
-        vllm={**paper.vllm, "path": str(weights["llava"]), **llava},
-        image_encoder={**paper.image_encoder, "path": str(weights["clip"])},
-        unet={**paper.unet, "path": str(weights["sd"])}, vae={**paper.vae, "path": str(weights["sd"])},
-        qformer={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64,
-                 "num_query_tokens": 4},
-        adapter={**paper.adapter, "num_heads": 4}, inference={**paper.inference, "num_inference_steps": 2},
-        training={**paper.training, "batch_size": 2, "gradient_checkpointing": False, "steps": 1})
+    return write_paper_weights(tmp_path_factory.mktemp("user-weights"))
 
 
 def file_tensors(folder, pattern="*.safetensors", rename=lambda key: key):
@@ -125,8 +103,8 @@ def test_from_parts_adopts_the_very_modules():
 def one_training_step(model, vae, tokenizer, config, autocast_dtype):
     from flexedit_model.build import build_scheduler
     from flexedit_model.training.data import TrainingExamples, load_training_content
-    from flexedit_model.training.losses import collate_examples, flexedit_loss
     from flexedit_model.training.loop import set_trainable
+    from flexedit_model.training.losses import collate_examples, flexedit_loss
 
     parameters = set_trainable(model, config)
     model.train()
@@ -274,15 +252,14 @@ def test_paper_training_steps_are_explicit():
         TrainingSettings.from_config(without)
 
 
-def test_training_states_and_the_pipeline_hold_no_frozen_tensors(weights, tmp_path):
-    """Two steps of the paper config on the stand-ins: state-<step>/ holds the trained parameters and the
-    optimiser, not LLaVA, CLIP or the VAE; the pipeline's trained parts are all its weight bytes."""
+def test_training_states_and_the_pipeline_hold_no_frozen_tensors(weights, tmp_path, own_accelerate_state):
+    """Two steps of the paper config on the stand-ins, with its own precision, checkpointing and accumulation:
+    state-<step>/ holds the trained parameters and the optimiser, not LLaVA, CLIP or the VAE; the pipeline's
+    trained parts are all its weight bytes."""
     from flexedit_model.build import build_components
     from flexedit_model.training.loop import set_trainable, train_flexedit
 
-    config = paper_config(weights)
-    config = dataclasses.replace(config, training={**config.training, "checkpoint_every": 1, "log_every": 1,
-                                                   "mixed_precision": "no"})
+    config = paper_config(weights, training={"checkpoint_every": 1, "log_every": 1})
     summary = train_flexedit(config, "mini", tmp_path / "run", steps=2, progress=False)
     model, vae, _ = build_components(config, seed=0, device="cpu")
     set_trainable(model, config)

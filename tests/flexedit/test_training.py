@@ -160,14 +160,14 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(tmp
     config = load_config("tiny")  # checkpoint_every 2
     clean = train_flexedit(config, "mini", tmp_path / "clean", steps=4, content=train_content, progress=False)
 
-    step = loop._optimisation_step
+    step = loop.optimisation_step
 
     def killed_at_step_3(trainer, settings, batch, index, learning_rate):
         if index == 2:
             raise Killed()
         return step(trainer, settings, batch, index, learning_rate)
 
-    monkeypatch.setattr(loop, "_optimisation_step", killed_at_step_3)
+    monkeypatch.setattr(loop, "optimisation_step", killed_at_step_3)
     with pytest.raises(Killed):
         train_flexedit(config, "mini", tmp_path / "killed", steps=4, content=train_content, progress=False)
     monkeypatch.undo()

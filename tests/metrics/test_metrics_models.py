@@ -46,8 +46,13 @@ def test_lpips_loads_local_files_without_any_download(weights_dir, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a download was attempted")
 
+    import torchvision.models._api as torchvision_api
+
+    # torchvision binds torch.hub's loader when it is first imported: patched here, and not only in torch.hub,
+    # so that a first import during this test cannot keep the refusal for the tests after it.
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(torchvision_api, "load_state_dict_from_url", refuse)
     linear, backbone = write_lpips_files(weights_dir, "squeeze")
     model = build_lpips("squeeze", linear, backbone)
     saved = torch.load(backbone, weights_only=True)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import re
-import threading
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -18,147 +15,22 @@ from fsmi_bench.metrics.download import (
     FETCH_TARGETS,
     DownloadError,
     FetchTarget,
-    HubFiles,
     TorchvisionFile,
     fetch_weights,
     load_fetch_record,
 )
 from fsmi_bench.metrics.weights import resolve
+from tests.support.hub_server import COMMIT, files_under, pin
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REAL_TARGETS = dict(FETCH_TARGETS)  # as shipped, before any test points them at the stand-in server
-
-
-class HubLikeServer:
-    """Serves ``/<repo>/resolve/<revision>/<file>`` as the Hugging Face hub does: small files with their git
-    blob sha1 as ETag; large ("LFS") files answered by a redirect carrying ``X-Linked-Etag`` (the sha256)
-    to ``/cdn/<repo>/<file>``, which honours Range requests; and ``/models/<file>`` as download.pytorch.org."""
-
-    def __init__(self):
-        self.repos: dict[str, dict[str, bytes]] = {}
-        self.lfs: set[str] = set()
-        self.torchvision: dict[str, bytes] = {}
-        self.stated_sha256: dict[str, str] = {}  # a lie about a file's hash, by file name
-        self.commit = COMMIT
-        self.break_after: int | None = None  # send this many bytes of the next CDN answer, then hang up
-        self.requests: list[tuple[str, str, str | None]] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_HEAD(self):
-                self._answer(body=False)
-
-            def do_GET(self):
-                self._answer(body=True)
-
-            def _answer(self, body):
-                server.requests.append((self.command, self.path, self.headers.get("Range")))
-                match = re.fullmatch(r"/(.+)/resolve/([^/]+)/([^/]+)", self.path)
-                if match:
-                    repo, revision, filename = match.groups()
-                    data = server.repos.get(repo, {}).get(filename)
-                    if data is None or revision not in ("main", server.commit):
-                        return self._send(404, b"", body)
-                    headers = {"X-Repo-Commit": server.commit}
-                    if filename in server.lfs:
-                        sha256 = server.stated_sha256.get(filename, hashlib.sha256(data).hexdigest())
-                        headers.update({"X-Linked-Etag": f'"{sha256}"', "Location": f"/cdn/{repo}/{filename}"})
-                        return self._send(302, b"", body, headers)
-                    git_sha1 = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-                    return self._send(200, data, body, {**headers, "ETag": f'"{git_sha1}"'})
-                if self.path.startswith("/cdn/"):
-                    repo, _, name = self.path.removeprefix("/cdn/").rpartition("/")
-                    return self._send_range(server.repos[repo][name], body)
-                if self.path.startswith("/models/"):
-                    data = server.torchvision.get(self.path.removeprefix("/models/"))
-                    return self._send(404, b"", body) if data is None else self._send_range(data, body)
-                return self._send(404, b"", body)
-
-            def _send_range(self, data, body):
-                requested = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                start = int(requested.group(1)) if requested else 0
-                status = 206 if requested else 200
-                headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if requested else {}
-                self._send(status, data[start:], body, headers)
-
-            def _send(self, status, data, body, headers=None):
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if body and data:
-                    if server.break_after is not None and status in (200, 206) and self.path.startswith("/cdn/"):
-                        self.wfile.write(data[: server.break_after])
-                        server.break_after = None
-                        self.wfile.flush()
-                        self.close_connection = True
-                        return
-                    self.wfile.write(data)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def tiny_dinov2_files(tmp_path_factory) -> dict[str, bytes]:
-    from tests.support.metric_models import write_tiny_dinov2
-
-    folder = write_tiny_dinov2(tmp_path_factory.mktemp("dino"))
-    return {"config.json": (folder / "config.json").read_bytes(),
-            "model.safetensors": (folder / "model.safetensors").read_bytes()}
-
-
-@pytest.fixture()
-def hub(tmp_path, monkeypatch, tiny_dinov2_files):
-    server = HubLikeServer()
-    server.repos["facebook/dinov2-small"] = dict(tiny_dinov2_files)
-    server.repos["timm/vit_large_patch14_clip_224.openai"] = {"open_clip_model.safetensors": b"clip" * 5000}
-    server.lfs |= {"model.safetensors", "open_clip_model.safetensors"}
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("FSMI_TORCHVISION_URL", f"{server.url}/models")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("FSMI_CACHE_DIR", str(tmp_path / "fsmi"))
-    monkeypatch.delenv("FSMI_DINOV2_WEIGHTS", raising=False)
-    monkeypatch.delenv("FSMI_CLIP_WEIGHTS", raising=False)
-    # The real targets are pinned to the publisher's commit and hashes; here, to the stand-in's.
-    for name in ("clip-vit-l-14", "dinov2-small"):
-        pin(monkeypatch, server, name)
-    yield server
-    server.close()
-
-
-def pin(monkeypatch, server: HubLikeServer, name: str, pinned: bool = True) -> None:
-    """Point target ``name`` at what ``server`` holds: pinned to its commit and its files' sha256, or not
-    pinned at all (the branch main, hashes as the hub states them), as for a repository fsmi has no pin for."""
-    source = FETCH_TARGETS[name].source
-    files = server.repos[source.repo_id]
-    pins = tuple((filename, hashlib.sha256(files[filename]).hexdigest()) for filename in source.files)
-    hub_files = HubFiles(source.repo_id, source.files, revision=server.commit, pinned=pins) if pinned else \
-        HubFiles(source.repo_id, source.files)
-    monkeypatch.setitem(FETCH_TARGETS, name, FetchTarget(name, hub_files))
-
-
-def _files_under(root: Path) -> list[str]:
-    return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file() or path.is_symlink())
 
 
 def test_fetched_dinov2_is_found_and_loads_as_the_real_class(hub, tmp_path):
     fetched = fetch_weights(["dinov2-small"], progress=False)
     assert [item.path.name for item in fetched] == ["config.json", "model.safetensors"]
     resolved = resolve("dinov2-small")
-    assert resolved.source == "cache" and resolved.path == tmp_path / f"hf/hub/models--facebook--dinov2-small/snapshots/{COMMIT}"
+    assert resolved.source == "cache"
+    assert resolved.path == tmp_path / f"hf/hub/models--facebook--dinov2-small/snapshots/{COMMIT}"
     # Fetched by commit, not by branch: no ref claims that main is that commit.
     assert not (tmp_path / "hf/hub/models--facebook--dinov2-small/refs").exists()
     from fsmi_bench.metrics.dino_metric import load_dinov2
@@ -179,31 +51,44 @@ def test_a_wrong_stated_hash_is_refused_and_nothing_is_left(hub, tmp_path, monke
     hub.stated_sha256["open_clip_model.safetensors"] = "0" * 64
     with pytest.raises(IntegrityError, match="the hub states sha256 0000.*fsmi pins"):
         fetch_weights(["clip-vit-l-14"], progress=False)
-    assert _files_under(tmp_path / "hf") == []
+    assert files_under(tmp_path / "hf") == []
     pin(monkeypatch, hub, "clip-vit-l-14", pinned=False)  # no pin: the hub's statement is checked against the bytes
     with pytest.raises(IntegrityError, match="is not the stated 0000"):
         fetch_weights(["clip-vit-l-14"], progress=False)
-    assert _files_under(tmp_path / "hf") == []
+    assert files_under(tmp_path / "hf") == []
     assert not resolve("clip-vit-l-14").present
     result = CliRunner().invoke(main, ["weights", "fetch", "clip-vit-l-14", "--no-progress"])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
 
 
+CLIP_CDN = "/cdn/timm/vit_large_patch14_clip_224.openai/open_clip_model.safetensors"
+
+
 def test_a_broken_download_resumes_where_it_stopped(hub, tmp_path):
     data = hub.repos["timm/vit_large_patch14_clip_224.openai"]["open_clip_model.safetensors"]
-    hub.break_after = 7000
+    hub.breaks = [7000]  # the connection ends once: asked again at once, from byte 7000
+    (item,) = fetch_weights(["clip-vit-l-14"], progress=False)
+    assert ("GET", CLIP_CDN, "bytes=7000-") in hub.requests
+    assert item.path.read_bytes() == data and item.sha256 == hashlib.sha256(data).hexdigest()
+    assert resolve("clip-vit-l-14").path == item.path
+    blobs = tmp_path / "hf/hub/models--timm--vit_large_patch14_clip_224.openai/blobs"
+    assert [path.name for path in blobs.iterdir()] == [item.sha256]
+
+
+def test_a_download_that_keeps_breaking_is_kept_for_the_next_call(hub, tmp_path):
+    data = hub.repos["timm/vit_large_patch14_clip_224.openai"]["open_clip_model.safetensors"]
+    hub.breaks = [3000, 2000, 1000]  # each answer brings more, but the file is never whole in this call
     with pytest.raises(DownloadError, match="run the same command again"):
         fetch_weights(["clip-vit-l-14"], progress=False)
     blobs = tmp_path / "hf/hub/models--timm--vit_large_patch14_clip_224.openai/blobs"
-    assert [path.name.endswith(".incomplete") for path in blobs.iterdir()] == [True]
+    (partial,) = blobs.iterdir()
+    assert partial.name.endswith(".incomplete") and partial.read_bytes() == data[:6000]
     assert not resolve("clip-vit-l-14").present
 
     hub.requests.clear()
     (item,) = fetch_weights(["clip-vit-l-14"], progress=False)
-    assert ("GET", "/cdn/timm/vit_large_patch14_clip_224.openai/open_clip_model.safetensors", "bytes=7000-") in hub.requests
-    assert item.path.read_bytes() == data and item.sha256 == hashlib.sha256(data).hexdigest()
-    assert resolve("clip-vit-l-14").path == item.path
-    assert [path.name for path in blobs.iterdir()] == [item.sha256]
+    assert ("GET", CLIP_CDN, "bytes=6000-") in hub.requests
+    assert item.path.read_bytes() == data
 
 
 def test_torchvision_files_are_checked_against_their_name(hub, tmp_path, monkeypatch):
@@ -219,7 +104,7 @@ def test_torchvision_files_are_checked_against_their_name(hub, tmp_path, monkeyp
                         FetchTarget("squeezenet-imagenet", TorchvisionFile("tinynet-deadbeef.pth")))
     with pytest.raises(IntegrityError, match="does not start with deadbeef"):
         fetch_weights(["squeezenet-imagenet"], progress=False)
-    assert _files_under(tmp_path / "torch/hub/checkpoints") == [good_name]
+    assert files_under(tmp_path / "torch/hub/checkpoints") == [good_name]
 
 
 def test_the_hash_of_the_first_download_is_kept(hub, tmp_path, monkeypatch):
@@ -245,7 +130,8 @@ def test_offline_and_unknown_names_are_one_line_errors(hub, monkeypatch):
 def test_cli_prints_each_file_and_its_sha256(hub, tmp_path):
     result = CliRunner().invoke(main, ["weights", "fetch", "clip-vit-l-14", "--no-progress"])
     assert result.exit_code == 0, result.output
-    sha256 = hashlib.sha256(hub.repos["timm/vit_large_patch14_clip_224.openai"]["open_clip_model.safetensors"]).hexdigest()
+    data = hub.repos["timm/vit_large_patch14_clip_224.openai"]["open_clip_model.safetensors"]
+    sha256 = hashlib.sha256(data).hexdigest()
     assert result.output.strip() == (f"clip-vit-l-14: downloaded {tmp_path}/hf/hub/models--timm--vit_large_patch14_"
                                      f"clip_224.openai/snapshots/{COMMIT}/open_clip_model.safetensors sha256 {sha256}")
     assert download.DEFAULT_HF_ENDPOINT == "https://huggingface.co"
@@ -264,12 +150,16 @@ def test_other_bytes_than_the_pinned_ones_are_refused(hub, tmp_path, monkeypatch
     for name in ("clip-vit-l-14", "dinov2-small"):
         monkeypatch.setitem(FETCH_TARGETS, name, REAL_TARGETS[name])
     hub.commit = download.DINOV2_SMALL_COMMIT
+    # Refused by its pinned size (547 bytes) before a byte is kept; the same size with other bytes, by its sha256.
+    with pytest.raises(IntegrityError, match="fsmi pins 547; refused, nothing kept"):
+        fetch_weights(["dinov2-small"], progress=False)
+    hub.repos["facebook/dinov2-small"]["config.json"] = b"{}".ljust(547)
     with pytest.raises(IntegrityError, match=f"is not the stated {FETCH_TARGETS['dinov2-small'].source.pinned[0][1]}"):
         fetch_weights(["dinov2-small"], progress=False)
     hub.commit = download.CLIP_VIT_L_14_COMMIT
     with pytest.raises(IntegrityError, match="fsmi pins 9ce2e8a8"):
         fetch_weights(["clip-vit-l-14"], progress=False)
-    assert _files_under(tmp_path / "hf") == []
+    assert files_under(tmp_path / "hf") == []
     assert not resolve("dinov2-small").present and not resolve("clip-vit-l-14").present
 
 

@@ -105,7 +105,8 @@ def test_a_case_that_lost_some_outputs_is_counted_and_noted_in_every_format(tmp_
     assert "n=4 (30/32 outputs) (2)" in table1 and note in table1
     assert "(4/4 outputs)" not in table1  # complete cells stay as they were
     latex = make_report(ReportConfig(results=(str(path),), resamples=100, fmt="latex")).text
-    assert "n=4 (30/32 outputs)" in latex and "2 of 32 outputs without a value" in latex
+    assert "(30/32 outputs)" in latex and "2 of 32 outputs without a value" in latex
+    assert "\\textit{Free-Shape Mask (n = 4 cases)}" in latex  # every cell of the block has n = 4
     rows = pd.read_csv(__import__("io").StringIO(make_report(ReportConfig(results=(str(path),), resamples=100,
                                                                           fmt="csv")).text))
     partial = rows[(rows["block"] == "Free-Shape Mask") & (rows["metric"] == "fg_psnr")].iloc[0]
@@ -204,14 +205,29 @@ def test_latex_structure_and_compiles(tmp_path, two_methods):
                             resamples=100))
     latex = out.read_text()
     assert latex.startswith("% fsmi report tables; needs in the preamble: \\usepackage{booktabs,graphicx}")
-    assert latex.count("\\begin{table}") == latex.count("\\end{table}") == 6
-    assert latex.count("\\begin{tabular}{ll" + "r" * 8 + "}") == 3
-    assert "\\multicolumn{4}{c}{Foreground} & \\multicolumn{4}{c}{Whole Image}" in latex
+    # 12 tables (6 of the paper's layouts, 6 by mask looseness); those of 8 metrics are split in two floats of
+    # 4, so that every float is legible at the text width (shrunk only if it would still be wider), and a
+    # float taller than a page is cut between blocks
+    floats = latex.count("\\begin{table}")
+    assert floats == latex.count("\\end{table}") == latex.count("\\begin{tabular}{lrrrr}") > 18
+    assert latex.count("\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}") == floats
+    assert "\\caption{Multi-image editing by mask type: foreground (1 of 2)}" in latex
+    assert "\\caption{Multi-image editing by mask type: foreground (2 of 2)}" in latex
+    assert "\\caption{multi-image editing, full vs free-shape masks: foreground}" in latex
+    assert "\\caption{multi-image editing, full vs free-shape masks: whole image}" in latex
+    assert "\\multicolumn{3}{c}{Background} & \\multicolumn{1}{c}{Foreground}" in latex
     assert "LPIPS $\\downarrow$" in latex and "\\textbf{" in latex and "FlexEdit (reported) & 13.1645" in latex
-    assert "fg\\_psnr" in latex and "95 \\%" in latex
-    for line in latex.splitlines():
-        if line.endswith("\\\\") and "&" in line and "multicolumn" not in line:
-            assert line.count("&") - line.count("\\&") in (5, 9)
+    assert "\\textit{Full Mask (n = 4 cases)}" in latex and "95 \\%" in latex
+    for body in latex.split("\\begin{table}")[1:]:
+        for line in body.splitlines():
+            if line.endswith("\\\\") and "&" in line and "multicolumn" not in line:
+                assert line.count("&") - line.count("\\&") == 4
+        table, notes = body.split("\\begin{minipage}")
+        # footnotes: a legend, the notes cells point to, one brief paragraph; never the long Markdown notes
+        assert len(notes) < 1000 and "fsmi's choice (" not in notes, notes
+        rows = [line for line in table.splitlines() if line.endswith("\\\\")]
+        printed = sum(2 if "\\begin{tabular}[t]" in line else 1 for line in rows)  # a mean, then its interval
+        assert 10 < printed <= 36 + 2  # MAX_LINES, and the column headers: the float and its notes fit a page
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended); "
                     "the LaTeX was checked structurally only")
@@ -230,7 +246,7 @@ def test_plots_one_png_per_kind_and_metric(tmp_path):
     result = make_report(ReportConfig(results=(str(write_results(tmp_path, frame, "both")),),
                                      plots_dir=str(tmp_path / "plots"), resamples=50))
     names = sorted(path.name for path in result.files)
-    expected = sorted(f"single_{m}.png" for m in SINGLE_METRICS)
+    expected = sorted([f"single_{m}.png" for m in SINGLE_METRICS] + ["single_by_mask_iou.png"])
     assert names == expected
     for path in result.files:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -302,6 +318,7 @@ def test_cli_report_and_write_paper_rows(tmp_path, two_methods):
     assert "| Full Mask | alpha |" in result.output and "FlexEdit (reported)" in result.output
     result = runner.invoke(report_command, [*map(str, two_methods), "--paired", "beta", "alpha"])
     assert result.exit_code == 0 and "Paired test: beta (A) vs alpha (B)" in result.output
+    assert "no verdict: n < 10" in result.output and "&lt;" not in result.output  # reads as written
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path, two_methods):
@@ -351,3 +368,32 @@ def test_fsmi_choices_are_noted_as_such_with_their_reason(tmp_path):
     assert "bg_ssim" not in "".join(line for line in table2.splitlines() if "fsmi's choice" in line)
     # The choices are not repeated inside the spec footnotes.
     assert all("fsmi_choices=" not in line for line in text.splitlines())
+
+
+def test_missing_weights_are_said_once_with_the_command_that_fetches_them(tmp_path):
+    """Results scored where no metric weights are (the tests' empty caches): the report names each missing
+    weight and `fsmi weights fetch` once, not one long message per metric."""
+    import fsmi_bench as fsmi
+    from fsmi_bench.quickstart import QuickstartResult
+    from tests.support.tiny_benchmark import write_tiny_benchmark
+
+    bench = write_tiny_benchmark(tmp_path / "bench", n_single=2, n_multi=2, mask_types=("full", "circle"))
+    run = fsmi.run_method("identity", bench, out=tmp_path / "run", progress=False)
+    table = fsmi.score(run, bench, progress=False)  # every metric of the paper protocol
+    assert set(table.loc[table["status"] == "missing_weights", "metric"]) == {
+        "fg_clip_t", "fg_clip_i", "fg_dinov2", "whole_lpips", "whole_clip_i", "whole_dinov2", "bg_lpips"}
+    assert table["reason"].str.len().max() > 500  # the rows keep the long form, every place looked at
+    report = fsmi.make_report(table, plots=tmp_path / "plots", resamples=20)
+    about_weights = [message for message in report.messages if "weights" in message]
+    assert len(about_weights) == 1, report.messages
+    message = about_weights[0]
+    assert message.startswith("8 metrics have no values and no plot (multi fg_clip_i, multi fg_clip_t")
+    assert "fsmi weights fetch clip-vit-l-14-hf dinov2-small squeezenet-imagenet downloads them" in message
+    assert len(message) < 400
+    notes = [line for line in report.text.splitlines() if "missing_weights" in line]
+    assert notes and all(len(line) < 200 for line in notes)
+    assert "no valid value: missing_weights: clip-vit-l-14-hf (or clip-vit-l-14) not on this machine (fsmi " \
+           "weights fetch clip-vit-l-14-hf downloads it" in report.text
+    summary = QuickstartResult(bench=bench, results=(), report=tmp_path / "report.md", report_text=report.text,
+                               messages=report.messages).summary
+    assert summary.count("fsmi weights fetch") == 1

@@ -99,7 +99,10 @@ def test_run_json_records_source_hashes_missing_invalid_and_resizes(bench, tmp_p
     assert run.failures[missing_key].startswith("missing:") and run.failures[truncated_key].startswith("invalid:")
     frame = _score(bench, out)
     statuses = frame.groupby(["case_id", "mask_type"])["status"].agg(set).to_dict()
-    assert statuses[missing_key] == statuses[truncated_key] == {"failed_case"}
+    # Not failed edits: a missing file is a missing output, an unreadable one a bad output, each with its reason.
+    assert statuses[missing_key] == {"missing_output"} and statuses[truncated_key] == {"bad_output"}
+    reasons = frame.groupby(["case_id", "mask_type"])["reason"].first().to_dict()
+    assert reasons[missing_key].startswith("missing: no output file") and "does not decode" in reasons[truncated_key]
     assert statuses[gray_key] == statuses[small_key] == {"ok"}
     gray_output = load_rgb(out / "outputs" / gray_key[0] / f"{gray_key[1]}.png")
     assert (gray_output[..., 0] == gray_output[..., 1]).all()
@@ -141,7 +144,7 @@ def test_selection_limits_what_counts_as_missing(bench, tmp_path):
     ("missing source", "no such folder or file"),
     ("csv without path column", "needs the columns case_id, mask_type, path"),
     ("csv with duplicate rows", "a second row for"),
-    ("another run in out", "already holds another run"),
+    ("another run in out", "made by `fsmi run`"),
     ("empty name", "--method-name"),
     ("markup in the name", "--method-name"),  # run.json would refuse it later; refused before any work
 ])

@@ -179,11 +179,24 @@ def test_anydoor_reduces_the_mask_to_its_bounding_box():
     assert box.dtype == np.uint8 and box.sum() == 5 * 7 and box[2:7, 3:10].all()
 
 
-def test_instructany2pix_pads_to_a_square_and_can_cut_back():
-    scene = np.arange(6 * 10 * 3, dtype=np.uint8).reshape(6, 10, 3)
-    square, (top, left) = _driver_module("instructany2pix_driver").pad_to_square(scene)
-    assert square.shape == (10, 10, 3) and (top, left) == (2, 0)
-    np.testing.assert_array_equal(square[top:top + 6, left:left + 10], scene)
+@pytest.mark.parametrize("width, height, box", [(56, 40, (8, 0, 40)), (40, 56, (0, 8, 40)), (30, 30, (0, 0, 30)),
+                                                 (1000, 10, (495, 0, 10))])
+def test_instructany2pix_finds_the_square_its_pipeline_keeps(width, height, box):
+    # resize_and_crop(img, (1024, 1024), 'middle'), pipeline.py l.41-88: e.g. 56 x 40 -> 1433 x 1024, the crop
+    # starts at round(204.5) = 204 of 1433, column 8 of 56
+    from PIL import Image
+
+    assert _driver_module("instructany2pix_driver").centre_crop_box(width, height) == box
+    scene = np.zeros((height, width), dtype=np.uint8)
+    left, top, size = box
+    scene[top:top + size, left:left + size] = 255
+    short = min(width, height)
+    scaled = Image.fromarray(scene).resize((int(1024 * width / short), int(1024 * height / short)),
+                                           Image.Resampling.NEAREST)
+    middle = np.asarray(scaled.crop(((scaled.size[0] - 1024) / 2, (scaled.size[1] - 1024) / 2,
+                                     (scaled.size[0] + 1024) / 2, (scaled.size[1] + 1024) / 2)))
+    margin = 1024 // short + 1  # one scene pixel
+    assert middle[margin:-margin, margin:-margin].min() == 255  # the square the pipeline keeps is the box found
 
 
 @pytest.mark.parametrize("module_name, class_name", [

@@ -196,6 +196,29 @@ def test_missing_failed_and_bad_outputs_are_rows_with_status(bench, tmp_path, ti
     assert any("bad_output: 10" in line for line in summary.lines())
 
 
+def test_pairs_the_run_did_not_select_are_left_out_and_said(bench, tmp_path, tiny_models):
+    """run.json's invocations (a --limit 1 --kinds single run, then --mask-types circle over all) say what was
+    asked; only those pairs are scored, and a selected pair without output is still a missing output."""
+    run = write_run(tmp_path / "run", bench)
+    info = json.loads((run / "run.json").read_text())
+    info["invocations"] = [{"selection": {"kinds": ["single"], "limit": 1, "mask_types": None}},
+                           {"selection": {"kinds": ["single", "multi"], "limit": None, "mask_types": ["circle"]}}]
+    (run / "run.json").write_text(json.dumps(info))
+    for case_id in ("single_0002", "multi_0001", "multi_0002"):  # outputs the selections did not ask for
+        for mask_type in ("full", "irregular_open"):
+            (run / "outputs" / case_id / f"{mask_type}.png").unlink()
+    (run / "outputs" / "single_0001" / "full.png").unlink()  # asked for, not made
+    frame, summary = _score(bench, run, tmp_path, tiny_models, metrics=WEIGHTLESS_METRICS)
+    pairs = set(zip(frame["case_id"], frame["mask_type"]))
+    assert pairs == {("single_0001", "full"), ("single_0001", "circle"), ("single_0001", "irregular_open"),
+                     ("single_0002", "circle"), ("multi_0001", "circle"), ("multi_0002", "circle")}
+    status = frame.groupby(["case_id", "mask_type"])["status"].first()
+    assert status[("single_0001", "full")] == "missing_output" and (status.drop(("single_0001", "full")) == "ok").all()
+    assert summary.not_selected == ("not scored: 6 of 12 (case, mask type) pairs, which the run did not select "
+                                    "(--kinds single --limit 1; --mask-types circle) and holds no output for")
+    assert summary.not_selected in summary.lines()
+
+
 def test_recorded_size_mapping_resizes_outputs(bench, tmp_path, tiny_models):
     run = write_run(tmp_path / "run", bench, size_mapping={"rule": "resize to the scene's size", "resized": {}})
     save_png(run / "outputs" / "multi_0001" / "circle.png", np.zeros((60, 80, 3), dtype=np.uint8))

@@ -19,6 +19,11 @@ def known_value(method_offset: float, case_index: int, mask_index: int, metric_i
     return method_offset + case_index + 0.1 * mask_index + 10.0 * metric_index
 
 
+def known_shape_iou(mask_index: int) -> float:
+    """The shape IoU of mask type j: 1 for the full mask, 0.3 + 0.06 j for the free shapes (0.36 to 0.78)."""
+    return 1.0 if mask_index == 0 else 0.3 + 0.06 * mask_index
+
+
 def results_frame(method: str, offset: float, cases: int = 4, kinds=("multi", "single"), noise: float = 0.0,
                   seed: int = 0, version: str = "fsmi-edit-1.0", protocol: str = "paper") -> pd.DataFrame:
     """One method's long results table; ``noise`` adds seeded per-row normal noise."""
@@ -36,7 +41,9 @@ def results_frame(method: str, offset: float, cases: int = 4, kinds=("multi", "s
                         "method": method, "case_id": f"{kind}_{case_index + 1:04d}", "kind": kind,
                         "op": OPS[case_index % 3], "scenario": "indoor" if case_index % 2 else "outdoor",
                         "complexity": ("simple" if case_index % 2 else "complex") if kind == "multi" else "none",
-                        "mask_type": mask_type, "metric": metric, "value": value, "status": "ok", "reason": "",
+                        "mask_type": mask_type, "shape_iou": known_shape_iou(mask_index),
+                        "shape_coverage": 1.0 if mask_index == 0 else 0.6 + 0.05 * mask_index, "metric": metric,
+                        "value": value, "status": "ok", "reason": "",
                         "higher_is_better": "lpips" not in metric,
                         "metric_spec": json.dumps({"model": "none", "region_mode": "bbox_crop", "input_size": 256}),
                         "protocol": protocol, "benchmark_version": version, "manifest_sha256": "0" * 64,

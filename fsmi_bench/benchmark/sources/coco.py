@@ -29,6 +29,7 @@ from pathlib import Path
 
 from fsmi_bench.benchmark.sources.base import ObjectInstance, ScenePhoto, SourceContent
 from fsmi_bench.errors import BadInputError
+from fsmi_bench.io import refuse_lone_surrogates
 from fsmi_bench.schema import SCENARIOS
 
 DEFAULT_MIN_AREA_FRACTION = 0.01
@@ -164,13 +165,17 @@ def bounded_annotation(annotation: dict, width: int, height: int, where: str) ->
     return {**annotation, "segmentation": polygons}
 
 
-def _read_coco(json_file: Path):
+def _read_coco(json_file: Path, object_hook=None):
+    """The file's pycocotools index (``COCO`` with ``createIndex`` run). ``object_hook``: given to
+    ``json.loads`` for each object as it is parsed (the training stream compacts polygons with it)."""
     from pycocotools.coco import COCO
 
     try:
-        dataset = json.loads(json_file.read_text(encoding="utf-8"))
+        text = json_file.read_text(encoding="utf-8")
+        dataset = json.loads(text, object_hook=object_hook)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BadInputError(f"{json_file}: not valid JSON ({error})") from None
+    refuse_lone_surrogates(dataset, str(json_file), text)
     if not isinstance(dataset, dict):
         raise BadInputError(f"{json_file}: a COCO file holds a JSON object")
     missing = [key for key in ("images", "annotations", "categories") if key not in dataset]

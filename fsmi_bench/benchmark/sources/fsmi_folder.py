@@ -24,6 +24,7 @@ import numpy as np
 
 from fsmi_bench.benchmark.sources.base import PreparedCase, SourceContent
 from fsmi_bench.errors import BadInputError
+from fsmi_bench.io import refuse_lone_surrogates
 from fsmi_bench.schema import COMPLEXITIES, KINDS, MASK_CONDITIONS, OPS, PATH_PART_PATTERN, SCENARIOS
 
 DEFAULT_REGION_DILATION_PX = 3
@@ -46,9 +47,22 @@ def load_fsmi_folder(path: str) -> SourceContent:
     True = the pixels to edit.
     """
     root = Path(path)
+    cases: dict[str, PreparedCase] = {}
+    for raw, base, where, discover_masks in case_entries(root):
+        case = _read_case(raw, root, base, where, discover_masks)
+        if case.case_id in cases:
+            raise BadInputError(f"{where}: case_id {case.case_id!r} appears twice in {root}")
+        cases[case.case_id] = case
+    ordered = [cases[case_id] for case_id in sorted(cases)]
+    return SourceContent(name=f"fsmi:{root}", card=_card(root, ordered), cases=ordered)
+
+
+def case_entries(root: Path) -> list[tuple]:
+    """(case dict, base folder of its paths, where it was read, whether to find its masks) of every case in
+    ``root``, parsed but not read: ``read_case`` reads one (streamed training reads them when drawn)."""
     if not root.is_dir():
         raise BadInputError(f"FSMI folder not found: {root}")
-    entries = []  # (case dict, base folder for its paths, where it was read, auto-discover masks)
+    entries = []
     listing = root / CASES_FILE
     if listing.is_file():
         for number, line in enumerate(_read_text(listing).splitlines(), start=1):
@@ -61,15 +75,13 @@ def load_fsmi_folder(path: str) -> SourceContent:
     if not entries:
         raise BadInputError(f"{root} holds no cases: expected {CASES_FILE} or <folder>/{CASE_FILE} files "
                             "(see fsmi_bench/benchmark/sources/FORMATS.md)")
+    return entries
 
-    cases: dict[str, PreparedCase] = {}
-    for raw, base, where, discover_masks in entries:
-        case = _read_case(raw, root, base, where, discover_masks)
-        if case.case_id in cases:
-            raise BadInputError(f"{where}: case_id {case.case_id!r} appears twice in {root}")
-        cases[case.case_id] = case
-    ordered = [cases[case_id] for case_id in sorted(cases)]
-    return SourceContent(name=f"fsmi:{root}", card=_card(root, ordered), cases=ordered)
+
+def read_case(root: Path, entry: tuple) -> PreparedCase:
+    """The case of one ``case_entries`` entry, its images read and checked."""
+    raw, base, where, discover_masks = entry
+    return _read_case(raw, root, base, where, discover_masks)
 
 
 def _read_text(path: Path) -> str:
@@ -81,7 +93,9 @@ def _read_text(path: Path) -> str:
 
 def _parse_json(text: str, where: str):
     try:
-        return json.loads(text)
+        value = json.loads(text)
+        refuse_lone_surrogates(value, where, text)
+        return value
     except RecursionError:
         raise BadInputError(f"{where}: JSON nested too deeply") from None
     except json.JSONDecodeError as error:
