@@ -3,12 +3,15 @@
 build -> run (identity, copy-paste, inpaint) -> score -> report -> gallery, then a short summary
 (``QuickstartResult.summary``: where everything is, and Table 1's first lines). Every stage is the same plain
 function its own command calls, and every stage resumes: a second call reuses the benchmark, skips
-finished outputs, and re-scores only what is new.
+finished outputs, re-scores only what is new, and keeps the report when its inputs and code are unchanged
+(``REPORT_STAMP``). The benchmark's files are hashed once for the whole chain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fsmi_bench.report.tables import REFERENCE_FLOORS
@@ -85,9 +88,78 @@ def _existing_benchmark(bench: Path, config: QuickstartConfig) -> bool:
 
 
 def quickstart(config: QuickstartConfig) -> QuickstartResult:
+    from fsmi_bench.benchmark.manifest import verify_each_file_once
+
+    with verify_each_file_once():
+        return _quickstart(config)
+
+
+# The report's inputs (results files, the runs' costs, options, fsmi's code) and outputs, beside it: a rerun
+# with all of them unchanged keeps the report instead of aggregating again.
+REPORT_STAMP = ".quickstart-report.json"
+
+
+def _sha256(path: Path) -> str | None:
+    from fsmi_bench.io import sha256_file
+
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def _code_digest() -> str:
+    """sha256 of fsmi_bench's own files (code and data): a changed report module makes a new report."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _report_key(report_config) -> str:
+    from fsmi_bench.report.cost import read_costs
+
+    inputs = [[str(path), _sha256(Path(path))] for path in report_config.results]
+    # The runs' costs as the report reads them (a rerun with nothing to do leaves them as they were).
+    costs = [asdict(cost) for cost in read_costs(report_config.runs)] if report_config.runs else []
+    return hashlib.sha256(json.dumps([inputs, costs, asdict(report_config), _code_digest()], default=str)
+                          .encode()).hexdigest()
+
+
+def _kept_report(stamp_path: Path, key: str):
+    """(report text, files, messages) of the stamped report if its key and every file are unchanged."""
+    try:
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+        files = {Path(path): sha for path, sha in stamp["files"].items()}
+        if stamp["key"] != key or any(_sha256(path) != sha for path, sha in files.items()):
+            return None
+        return Path(stamp["report"]).read_text(encoding="utf-8"), tuple(files), tuple(stamp["messages"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _make_report(report_config, stamp_path: Path):
+    """(text, files, messages) of the report: the stamped one when nothing changed, else made now."""
+    from fsmi_bench.io import atomic_write_text
+    from fsmi_bench.report.make_report import make_report
+
+    key = _report_key(report_config)
+    kept = _kept_report(stamp_path, key)
+    if kept is not None:
+        return kept
+    stamp_path.unlink(missing_ok=True)
+    report = make_report(report_config)
+    atomic_write_text(stamp_path, json.dumps({"key": key, "report": report_config.out, "messages": report.messages,
+                                              "files": {str(path): _sha256(path) for path in report.files}}))
+    return report.text, report.files, report.messages
+
+
+def _quickstart(config: QuickstartConfig) -> QuickstartResult:
     from fsmi_bench.benchmark.builder import BuildConfig, build_benchmark
     from fsmi_bench.errors import BadInputError
-    from fsmi_bench.report.make_report import ReportConfig, make_report
+    from fsmi_bench.report.make_report import ReportConfig
     from fsmi_bench.run.engine import RunConfig, run_method
     from fsmi_bench.run.method import choose_method
     from fsmi_bench.scoring.score_run import ScoreConfig, score_run
@@ -123,10 +195,10 @@ def quickstart(config: QuickstartConfig) -> QuickstartResult:
     report_path = out / "report.md"
     _say(f"[4/{steps}] report -> {report_path} (plots in {out / 'plots'})")
     runs = tuple(str(out / "runs" / name) for name in names)  # their run.json: each method's cost
-    report = make_report(ReportConfig(results=tuple(map(str, results)), fmt="markdown", out=str(report_path),
-                                     plots_dir=str(out / "plots"), runs=runs,
-                                     leaderboard=str(config.leaderboard) if config.leaderboard else None,
-                                     command=config.command))
+    report_text, report_files, messages = _make_report(ReportConfig(
+        results=tuple(map(str, results)), fmt="markdown", out=str(report_path), plots_dir=str(out / "plots"),
+        runs=runs, leaderboard=str(config.leaderboard) if config.leaderboard else None, command=config.command),
+        out / REPORT_STAMP)
     gallery = None
     if config.gallery:
         from fsmi_bench.report.gallery import GalleryConfig, build_gallery
@@ -135,6 +207,6 @@ def quickstart(config: QuickstartConfig) -> QuickstartResult:
         gallery = build_gallery(GalleryConfig(runs=tuple(out / "runs" / name for name in names),
                                               bench=bench, out=out / "gallery", results=tuple(results),
                                               progress=config.progress)).index
-    plots = tuple(path for path in report.files if path.suffix == ".png")
-    return QuickstartResult(bench=bench, results=tuple(results), report=report_path, report_text=report.text,
-                            plots=plots, gallery=gallery, messages=report.messages)
+    plots = tuple(path for path in report_files if path.suffix == ".png")
+    return QuickstartResult(bench=bench, results=tuple(results), report=report_path, report_text=report_text,
+                            plots=plots, gallery=gallery, messages=messages)

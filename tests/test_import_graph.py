@@ -18,7 +18,7 @@ STAGES = ("shared", "benchmark", "run", "metrics", "scoring", "report", "quickst
 # (``fsmi_bench.load_benchmark``); never at import time (test_the_front_door_imports_the_api_lazily).
 FRONT_DOOR = ("fsmi_bench", "fsmi_bench.api")
 SHARED = {"fsmi_bench", "fsmi_bench.schema", "fsmi_bench.io", "fsmi_bench.errors", "fsmi_bench.registry",
-          "fsmi_bench.provenance"}
+          "fsmi_bench.provenance", "fsmi_bench.workers"}
 
 
 def _module_name(path: Path) -> str:

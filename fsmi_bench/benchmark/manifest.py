@@ -9,6 +9,9 @@ sha256 the manifest recorded.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -180,7 +183,7 @@ class Benchmark:
     rows: tuple[ManifestRow, ...]
     manifest_sha256: str
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         versions = {row.benchmark_version for row in self.rows}
         return versions.pop() if len(versions) == 1 else "mixed"
@@ -195,14 +198,62 @@ class Benchmark:
         return self.root / relative
 
 
-def resolve_inside(root: Path, relative: str) -> Path:
-    """The absolute path of ``relative`` under ``root``; refuses paths that leave ``root``."""
+def resolve_inside(root: Path, relative: str, resolved_root: Path | None = None) -> Path:
+    """The absolute path of ``relative`` under ``root`` (``resolved_root``: ``root.resolve()``, if known);
+    refuses paths that leave ``root``."""
     if not isinstance(relative, str) or not relative or "\x00" in relative or Path(relative).is_absolute():
         raise BadInputError(f"manifest path {relative!r} must be relative to the benchmark folder")
     resolved = (root / relative).resolve()
-    if not resolved.is_relative_to(root.resolve()):
+    if not resolved.is_relative_to(resolved_root or root.resolve()):
         raise BadInputError(f"manifest path {relative!r} points outside the benchmark folder {root}")
     return resolved
+
+
+@dataclass
+class _Loaded:
+    """What a ``verify_each_file_once`` block has read: files' sha256 by (path, size, mtime, ctime, inode),
+    and benchmarks (with their files' paths and sha256) by (folder, and the manifest's size, times, inode)."""
+
+    files: dict = field(default_factory=dict)
+    benchmarks: dict = field(default_factory=dict)
+
+
+_LOADED: contextvars.ContextVar[_Loaded | None] = contextvars.ContextVar("fsmi_loaded_benchmarks", default=None)
+
+
+@contextlib.contextmanager
+def verify_each_file_once():
+    """Within the block, ``load_benchmark`` reads an unchanged manifest once, and with ``verify`` hashes a
+    file only if it changed (path, size, times or inode) since it was verified in the block: for a chain of
+    stages (``fsmi quickstart``) that each load the benchmark they were given."""
+    token = _LOADED.set(_Loaded())
+    try:
+        yield
+    finally:
+        _LOADED.reset(token)
+
+
+def _signature(path: Path) -> tuple:
+    stat = path.stat()
+    return str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
+
+
+def _file_sha256(path: Path) -> str:
+    loaded = _LOADED.get()
+    if loaded is None:
+        return sha256_file(path)
+    key = _signature(path)
+    if key not in loaded.files:
+        loaded.files[key] = sha256_file(path)
+    return loaded.files[key]
+
+
+def _verify_file(root: Path, relative: str, path: Path, expected: str) -> None:
+    if not path.is_file():
+        raise IntegrityError(f"{relative} is listed in the manifest but missing from {root}")
+    if _file_sha256(path) != expected:
+        raise IntegrityError(f"{relative} no longer matches the sha256 in {root / MANIFEST_NAME}; rebuild the "
+                             "benchmark or restore the file")
 
 
 def load_benchmark(root: str | Path, verify: bool = True) -> Benchmark:
@@ -211,6 +262,23 @@ def load_benchmark(root: str | Path, verify: bool = True) -> Benchmark:
     manifest = root / MANIFEST_NAME
     if not manifest.is_file():
         raise BadInputError(f"{root} is not a benchmark folder (no {MANIFEST_NAME}); build one with `fsmi build`")
+    loaded = _LOADED.get()
+    key = _signature(manifest.resolve()) if loaded is not None else None
+    if key in (loaded.benchmarks if loaded is not None else {}):
+        rows, files, manifest_sha256 = loaded.benchmarks[key]
+    else:
+        rows, files, manifest_sha256 = _read_manifest(root, manifest)
+        if loaded is not None:
+            loaded.benchmarks[key] = rows, files, manifest_sha256
+    if verify:
+        for relative, (path, expected) in files.items():
+            _verify_file(root, relative, path, expected)
+    return Benchmark(root=root, rows=rows, manifest_sha256=manifest_sha256)
+
+
+def _read_manifest(root: Path, manifest: Path) -> tuple[tuple[ManifestRow, ...], dict, str]:
+    """(rows, {relative path: (resolved path, recorded sha256)}, the manifest's sha256), every row checked."""
+    data = manifest.read_bytes()
     raw = read_jsonl(manifest)
     if not raw:
         raise BadInputError(f"{manifest} is empty")
@@ -225,23 +293,15 @@ def load_benchmark(root: str | Path, verify: bool = True) -> Benchmark:
         check_rows_agree(rows)
     except BadInputError as error:
         raise BadInputError(f"{manifest}: {error}") from None
-    checked: dict[str, str] = {}
+    files: dict[str, tuple[Path, str]] = {}  # each path once: cases share their scene, GT and region across masks
+    resolved_root = root.resolve()
     for row in rows:
         for key in FILE_KEYS:
             relative = getattr(row, key)
-            if relative is None:
+            if relative is None or relative in files:
                 continue
             try:
-                path = resolve_inside(root, relative)
+                files[relative] = resolve_inside(root, relative, resolved_root), getattr(row, f"{key}_sha256")
             except BadInputError as error:
                 raise BadInputError(f"{manifest}: case {row.case_id}: {error}") from None
-            if not verify or relative in checked:
-                continue
-            if not path.is_file():
-                raise IntegrityError(f"{relative} is listed in the manifest but missing from {root}")
-            checked[relative] = sha256_file(path)
-            if checked[relative] != getattr(row, f"{key}_sha256"):
-                raise IntegrityError(
-                    f"{relative} no longer matches the sha256 in {manifest}; rebuild the benchmark "
-                    "or restore the file")
-    return Benchmark(root=root, rows=rows, manifest_sha256=sha256_bytes(manifest.read_bytes()))
+    return rows, files, sha256_bytes(data)

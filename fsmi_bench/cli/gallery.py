@@ -19,7 +19,8 @@ import click
 @click.option("--thumb-size", default=192, show_default=True, help="Longest side of a thumbnail, px.")
 def command(runs, bench, out, results, thumb_size):
     """Write a gallery: per case and mask, the input with the mask drawn, the subject, the GT and every
-    run's output with its metric values; sortable (worst first) and filterable; works offline.
+    run's output with a zoom on the edit region, its difference from the GT and its metric values;
+    sortable (worst first) and filterable; works offline.
 
     \b
     Examples:
@@ -31,5 +32,6 @@ def command(runs, bench, out, results, thumb_size):
 
     result = build_gallery(GalleryConfig(runs=tuple(runs), bench=bench, out=out, results=tuple(results),
                                          thumb_size=thumb_size, progress=sys.stderr.isatty()))
+    unreadable = f"; {result.unreadable} files could not be read (marked in the page)" if result.unreadable else ""
     click.echo(f"wrote {result.index} ({result.rows} rows, {len(result.methods)} methods, "
-               f"{result.thumbnails} thumbnails)")
+               f"{result.thumbnails} pictures{unreadable})")

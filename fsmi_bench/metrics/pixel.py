@@ -79,13 +79,49 @@ def ssim_torchmetrics(output: np.ndarray, reference: np.ndarray) -> float:
     channels. torchmetrics 1.4.1 and older averaged only the map's interior (5 pixels in from each side).
     The arithmetic stays in float32, in the same order: in float64 the result moves by up to 5e-6 on
     smooth images, where a local variance is a small difference of two large float32 numbers.
+    The map's mean is summed as torch sums it on two threads (``_mean_as_two_threads``), whatever the
+    machine, so the value does not move in its last bit with the number of cores.
     Images under 6 pixels on a side (reflect padding needs 6) give NaN.
     """
+    return ssim_torchmetrics_many([(output, reference)])[0]
+
+
+# torch sums a tensor of at least this many elements in one part per thread (ATen's GRAIN_SIZE).
+TORCH_GRAIN_SIZE = 32768
+# The thread count whose summation order the torch SSIM's mean follows: the 2-core machines its
+# committed values come from.
+SUMMED_AS_THREADS = 2
+
+
+def ssim_torchmetrics_many(pairs) -> list[float]:
+    """``ssim_torchmetrics`` of each (output, reference) pair, the pairs of one size in one batch.
+
+    Each value is the one ``ssim_torchmetrics`` gives for its pair alone (the convolution treats the
+    batch's images apart, and each map is reduced on its own). Thread-safe, and steady under load:
+    torch runs with one thread inside (``_one_torch_thread``), so callers share the cores among pairs
+    (``fsmi_bench.workers``) instead of torch's threads waiting on each other on busy cores.
+    """
     import torch
+
+    values: list[float] = [math.nan] * len(pairs)
+    by_shape: dict[tuple, list[int]] = {}
+    for index, (output, reference) in enumerate(pairs):
+        if output.shape != reference.shape:
+            raise ValueError(f"SSIM of images of different shapes: {output.shape} and {reference.shape}")
+        if min(output.shape[:2]) >= 6:
+            by_shape.setdefault(output.shape, []).append(index)
+    with _one_torch_thread(torch):
+        for indexes in by_shape.values():
+            maps = _ssim_maps(torch, [pairs[i][0] for i in indexes], [pairs[i][1] for i in indexes])
+            for index, ssim_map in zip(indexes, maps):
+                values[index] = _mean_as_two_threads(torch, ssim_map.reshape(-1))
+    return values
+
+
+def _ssim_maps(torch, outputs: list[np.ndarray], references: list[np.ndarray]):
+    """torchmetrics' SSIM maps, shape (N, 3, H, W) float32, of N same-size image pairs."""
     from torch.nn import functional
 
-    if min(output.shape[:2]) < 6:
-        return math.nan
     kernel_size, sigma, pad = 11, 1.5, 5
     # torchmetrics' _gaussian and _gaussian_kernel_2d, in float32.
     offsets = torch.arange((1 - kernel_size) / 2, (1 + kernel_size) / 2, step=1, dtype=torch.float32)
@@ -93,13 +129,14 @@ def ssim_torchmetrics(output: np.ndarray, reference: np.ndarray) -> float:
     gauss = (gauss / gauss.sum()).unsqueeze(dim=0)
     kernel = torch.matmul(gauss.t(), gauss).expand(3, 1, kernel_size, kernel_size)
 
-    def as_tensor(image):
-        return torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
+    def as_tensor(images):
+        return torch.from_numpy(np.stack(images).astype(np.float32) / 255).permute(0, 3, 1, 2)
 
-    preds = functional.pad(as_tensor(reference), (pad, pad, pad, pad), mode="reflect")
-    target = functional.pad(as_tensor(output), (pad, pad, pad, pad), mode="reflect")
+    count = len(outputs)
+    preds = functional.pad(as_tensor(references), (pad, pad, pad, pad), mode="reflect")
+    target = functional.pad(as_tensor(outputs), (pad, pad, pad, pad), mode="reflect")
     stacked = torch.cat((preds, target, preds * preds, target * target, preds * target))
-    means = functional.conv2d(stacked, kernel, groups=3).split(1)
+    means = functional.conv2d(stacked, kernel, groups=3).split(count)
     mu_pred_sq, mu_target_sq = means[0].pow(2), means[1].pow(2)
     mu_pred_target = means[0] * means[1]
     sigma_pred_sq = torch.clamp(means[2] - mu_pred_sq, min=0.0)
@@ -108,8 +145,39 @@ def ssim_torchmetrics(output: np.ndarray, reference: np.ndarray) -> float:
     c1, c2 = pow(0.01 * 1.0, 2), pow(0.03 * 1.0, 2)
     upper = 2 * sigma_pred_target + c2
     lower = (sigma_pred_sq + sigma_target_sq) + c2
-    ssim_map = ((2 * mu_pred_target + c1) * upper) / ((mu_pred_sq + mu_target_sq + c1) * lower)
-    return float(ssim_map.reshape(1, -1).mean(-1)[0])
+    return ((2 * mu_pred_target + c1) * upper) / ((mu_pred_sq + mu_target_sq + c1) * lower)
+
+
+def _mean_as_two_threads(torch, values) -> float:
+    """The float32 mean of a 1-D tensor summed as ``tensor.mean()`` sums it on ``SUMMED_AS_THREADS``
+    threads: torch's parallel reduction splits the elements into one contiguous part per thread
+    (``at::parallel_for`` with ``GRAIN_SIZE``), sums each part serially, adds the parts in order, then
+    divides. Run under ``_one_torch_thread``, so each part's own sum is serial."""
+    count = values.numel()
+    parts = 1 if count < TORCH_GRAIN_SIZE else min(SUMMED_AS_THREADS, -(-count // TORCH_GRAIN_SIZE))
+    size = -(-count // parts)
+    total = torch.zeros((), dtype=torch.float32)
+    for start in range(0, count, size):
+        total = total + values[start:start + size].sum()
+    return float(total / count)
+
+
+class _one_torch_thread:
+    """torch with one intra-op thread in the calling thread for the block (OpenMP's thread count is
+    kept per calling thread), then as before."""
+
+    def __init__(self, torch):
+        self.torch = torch
+        self.previous = 1
+
+    def __enter__(self):
+        self.previous = self.torch.get_num_threads()
+        if self.previous != 1:
+            self.torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.previous != 1:
+            self.torch.set_num_threads(self.previous)
 
 
 def psnr(output: np.ndarray, reference: np.ndarray, keep: np.ndarray, mode: str) -> float:

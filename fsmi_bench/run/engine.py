@@ -58,6 +58,7 @@ from fsmi_bench.run.method import (
     close_quietly,
     instance_choice,
 )
+from fsmi_bench.run.output_writer import OutputWriter, VerifiedOutputs, Written, verified_outputs_path
 from fsmi_bench.run.outputs import encode_output_png, is_valid_output, map_to_scene_size
 from fsmi_bench.run.preflight import preflight_items, require_ready
 from fsmi_bench.run.record import (
@@ -174,37 +175,51 @@ _FOLDER_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 class EditLoop:
     """Makes the work items' edits in order, keeping the failures file and the resized outputs current.
 
-    An output that is already there and valid is kept (resume). An exception from one edit is recorded in
-    the failures file and the loop goes on, except ``MissingWeightsError``, which ends the run.
+    An output that is already there and valid is kept (resume): known from ``verified`` (the record of
+    outputs this run wrote or checked, ``output_writer.VerifiedOutputs``) or decoded in full. Outputs are
+    encoded and written by an ``OutputWriter`` while the next edit is made. An exception from one edit is
+    recorded in the failures file and the loop goes on, except ``MissingWeightsError``, which ends the run.
     """
 
-    def __init__(self, benchmark: Benchmark, method: Method, failures: FailureLog, resized: dict):
+    def __init__(self, benchmark: Benchmark, method: Method, failures: FailureLog, resized: dict,
+                 verified: VerifiedOutputs | None = None):
         self.benchmark = benchmark
         self.method = method
         self.failures = failures
         self.resized: dict[str, list[int]] = dict(resized)
+        self.verified = verified
         self.written = 0
         self.skipped = 0
         self.edit_seconds = 0.0  # the written outputs' time, for run.json's cost
         self._inputs: CaseInputs | None = None
+        self._writer: OutputWriter | None = None
 
     def run(self, work: list[WorkItem], progress) -> None:
         """Every item, then close ``progress`` (a tqdm bar, updated per item) and save the failures file."""
-        for item in work:
-            self.do(item)
-            progress.update(1)
+        self._writer = writer = OutputWriter(encode_output_png, atomic_write_bytes)
+        try:
+            for item in work:
+                self.do(item)
+                progress.update(1)
+        finally:
+            self._writer = None
+            try:
+                self._take(self._wait(writer.close))
+            finally:
+                if self.verified is not None:
+                    self.verified.save()
         progress.close()
         self.failures.save()
 
     def do(self, item: WorkItem) -> None:
-        """One item: skip it if its output is valid, else make it and record how it went."""
-        if item.output.is_file() and is_valid_output(item.output, item.row.width, item.row.height):
+        """One item (inside ``run``): skip it if its output is valid, else make it and queue it for writing."""
+        if self._kept(item):
             self.skipped += 1
             self.failures.clear(item.key)
             return
         started = time.perf_counter()
         try:
-            original_size = self._make_output(item)
+            image, original_size = self._edit(item)
         except MissingWeightsError:
             raise
         except OSError as error:
@@ -218,23 +233,55 @@ class EditLoop:
         except SystemExit as error:  # a method's sys.exit ends its edit, not fsmi
             self.failures.record(item.key, f"SystemExit: the method called sys.exit({error.code!r})")
             return
-        self.written += 1
-        self.edit_seconds += time.perf_counter() - started
-        if original_size is not None:
-            self.resized[item.key.label] = list(original_size)
-        else:
-            self.resized.pop(item.key.label, None)
-        self.failures.clear(item.key)
+        edited = time.perf_counter() - started
+        self._take(self._wait(lambda: self._writer.submit((item, edited), item.output, image, original_size)))
 
-    def _make_output(self, item: WorkItem) -> tuple[int, int] | None:
-        """Edit, map to the scene's size, write atomically; the output's original (width, height) if resized."""
+    def _kept(self, item: WorkItem) -> bool:
+        if self.verified is not None and self.verified.knows(item.output):
+            return True
+        if item.output.is_file() and is_valid_output(item.output, item.row.width, item.row.height):
+            if self.verified is not None:
+                self.verified.add(item.output)
+            return True
+        return False
+
+    def _wait(self, writer_call) -> list[Written]:
+        """``writer_call()``; the time it takes to give outputs back (writes not hidden behind an edit)
+        counts as edit time."""
+        started = time.perf_counter()
+        outcomes = writer_call()
+        if outcomes:
+            self.edit_seconds += time.perf_counter() - started
+        return outcomes
+
+    def _take(self, outcomes: list[Written]) -> None:
+        """Record the outcome of written (or failed) outputs, in order; a full disk stops the run. An output
+        written adds its edit's time to ``edit_seconds`` (with the writer's waits: the written outputs' time)."""
+        for outcome in outcomes:
+            item, edited = outcome.item
+            if outcome.error is not None:
+                error = outcome.error
+                if isinstance(error, OSError) and error.errno in _FOLDER_FULL:
+                    raise error
+                self.failures.record(item.key, f"{type(error).__name__}: {error}")
+                continue
+            self.written += 1
+            self.edit_seconds += edited
+            if outcome.original_size is not None:
+                self.resized[item.key.label] = list(outcome.original_size)
+            else:
+                self.resized.pop(item.key.label, None)
+            self.failures.clear(item.key)
+            if self.verified is not None:
+                self.verified.add(item.output, outcome.sha256)
+
+    def _edit(self, item: WorkItem) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """The method's edit mapped to the scene's size; the output's original (width, height) if resized."""
         if self._inputs is None or self._inputs.case_id != item.row.case_id:
             _clear_stale_temporaries(item.output.parent)
             self._inputs = CaseInputs.load(self.benchmark, item.row)
         request = edit_request(item, self._inputs, self.benchmark)
-        image, original_size = map_to_scene_size(self.method.edit(request), item.row.width, item.row.height)
-        atomic_write_bytes(item.output, encode_output_png(image))
-        return original_size
+        return map_to_scene_size(self.method.edit(request), item.row.width, item.row.height)
 
     def counts(self, work: list[WorkItem]) -> RunCounts:
         return RunCounts(selected=len(work), written=self.written, skipped=self.skipped,
@@ -309,7 +356,8 @@ def _run_claimed(config: RunConfig, benchmark: Benchmark, folder: RunFolder, sha
             call_method(name, "setup()", method.setup)
             record = start_record(config, benchmark, folder, shard, device, method)
             recorded = True
-            edits = EditLoop(benchmark, method, failures, record.size_mapping.resized)
+            verified = VerifiedOutputs.load(verified_outputs_path(folder.run_path), folder.root)
+            edits = EditLoop(benchmark, method, failures, record.size_mapping.resized, verified)
             edits.run(work, _progress_bar(config, shard, len(work), name))
             counts = finish_record(folder.run_path, record, edits, work)
         except BaseException:

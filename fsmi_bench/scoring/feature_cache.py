@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ class FeatureCache:
         self.root = None if root is None else Path(root)
         self.hits = 0
         self.misses = 0
+        self._count_lock = threading.Lock()  # look-ups come from several worker threads
 
     @classmethod
     def default(cls) -> "FeatureCache":
@@ -50,17 +52,17 @@ class FeatureCache:
         return self.root / key[:2] / f"{key}.npy"
 
     def get(self, key: str) -> np.ndarray | None:
-        if self.root is None:
-            self.misses += 1
-            return None
-        path = self._path(key)
-        try:
-            value = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            # Absent, or unreadable (e.g. a foreign file): recompute rather than trust it.
-            self.misses += 1
-            return None
-        self.hits += 1
+        value = None
+        if self.root is not None:
+            try:
+                value = np.load(self._path(key), allow_pickle=False)
+            except (OSError, ValueError):
+                pass  # absent, or unreadable (e.g. a foreign file): recompute rather than trust it
+        with self._count_lock:
+            if value is None:
+                self.misses += 1
+            else:
+                self.hits += 1
         return value
 
     def put(self, key: str, value: np.ndarray) -> None:

@@ -143,6 +143,7 @@ def score_run(config: ScoreConfig, models=None):
     from fsmi_bench.benchmark.manifest import load_benchmark
     from fsmi_bench.metrics.models import ModelBank
     from fsmi_bench.run.folder import load_run
+    from fsmi_bench.run.output_writer import VerifiedOutputs
     from fsmi_bench.scoring.feature_cache import FeatureCache
     from fsmi_bench.scoring.scorer import OutputImage, Scorer
 
@@ -176,7 +177,8 @@ def score_run(config: ScoreConfig, models=None):
             outputs[key] = OutputImage(*key, run.output_path(*key))
     resize = bool((run.info.get("size_mapping") or {}).get("rule"))
     left_out = len(benchmark.rows) - len(kept)
-    values = scorer.score(replace(benchmark, rows=tuple(kept)), outputs, resize_to_scene=resize)
+    values = scorer.score(replace(benchmark, rows=tuple(kept)), outputs, resize_to_scene=resize,
+                          recorded_sha256=VerifiedOutputs.of_run_folder(Path(config.run)).sha256)
 
     rows_by_key = {(row.case_id, row.mask_type): row for row in benchmark.rows}
     provenance = _run_provenance(run.info)
@@ -200,7 +202,9 @@ def score_run(config: ScoreConfig, models=None):
     # Read, merge and write under one lock: two `fsmi score --out` into one file keep both methods' rows.
     with exclusive_lock(out.parent / f".{out.name}.lock", f"results table {out}", wait_s=RESULTS_LOCK_WAIT_S):
         table = merge_into_existing(out, frame, run.method)
-        csv = write_results(table, out)
+        csv = out.with_suffix(".csv")
+        if not _holds_already(out, csv, table):  # a rescore with nothing new rewrites nothing
+            csv = write_results(table, out)
     counts = dict(Counter(frame["status"]))
     not_selected = (f"not scored: {left_out} of {len(benchmark.rows)} (case, mask type) pairs, which the run did not "
                     f"select ({selection_words}) and holds no output for" if left_out else "")
@@ -237,6 +241,22 @@ def merge_into_existing(out: Path, frame, method: str):
     kept = existing[existing["method"] != method]
     merged = pd.concat([kept, frame], ignore_index=True)
     return merged.sort_values(["method", "case_id", "mask_type", "metric"], kind="stable").reset_index(drop=True)
+
+
+def _holds_already(out: Path, csv: Path, table) -> bool:
+    """True if ``out`` holds exactly ``table`` and its CSV and sidecar were written with it (not older)."""
+    import pandas as pd
+
+    from fsmi_bench.scoring.results_csv import sidecar_path
+
+    try:
+        written = out.stat().st_mtime_ns
+        if any(not path.is_file() or path.stat().st_mtime_ns < written for path in (csv, sidecar_path(csv))):
+            return False
+        existing = pd.read_parquet(out)
+    except Exception:  # absent or unreadable: written again
+        return False
+    return list(existing.columns) == list(table.columns) and existing.equals(table.reset_index(drop=True))
 
 
 def write_results(frame, out: Path) -> Path:

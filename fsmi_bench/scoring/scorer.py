@@ -25,7 +25,6 @@ import numpy as np
 from fsmi_bench.errors import BadInputError, MissingWeightsError
 from fsmi_bench.io import check_image_size
 from fsmi_bench.metrics import pixel
-from fsmi_bench.metrics.clip_metric import clip_t, cosine
 from fsmi_bench.metrics.models import ModelBank
 from fsmi_bench.metrics.regions import metric_region, region_view, resize_image, resize_region
 from fsmi_bench.metrics.specs import MetricSpec, metrics_for_kind
@@ -129,37 +128,50 @@ class Scorer:
                 self._missing[spec.name] = status.reason
             self.model_used[spec.name] = status.model
             self._weights_id[spec.name] = status.weights_id
+        # Every results row and value key carries its metric's spec: made once per metric, not per row.
+        self._spec_json = {name: spec.to_json(self._weights_id[name], self.model_used[name])
+                           for name, spec in specs.items()}
 
     def spec_json(self, metric: str) -> str:
-        return self.specs[metric].to_json(self._weights_id[metric], self.model_used[metric])
+        return self._spec_json[metric]
 
     # -- public -------------------------------------------------------------------------------
 
     def score(self, benchmark, outputs: dict[tuple[str, str], OutputImage],
-              resize_to_scene: bool = False) -> list[MetricValue]:
+              resize_to_scene: bool = False, recorded_sha256=None) -> list[MetricValue]:
         """Values for every manifest row of ``benchmark`` and every metric of its kind (in ``specs``).
 
         ``outputs`` maps (case_id, mask_type) to the output; a missing key means no output file.
+        ``recorded_sha256(path)``: an output's sha256 as its run recorded it, None if the file changed since
+        (``run.output_writer.VerifiedOutputs.sha256``); other files are hashed here.
+        The cases go in chunks of about ``batch_size`` images. Each chunk's reading, cache look-ups and
+        pixel metrics run on the cores in parallel (``fsmi_bench.workers``); its model calls run here, one
+        chunk after another, in the chunks' order.
         """
         from tqdm import tqdm
+
+        from fsmi_bench.workers import ordered_map
 
         rows_by_case: dict[str, list] = {}
         for row in benchmark.rows:
             rows_by_case.setdefault(row.case_id, []).append(row)
-        results: list[MetricValue] = []
-        chunk: list[str] = []
+        chunks: list[list[list]] = [[]]
         chunk_images = 0
-        for case_id in tqdm(sorted(rows_by_case), desc="scoring cases", unit="case",
-                            disable=not self.progress, file=None):
-            chunk.append(case_id)
-            chunk_images += len(rows_by_case[case_id])
+        for case_id in sorted(rows_by_case):
             if chunk_images >= self.batch_size:
-                results.extend(self._score_chunk(benchmark, [rows_by_case[c] for c in chunk], outputs,
-                                                 resize_to_scene))
-                chunk, chunk_images = [], 0
-        if chunk:
-            results.extend(self._score_chunk(benchmark, [rows_by_case[c] for c in chunk], outputs,
-                                             resize_to_scene))
+                chunks.append([])
+                chunk_images = 0
+            chunks[-1].append(rows_by_case[case_id])
+            chunk_images += len(rows_by_case[case_id])
+        results: list[MetricValue] = []
+        with tqdm(total=len(rows_by_case), desc="scoring cases", unit="case", disable=not self.progress) as bar:
+            prepared = ordered_map(lambda cases: self._prepare_chunk(benchmark, cases, outputs, resize_to_scene,
+                                                                     recorded_sha256),
+                                   [chunk for chunk in chunks if chunk])
+            for cases, found, work in prepared:
+                results.extend(found)
+                results.extend(work.finish())
+                bar.update(len(cases))
         return results
 
     # -- internals ------------------------------------------------------------------------------
@@ -167,7 +179,9 @@ class Scorer:
     def _metrics(self, kind: str) -> list[str]:
         return [name for name in metrics_for_kind(kind) if name in self.specs]
 
-    def _score_chunk(self, benchmark, cases, outputs, resize_to_scene) -> list[MetricValue]:
+    def _prepare_chunk(self, benchmark, cases, outputs, resize_to_scene, recorded_sha256):
+        """(cases, values found without a model, the chunk's ``_Work`` with its pixel metrics computed).
+        Runs on a worker thread: reads files and the cache, never calls a model."""
         from fsmi_bench.io import load_mask, load_rgb, sha256_file
 
         results: list[MetricValue] = []
@@ -186,7 +200,7 @@ class Scorer:
                     results.extend(MetricValue(row.case_id, row.mask_type, m, math.nan, output.status,
                                                output.reason) for m in metrics)
                     continue
-                output_sha = sha256_file(output.path)
+                output_sha = (recorded_sha256 and recorded_sha256(Path(output.path))) or sha256_file(output.path)
                 pending: list[_Pending] = []
                 for metric in metrics:
                     if metric in self._missing:
@@ -202,6 +216,8 @@ class Scorer:
                                                    "ok", ""))
                     else:
                         pending.append(_Pending(row.case_id, row.mask_type, metric, key))
+                # The same value asked twice (identical outputs of one case) is computed once.
+                pending = [item for item in pending if not work.same_as_earlier(item)]
                 if not pending:
                     continue
                 try:
@@ -209,6 +225,7 @@ class Scorer:
                 except BadInputError as error:
                     results.extend(MetricValue(row.case_id, row.mask_type, p.metric, math.nan,
                                                "bad_output", str(error)) for p in pending)
+                    work.drop(pending)
                     continue
                 if not reference_cache:
                     scene = load_rgb(benchmark.path(row.scene))
@@ -217,14 +234,8 @@ class Scorer:
                     reference_cache.update(scene=scene, gt=gt, region=region)
                 for item in pending:
                     work.add(item, image, row, reference_cache)
-        work.run()
-        for item, value in work.values.items():
-            if item not in work.reasons:
-                # A NaN with a reason (too small, empty region) is cheap to find again: not cached.
-                self.cache.put(item.value_key, np.float64(value))
-            results.append(MetricValue(item.case_id, item.mask_type, item.metric, value, "ok",
-                                       work.reasons.get(item, "")))
-        return results
+        work.compute_pixel_batches()
+        return cases, results, work
 
 
 class _Work:
@@ -238,7 +249,23 @@ class _Work:
         self.embed_requests: dict[str, dict[str, tuple]] = {}  # model -> key -> ("image"|"text", payload)
         self.embed_jobs: list[tuple[_Pending, str, str, str]] = []  # pending, model, key a, key b
         self.lpips_jobs: list[tuple[_Pending, str, tuple]] = []
+        self.ssim_jobs: list[tuple[_Pending, np.ndarray, np.ndarray]] = []  # torchmetrics' SSIM, batched
         self._views: dict[tuple, tuple] = {}
+        self._first_of_key: dict[str, _Pending] = {}
+        self._copies: list[tuple[_Pending, _Pending]] = []  # (item, the earlier item with its value key)
+
+    def same_as_earlier(self, item: _Pending) -> bool:
+        """True (and ``item`` will take that value) when an item with ``item``'s value key came before."""
+        first = self._first_of_key.setdefault(item.value_key, item)
+        if first is not item:
+            self._copies.append((item, first))
+        return first is not item
+
+    def drop(self, items: list[_Pending]) -> None:
+        """Forget ``items`` (their output is unreadable) so that no later item copies their value."""
+        for item in items:
+            if self._first_of_key.get(item.value_key) is item:
+                del self._first_of_key[item.value_key]
 
     def _sized(self, spec: MetricSpec, image: np.ndarray, key: tuple) -> np.ndarray:
         if spec.size is None:
@@ -266,15 +293,20 @@ class _Work:
         region = self._sized(spec, reference_cache["region"], case + ("region",))
         keep = metric_region(region, spec.region)
         if spec.measure in ("psnr", "ssim"):
-            if spec.measure == "psnr":
+            algorithm = spec.param("algorithm", "scikit-image")
+            if spec.measure == "ssim" and algorithm == "torchmetrics":
+                view = region_view(output, reference, keep, spec.region_mode)
+                if view is not None and view[2] is not None:
+                    raise ValueError("torchmetrics' SSIM has no masked mode")
+                if view is not None:
+                    self.ssim_jobs.append((item, view[0], view[1]))
+                    return
+                self.values[item] = math.nan
+            elif spec.measure == "psnr":
                 self.values[item] = pixel.psnr(output, reference, keep, spec.region_mode)
             else:
-                self.values[item] = pixel.ssim(output, reference, keep, spec.region_mode,
-                                               spec.param("algorithm", "scikit-image"))
-            if math.isnan(self.values[item]):
-                self.reasons[item] = (f"the {spec.region} region is empty at this size"
-                                      + (" or too small for SSIM's window" if spec.measure == "ssim" else "")
-                                      + self._crop_note(spec))
+                self.values[item] = pixel.ssim(output, reference, keep, spec.region_mode, algorithm)
+            self._note_nan(item, spec)
             return
         view = region_view(output, reference, keep, spec.region_mode)
         if view is None:
@@ -295,12 +327,42 @@ class _Work:
             other_key = self._embed_key(model, "image", reference_view)
         self.embed_jobs.append((item, model, output_key, other_key))
 
+    def _note_nan(self, item: _Pending, spec: MetricSpec) -> None:
+        if math.isnan(self.values[item]):
+            self.reasons[item] = (f"the {spec.region} region is empty at this size"
+                                  + (" or too small for SSIM's window" if spec.measure == "ssim" else "")
+                                  + self._crop_note(spec))
+
+    def compute_pixel_batches(self) -> None:
+        """The torchmetrics SSIM values of the chunk, in one batch per image size."""
+        values = pixel.ssim_torchmetrics_many([(output, reference) for _, output, reference in self.ssim_jobs])
+        for (item, _, _), value in zip(self.ssim_jobs, values):
+            self.values[item] = value
+            self._note_nan(item, self.scorer.specs[item.metric])
+        self.ssim_jobs = []
+
+    def finish(self) -> list[MetricValue]:
+        """Run the model calls (``run``), store the new values in the cache and return every value."""
+        self.run()
+        for item, value in self.values.items():
+            if item not in self.reasons:
+                # A NaN with a reason (too small, empty region) is cheap to find again: not cached.
+                self.scorer.cache.put(item.value_key, np.float64(value))
+        for item, first in self._copies:
+            self.values[item] = self.values[first]
+            if first in self.reasons:
+                self.reasons[item] = self.reasons[first]
+        return [MetricValue(item.case_id, item.mask_type, item.metric, value, "ok", self.reasons.get(item, ""))
+                for item, value in self.values.items()]
+
     @staticmethod
     def _crop_note(spec: MetricSpec) -> str:
         return (", or one pixel wide or tall (SmartEdit's crop drops the box's last row and column)"
                 if spec.region_mode == "smartedit_crop" else "")
 
     def run(self) -> None:
+        from fsmi_bench.metrics.clip_metric import clip_t, cosine  # torch: imported only when something is new
+
         features = {}
         for model, requests in self.embed_requests.items():
             features.update(self._encode(model, requests))

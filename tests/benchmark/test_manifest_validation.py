@@ -110,3 +110,36 @@ def test_run_refuses_a_case_id_that_leaves_the_run_folder(cli, pristine, tmp_pat
     assert result.exit_code == 2 and "case_id '../../escaped'" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "a").exists()
+
+
+def test_a_chain_of_loads_reads_each_file_once_and_still_sees_changes(pristine, tmp_path, monkeypatch):
+    """Inside ``verify_each_file_once`` (fsmi quickstart) an unchanged benchmark is read and hashed once; a file
+    or a manifest changed in between is seen at the next load, as outside it."""
+    import shutil
+
+    import fsmi_bench.benchmark.manifest as manifest_module
+    from fsmi_bench.benchmark.manifest import verify_each_file_once
+    from fsmi_bench.errors import IntegrityError
+
+    bench = tmp_path / "bench"
+    shutil.copytree(pristine, bench)
+    hashed = []
+    real = manifest_module.sha256_file
+    monkeypatch.setattr(manifest_module, "sha256_file", lambda path: hashed.append(path) or real(path))
+    with verify_each_file_once():
+        first = load_benchmark(bench)
+        count = len(hashed)
+        again = load_benchmark(bench)
+        assert len(hashed) == count > 0 and again.rows == first.rows and again.manifest_sha256 == first.manifest_sha256
+        scene = bench / first.rows[0].scene
+        scene.write_bytes(scene.read_bytes() + b"\0")  # a changed file: hashed again, and refused
+        with pytest.raises(IntegrityError, match="no longer matches"):
+            load_benchmark(bench)
+    rows = [json.loads(line) for line in (bench / MANIFEST_NAME).read_text().splitlines()]
+    with verify_each_file_once():
+        assert load_benchmark(bench, verify=False).rows[0].instruction == rows[0]["instruction"]
+        for row in rows:
+            if row["case_id"] == rows[0]["case_id"]:
+                row["instruction"] = "a new instruction"
+        (bench / MANIFEST_NAME).write_text("".join(json.dumps(row) + "\n" for row in rows))
+        assert load_benchmark(bench, verify=False).rows[0].instruction == "a new instruction"

@@ -33,13 +33,32 @@ def test_chain_writes_results_report_and_plots(done):
     assert list((config.out / "plots").glob("*.png"))
 
 
-def test_rerun_reuses_everything_and_gives_the_same_report(done):
+def test_rerun_reuses_everything_and_gives_the_same_report(done, monkeypatch):
+    from fsmi_bench.report import make_report
+
     config, result = done
     outputs = sorted((config.out / "runs" / "inpaint" / "outputs").rglob("*.png"))
-    stamps = [p.stat().st_mtime_ns for p in outputs]
+    written = [*outputs, *result.results, *(path.with_suffix(".csv") for path in result.results), result.report,
+               *result.plots, config.leaderboard]
+    stamps = [p.stat().st_mtime_ns for p in written]
+    made = []
+    monkeypatch.setattr(make_report, "make_report", lambda report_config: made.append(report_config))
     again = quickstart(config)
-    assert again.report_text == result.report_text
-    assert [p.stat().st_mtime_ns for p in outputs] == stamps  # nothing redone
+    assert again.report_text == result.report_text and again.plots == result.plots
+    assert again.messages == result.messages
+    assert [p.stat().st_mtime_ns for p in written] == stamps and made == []  # nothing redone, nothing rewritten
+
+
+def test_a_report_is_made_again_when_a_plot_is_gone_or_the_command_changed(done, tmp_path):
+    config, result = done
+    result.plots[0].unlink()
+    again = quickstart(config)
+    assert result.plots[0].is_file() and again.report_text == result.report_text
+    board = config.leaderboard.read_text()
+    quickstart(QuickstartConfig(**{**config.__dict__, "command": "fsmi quickstart --a-new-command"}))
+    assert config.leaderboard.read_text() != board and "--a-new-command" in config.leaderboard.read_text()
+    quickstart(config)
+    assert config.leaderboard.read_text() == board
 
 
 def test_leaderboard_passes_compare_until_a_number_moves(done, tmp_path):

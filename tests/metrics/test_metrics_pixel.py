@@ -143,7 +143,9 @@ def test_paper_ssim_is_torchmetrics_default_ssim_in_float32():
              (smooth, np.clip(smooth.astype(int) + rng.integers(-2, 3, smooth.shape), 0, 255).astype(np.uint8))]
     as_tensor = lambda image: torch.tensor(image.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
     for output, reference in pairs:
-        expected = float(StructuralSimilarityIndexMeasure(data_range=1.0)(as_tensor(reference), as_tensor(output)))
+        with _torch_threads(pixel.SUMMED_AS_THREADS):  # torch's mean moves in its last bit with the threads
+            expected = float(StructuralSimilarityIndexMeasure(data_range=1.0)(as_tensor(reference),
+                                                                              as_tensor(output)))
         assert pixel.ssim_torchmetrics(output, reference) == expected
         assert pixel.ssim(output, reference, np.ones(output.shape[:2], bool), "whole", "torchmetrics") == expected
     assert math.isnan(pixel.ssim_torchmetrics(*_images(9, height=5, width=40)[:2]))
@@ -168,3 +170,32 @@ def test_smartedit_box_leaves_out_the_last_row_and_column():
     thin[4, 2:9] = True  # one pixel tall: SmartEdit's crop is empty, the metric NaN
     assert region_view(image, image, thin, "smartedit_crop") is None
     assert smartedit_box(np.zeros((3, 3), dtype=bool)) is None
+
+
+class _torch_threads:
+    def __init__(self, count):
+        self.count, self.previous = count, torch.get_num_threads()
+
+    def __enter__(self):
+        torch.set_num_threads(self.count)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.previous)
+
+
+def test_torch_ssim_is_the_same_on_any_thread_count_in_batches_and_in_threads():
+    """The value does not move with torch's thread count (torchmetrics' own does, in its last bit), is
+    the same for a pair alone or in a batch, and several threads may compute it at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [_images(seed, height=200, width=190)[:2] for seed in range(4)]
+    pairs += [_images(4, height=300, width=200)[:2], _images(5, height=5, width=9)[:2], _images(6)[:2]]
+    alone = [pixel.ssim_torchmetrics(output, reference) for output, reference in pairs]
+    for threads in (1, 3):
+        with _torch_threads(threads):
+            assert [pixel.ssim_torchmetrics(output, reference) for output, reference in pairs] == alone
+            assert torch.get_num_threads() == threads  # restored for the caller
+    assert pixel.ssim_torchmetrics_many(pairs) == alone
+    assert math.isnan(alone[5]) and not any(math.isnan(value) for value in alone[:5] + alone[6:])
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda pair: pixel.ssim_torchmetrics(*pair), pairs * 3)) == alone * 3
