@@ -93,18 +93,6 @@ def short_spec(metric: str, spec: str) -> str:
     return f"{metric} = {', '.join(parts)}"
 
 
-def format_spec(spec: str) -> str:
-    """A metric spec (JSON) as ``key=value; ...`` so that it reads (and line-breaks) in a footnote; its
-    ``fsmi_choices`` have notes of their own (``fsmi_choice_notes``)."""
-    try:
-        parsed = json.loads(spec)
-    except (json.JSONDecodeError, TypeError):
-        return spec
-    if not isinstance(parsed, dict):
-        return spec
-    return "; ".join(f"{key}={parsed[key]}" for key in sorted(parsed) if key != "fsmi_choices")
-
-
 def _span(counts: set[int]) -> str:
     return str(min(counts)) if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
 
