@@ -32,14 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fsmi_bench.errors import IntegrityError
-from fsmi_bench.io import atomic_write_text
+from fsmi_bench.io import atomic_write_text, sha256_file
 from fsmi_bench.metrics.http_download import (
     DEFAULT_MAX_BYTES,
     DownloadError,
     Expected,
     _git_blob_sha1,
     _head,
-    _sha256,
     download,
 )
 from fsmi_bench.metrics.weights import _hf_cache_root, _torch_cache_root
@@ -275,7 +274,7 @@ def fetch_hub_files(name: str, source: HubFiles, record: dict, progress: bool = 
         snapshot_file = repo_folder / "snapshots" / commit / filename
         downloaded = False
         if blob.is_file():
-            sha256 = _sha256(blob)
+            sha256 = sha256_file(blob)
             expected.check(sha256, _git_blob_sha1(blob) if expected.git_sha1 else "", url)
         else:
             sha256 = download(url, blob, expected, progress)
@@ -302,7 +301,7 @@ def fetch_torchvision_file(name: str, source: TorchvisionFile, record: dict, pro
     destination = _torch_cache_root() / source.filename
     downloaded = False
     if destination.is_file():
-        sha256 = _sha256(destination)
+        sha256 = sha256_file(destination)
         expected.check(sha256, "", str(destination))
     else:
         sha256 = download(url, destination, expected, progress)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fsmi_bench.errors import FsmiError, IntegrityError
+from fsmi_bench.io import sha256_file
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60
@@ -101,14 +102,6 @@ def _git_blob_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(url: str, destination: Path, expected: Expected, progress: bool = True) -> str:
     """Download ``url`` to ``destination`` through ``destination.incomplete`` (resumed if present), check
     it against ``expected``, then rename it into place. Returns its sha256.
@@ -134,7 +127,7 @@ def download(url: str, destination: Path, expected: Expected, progress: bool = T
         else:
             raise DownloadError(f"{url}: the connection ended before the file did {ATTEMPTS} times (at {reached} "
                                 "bytes); run the same command again to resume")
-        sha256 = _sha256(partial)
+        sha256 = sha256_file(partial)
         expected.check(sha256, _git_blob_sha1(partial) if expected.git_sha1 else "", url)
     except IntegrityError:
         partial.unlink(missing_ok=True)
